@@ -1,0 +1,54 @@
+//! `jobline`: the edge worker and operator CLI.
+
+mod commands;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "jobline",
+    version,
+    about = "Durable job pipeline: edge worker and operator CLI"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply pending schema migrations (a no-op when up to date).
+    Migrate,
+    /// Create a few jobs and drive them to `completed` through the store.
+    Demo(commands::demo::DemoArgs),
+    /// Counts by status, oldest pending age, dead letter, p50/p95.
+    Stats(commands::ops::StatsArgs),
+    /// Release claims whose heartbeat timed out.
+    ReleaseStale,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match jobline::Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jobline: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    jobline::telemetry::init(&config);
+    let outcome = match cli.command {
+        Command::Migrate => commands::ops::migrate(&config).await,
+        Command::Demo(args) => commands::demo::run(&config, args).await,
+        Command::Stats(args) => commands::ops::stats(&config, args).await,
+        Command::ReleaseStale => commands::ops::release_stale(&config).await,
+    };
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jobline: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! One typed configuration, read from the environment once at start.
+//!
+//! Every variable has a documented default (see README.md, "Configuration");
+//! an invalid value stops the process with an error that names the variable.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+use crate::domain::retry::RetryPolicy;
+
+/// A bad configuration value: which variable, what it held, what was wrong.
+#[derive(Debug, Error)]
+#[error("invalid {var}={value:?}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub value: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, value: &str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            value: value.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DATABASE_URL`. `None` only for commands that start their own Postgres.
+    pub database_url: Option<String>,
+    /// `JOBLINE_POOL_SIZE` (default 10): connections per process.
+    pub pool_size: usize,
+    /// `JOBLINE_QUEUE_NAME` (default `generation_jobs`).
+    pub queue_name: String,
+    /// `JOBLINE_HEARTBEAT_INTERVAL_SECONDS` (default 10).
+    pub heartbeat_interval: Duration,
+    /// `JOBLINE_HEARTBEAT_TIMEOUT_SECONDS` (default 60): a claim without a
+    /// heartbeat for this long is released.
+    pub heartbeat_timeout: Duration,
+    /// `JOBLINE_BACKOFF_BASE_SECONDS` (2), `JOBLINE_BACKOFF_MAX_SECONDS` (600).
+    pub retry: RetryPolicy,
+    /// `JOBLINE_MAX_ATTEMPTS` (default 5): per-job default.
+    pub max_attempts: i32,
+    /// `JOBLINE_MAX_BODY_BYTES` (default 256 KiB).
+    pub max_body_bytes: usize,
+    /// `JOBLINE_ADMIN_KEY`: bootstrap key for tenant `default`, all scopes.
+    pub admin_key: Option<String>,
+    /// `JOBLINE_LOG` or `RUST_LOG` (default `info`).
+    pub log_filter: String,
+    /// `JOBLINE_LOG_FORMAT`: `json` or `pretty` (default `json`).
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads configuration through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(&lookup);
+        let heartbeat_interval = env.seconds("JOBLINE_HEARTBEAT_INTERVAL_SECONDS", 10)?;
+        let heartbeat_timeout = env.seconds("JOBLINE_HEARTBEAT_TIMEOUT_SECONDS", 60)?;
+        if heartbeat_timeout <= heartbeat_interval {
+            return Err(ConfigError::new(
+                "JOBLINE_HEARTBEAT_TIMEOUT_SECONDS",
+                &heartbeat_timeout.as_secs().to_string(),
+                "must be longer than JOBLINE_HEARTBEAT_INTERVAL_SECONDS",
+            ));
+        }
+        let base = env.seconds("JOBLINE_BACKOFF_BASE_SECONDS", 2)?;
+        let cap = env.seconds("JOBLINE_BACKOFF_MAX_SECONDS", 600)?;
+        if cap < base {
+            return Err(ConfigError::new(
+                "JOBLINE_BACKOFF_MAX_SECONDS",
+                &cap.as_secs().to_string(),
+                "must be at least JOBLINE_BACKOFF_BASE_SECONDS",
+            ));
+        }
+        let log_format = match env.get("JOBLINE_LOG_FORMAT").as_deref() {
+            None | Some("json") => LogFormat::Json,
+            Some("pretty") => LogFormat::Pretty,
+            Some(other) => {
+                return Err(ConfigError::new(
+                    "JOBLINE_LOG_FORMAT",
+                    other,
+                    "expected `json` or `pretty`",
+                ));
+            }
+        };
+        let queue_name = env
+            .get("JOBLINE_QUEUE_NAME")
+            .unwrap_or_else(|| "generation_jobs".into());
+        if queue_name.is_empty()
+            || queue_name.len() > 80
+            || !queue_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError::new(
+                "JOBLINE_QUEUE_NAME",
+                &queue_name,
+                "1-80 characters of A-Z, a-z, 0-9, '_' or '-'",
+            ));
+        }
+        let admin_key = env.get("JOBLINE_ADMIN_KEY").filter(|k| !k.is_empty());
+        if let Some(key) = &admin_key
+            && key.len() < 16
+        {
+            return Err(ConfigError::new(
+                "JOBLINE_ADMIN_KEY",
+                "(hidden)",
+                "must be at least 16 characters",
+            ));
+        }
+        Ok(Self {
+            database_url: env.get("DATABASE_URL").filter(|u| !u.is_empty()),
+            pool_size: env.number("JOBLINE_POOL_SIZE", 10, 1, 1000)?,
+            queue_name,
+            heartbeat_interval,
+            heartbeat_timeout,
+            retry: RetryPolicy::new(base, cap),
+            max_attempts: env.number("JOBLINE_MAX_ATTEMPTS", 5, 1, 100)?,
+            max_body_bytes: env.number("JOBLINE_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024)?,
+            admin_key,
+            log_filter: env
+                .get("JOBLINE_LOG")
+                .or_else(|| env.get("RUST_LOG"))
+                .unwrap_or_else(|| "info".into()),
+            log_format,
+        })
+    }
+
+    /// `DATABASE_URL`, or an error naming it.
+    pub fn require_database_url(&self) -> Result<&str, ConfigError> {
+        self.database_url
+            .as_deref()
+            .ok_or_else(|| ConfigError::new("DATABASE_URL", "", "is required (a postgres:// URL)"))
+    }
+}
+
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name).map(|v| v.trim().to_owned())
+    }
+
+    fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    where
+        T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+    {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        let value: T = raw
+            .parse()
+            .map_err(|_| ConfigError::new(name, &raw, "not a whole number"))?;
+        if value < min || value > max {
+            return Err(ConfigError::new(
+                name,
+                &raw,
+                format!("must be between {min} and {max}"),
+            ));
+        }
+        Ok(value)
+    }
+
+    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.number(name, default, 1, 7 * 24 * 3600)
+            .map(Duration::from_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_apply_when_nothing_is_set() {
+        let c = config(&[]).expect("defaults are valid");
+        assert_eq!(c.pool_size, 10);
+        assert_eq!(c.queue_name, "generation_jobs");
+        assert_eq!(c.heartbeat_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.max_body_bytes, 262_144);
+        assert_eq!(c.log_format, LogFormat::Json);
+        assert!(c.database_url.is_none());
+    }
+
+    #[test]
+    fn a_bad_number_names_its_variable() {
+        let err = config(&[("JOBLINE_POOL_SIZE", "many")]).unwrap_err();
+        assert_eq!(err.var, "JOBLINE_POOL_SIZE");
+        assert!(err.to_string().contains("JOBLINE_POOL_SIZE"), "{err}");
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        assert_eq!(
+            config(&[("JOBLINE_POOL_SIZE", "0")]).unwrap_err().var,
+            "JOBLINE_POOL_SIZE"
+        );
+        assert_eq!(
+            config(&[("JOBLINE_MAX_ATTEMPTS", "1000")]).unwrap_err().var,
+            "JOBLINE_MAX_ATTEMPTS"
+        );
+    }
+
+    #[test]
+    fn heartbeat_timeout_must_exceed_interval() {
+        let err = config(&[
+            ("JOBLINE_HEARTBEAT_INTERVAL_SECONDS", "30"),
+            ("JOBLINE_HEARTBEAT_TIMEOUT_SECONDS", "30"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "JOBLINE_HEARTBEAT_TIMEOUT_SECONDS");
+    }
+
+    #[test]
+    fn log_format_and_queue_name_are_checked() {
+        assert_eq!(
+            config(&[("JOBLINE_LOG_FORMAT", "xml")]).unwrap_err().var,
+            "JOBLINE_LOG_FORMAT"
+        );
+        assert_eq!(
+            config(&[("JOBLINE_QUEUE_NAME", "a b")]).unwrap_err().var,
+            "JOBLINE_QUEUE_NAME"
+        );
+        let c = config(&[("JOBLINE_LOG_FORMAT", "pretty"), ("RUST_LOG", "debug")]).expect("valid");
+        assert_eq!(c.log_format, LogFormat::Pretty);
+        assert_eq!(c.log_filter, "debug");
+    }
+
+    #[test]
+    fn a_short_admin_key_is_refused_without_echoing_it() {
+        let err = config(&[("JOBLINE_ADMIN_KEY", "short")]).unwrap_err();
+        assert_eq!(err.var, "JOBLINE_ADMIN_KEY");
+        assert!(!err.to_string().contains("short"));
+    }
+}

@@ -1,0 +1,11 @@
+//! The domain: jobs, their status machine, the retry policy and the clock.
+
+pub mod clock;
+pub mod job;
+pub mod retry;
+pub mod status;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use job::{Job, JobEvent, NewJob, Priority};
+pub use retry::{FailureKind, NextStep, RetryPolicy};
+pub use status::JobStatus;

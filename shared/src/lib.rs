@@ -1,0 +1,32 @@
+//! jobline: a durable job pipeline for serverless back ends.
+//!
+//! Everything the binaries run lives here: the domain ([`domain`]), the
+//! Postgres store ([`store`]), configuration ([`config`]) and logging
+//! ([`telemetry`]). The binaries in `functions/` and `edge-worker/` only wire
+//! these together. See `docs/architecture.md`.
+
+pub mod config;
+pub mod domain;
+pub mod store;
+pub mod telemetry;
+
+pub use config::{Config, ConfigError};
+pub use domain::{Job, JobStatus, NewJob};
+pub use store::{Store, StoreError, StoreSettings};
+
+/// Connects the store described by `config` (the pool is lazy: nothing
+/// connects until first use).
+pub fn connect(config: &Config) -> Result<Store, StartError> {
+    let url = config.require_database_url()?;
+    let pool = store::pool::build(&store::pool::PoolOptions::new(url, config.pool_size))?;
+    Ok(Store::new(pool, StoreSettings::from_config(config)))
+}
+
+/// Errors that stop a process at start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,154 @@
+//! Claiming jobs and keeping a claim alive.
+
+use chrono::{DateTime, Utc};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::{Store, StoreError, sql};
+use crate::domain::{Job, JobStatus};
+
+/// The fencing token of a claim: the job and the attempt it is on. Only the
+/// holder of the current token can heartbeat, complete or fail the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClaimToken {
+    pub job_id: Uuid,
+    pub attempt: i32,
+}
+
+/// A job this worker now holds.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub job: Job,
+    pub worker: String,
+}
+
+impl Claim {
+    pub fn token(&self) -> ClaimToken {
+        ClaimToken {
+            job_id: self.job.id,
+            attempt: self.job.attempts,
+        }
+    }
+}
+
+/// What claiming one job by id came to.
+#[derive(Debug, Clone)]
+pub enum ClaimByIdOutcome {
+    Claimed(Box<Claim>),
+    /// No such job: drop the message.
+    NotFound,
+    /// Completed, failed or cancelled: drop the message.
+    Done(JobStatus),
+    /// Not due until this time: delay the message (or drop it; the outbox
+    /// wakes the job again when it is due).
+    NotDue(DateTime<Utc>),
+    /// Another worker holds it: drop the message.
+    ClaimedElsewhere {
+        by: Option<String>,
+    },
+    /// It was claimable a moment ago and someone else just took or changed
+    /// it: drop the message.
+    Contended,
+}
+
+/// What a heartbeat learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatOutcome {
+    /// The claim is renewed.
+    Alive,
+    /// The job was cancelled: stop working on it.
+    Cancelled,
+    /// The claim is gone (released as stale, or the job moved on): stop; any
+    /// complete or fail from this claim will change nothing.
+    Lost,
+}
+
+impl Store {
+    /// Claims up to `limit` due jobs, highest priority first.
+    #[instrument(skip(self, types), fields(worker = worker))]
+    pub async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        types: Option<&[String]>,
+    ) -> Result<Vec<Claim>, StoreError> {
+        let client = self.client().await?;
+        let now = self.now();
+        let types: Option<Vec<String>> = types.map(<[String]>::to_vec);
+        let rows = sql::CLAIM_BATCH
+            .query(&**client, &[&now, &worker.to_owned(), &i64::from(limit), &types])
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Job::from_row(row).map(|job| Claim {
+                    job,
+                    worker: worker.to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::from_db("claim_batch", e))
+    }
+
+    /// Claims the one job a queue message points at, or says why not.
+    #[instrument(skip(self), fields(job_id = %id, worker = worker))]
+    pub async fn claim_by_id(&self, worker: &str, id: Uuid) -> Result<ClaimByIdOutcome, StoreError> {
+        let now = self.now();
+        let rows = {
+            let client = self.client().await?;
+            sql::CLAIM_BY_ID
+                .query(&**client, &[&now, &worker.to_owned(), &id])
+                .await?
+        };
+        if let Some(row) = rows.first() {
+            let job = Job::from_row(row).map_err(|e| StoreError::from_db("claim_by_id", e))?;
+            return Ok(ClaimByIdOutcome::Claimed(Box::new(Claim {
+                job,
+                worker: worker.to_owned(),
+            })));
+        }
+        let Some(job) = self.get_any(id).await? else {
+            return Ok(ClaimByIdOutcome::NotFound);
+        };
+        Ok(match job.status {
+            s if s.is_terminal() => ClaimByIdOutcome::Done(s),
+            JobStatus::Processing => ClaimByIdOutcome::ClaimedElsewhere { by: job.locked_by },
+            _ if job.run_after > now => ClaimByIdOutcome::NotDue(job.run_after),
+            _ => ClaimByIdOutcome::Contended,
+        })
+    }
+
+    /// Renews the claim; records `stage` and `progress` (0-100) when given.
+    #[instrument(skip(self, stage), fields(job_id = %token.job_id, attempt = token.attempt))]
+    pub async fn heartbeat(
+        &self,
+        token: ClaimToken,
+        stage: Option<&str>,
+        progress: Option<f32>,
+    ) -> Result<HeartbeatOutcome, StoreError> {
+        let now = self.now();
+        let progress = progress.map(|p| p.clamp(0.0, 100.0));
+        let renewed = {
+            let client = self.client().await?;
+            !sql::HEARTBEAT
+                .query(
+                    &**client,
+                    &[
+                        &now,
+                        &token.job_id,
+                        &token.attempt,
+                        &stage.map(str::to_owned),
+                        &progress,
+                    ],
+                )
+                .await?
+                .is_empty()
+        };
+        if renewed {
+            return Ok(HeartbeatOutcome::Alive);
+        }
+        Ok(match self.get_any(token.job_id).await? {
+            Some(job) if job.status == JobStatus::Cancelled => HeartbeatOutcome::Cancelled,
+            _ => HeartbeatOutcome::Lost,
+        })
+    }
+}

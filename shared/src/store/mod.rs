@@ -1,0 +1,119 @@
+//! The Postgres job store: every operation of the job lifecycle.
+//!
+//! Each state change is one guarded statement (compare-and-set on `status`
+//! and, for a claim holder, on `attempts`, the fencing token) that writes its
+//! `job_events` row — and an outbox row when the job needs a wake-up — in the
+//! same statement, so in the same transaction. Zero rows means "the job is not
+//! in the state this change needs": the caller gets a typed answer, never a
+//! half-applied change. The SQL lives in `store/sql/`, one file per operation.
+
+mod claim;
+mod error;
+mod jobs;
+mod lifecycle;
+pub mod migrate;
+pub mod pool;
+mod sql;
+mod stats;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+
+pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
+pub use error::StoreError;
+pub use jobs::{Created, JobFilter, JobPage, PageCursor};
+pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Settled};
+pub use stats::Stats;
+
+use crate::domain::{Clock, RetryPolicy, SystemClock};
+
+/// What the store needs to know about the deployment.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Queue name written into outbox rows.
+    pub queue_name: String,
+    pub retry: RetryPolicy,
+    /// Attempts a job gets when its create request does not say.
+    pub default_max_attempts: i32,
+    /// How long the relay leaves a fresh outbox row to the process that
+    /// created it (which publishes right after commit) before taking over.
+    pub outbox_grace: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            queue_name: "generation_jobs".into(),
+            retry: RetryPolicy::default(),
+            default_max_attempts: 5,
+            outbox_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+impl StoreSettings {
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            queue_name: config.queue_name.clone(),
+            retry: config.retry,
+            default_max_attempts: config.max_attempts,
+            ..Self::default()
+        }
+    }
+}
+
+/// The job store. Cheap to clone: clones share the pool.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+    clock: Arc<dyn Clock>,
+    settings: Arc<StoreSettings>,
+}
+
+impl Store {
+    pub fn new(pool: Pool, settings: StoreSettings) -> Self {
+        Self::with_clock(pool, settings, Arc::new(SystemClock))
+    }
+
+    /// A store whose notion of "now" comes from `clock` (tests move a manual one).
+    pub fn with_clock(pool: Pool, settings: StoreSettings, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            pool,
+            clock,
+            settings: Arc::new(settings),
+        }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn settings(&self) -> &StoreSettings {
+        &self.settings
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// `SELECT 1` through the pool: is Postgres reachable?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .simple_query("SELECT 1")
+            .await
+            .map_err(|e| StoreError::from_db("ping", e))?;
+        Ok(())
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(StoreError::from_pool)
+    }
+
+    fn outbox_due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.settings.outbox_grace).unwrap_or_default()
+    }
+}

@@ -1,0 +1,154 @@
+//! The statements of `store/sql/`, each with the types of its parameters.
+//!
+//! Statements run with `query_typed`: one round trip, an unnamed statement,
+//! no prepared-statement state left on the connection, so a pooler in
+//! transaction mode (PgBouncer) can hand the connection to anyone after.
+
+use std::sync::LazyLock;
+
+use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::{GenericClient, Row};
+
+use super::StoreError;
+
+/// What `JOB_COLUMNS` stands for in the files: every column of `jobs`, the
+/// status enum cast to text (an enum in a result would make the driver look
+/// its type up with a prepared statement, mid-query).
+const JOB_COLUMNS: &str = "id, tenant_id, job_type, status::text AS status, priority, payload, attempts, \
+    max_attempts, run_after, correlation_id, idempotency_key, request_hash, stage, progress, result, \
+    result_uri, failure_reason, error_code, initiated_by, locked_by, heartbeat_at, created_at, \
+    updated_at, started_at, completed_at";
+
+#[derive(Debug)]
+pub(crate) struct Statement {
+    pub name: &'static str,
+    pub text: LazyLock<String>,
+    pub types: &'static [Type],
+}
+
+pub(crate) fn expand(raw: &str) -> String {
+    raw.replace("JOB_COLUMNS", JOB_COLUMNS)
+}
+
+macro_rules! statement {
+    ($name:ident = $file:literal, [$($ty:ident),* $(,)?]) => {
+        pub(crate) static $name: Statement = Statement {
+            name: $file,
+            text: LazyLock::new(|| expand(include_str!(concat!("sql/", $file, ".sql")))),
+            types: &[$(Type::$ty),*],
+        };
+    };
+}
+
+statement!(
+    CREATE_JOBS = "create_jobs",
+    [
+        TIMESTAMPTZ,
+        TEXT,
+        TEXT,
+        TIMESTAMPTZ,
+        UUID_ARRAY,
+        TEXT_ARRAY,
+        JSONB_ARRAY,
+        INT2_ARRAY,
+        TIMESTAMPTZ_ARRAY,
+        INT4_ARRAY,
+        TEXT_ARRAY,
+        TEXT_ARRAY,
+        TEXT_ARRAY,
+        TEXT_ARRAY,
+    ]
+);
+statement!(FIND_BY_KEYS = "find_by_keys", [TEXT, TEXT_ARRAY]);
+statement!(GET_JOB = "get_job", [UUID, TEXT]);
+statement!(
+    LIST_JOBS = "list_jobs",
+    [TEXT, TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8]
+);
+statement!(JOB_TIMELINE = "job_timeline", [UUID, TEXT]);
+statement!(CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY]);
+statement!(CLAIM_BY_ID = "claim_by_id", [TIMESTAMPTZ, TEXT, UUID]);
+statement!(HEARTBEAT = "heartbeat", [TIMESTAMPTZ, UUID, INT4, TEXT, FLOAT4]);
+statement!(
+    COMPLETE = "complete",
+    [TIMESTAMPTZ, UUID, INT4, JSONB, TEXT, TEXT]
+);
+statement!(
+    FAIL = "fail",
+    [TIMESTAMPTZ, UUID, INT4, TEXT, TIMESTAMPTZ, TEXT, TEXT, TEXT, TEXT]
+);
+statement!(CANCEL = "cancel", [TIMESTAMPTZ, UUID, TEXT, TEXT]);
+statement!(
+    RETRY = "retry",
+    [TIMESTAMPTZ, UUID, TEXT, TEXT, INT4, TEXT, TEXT, TIMESTAMPTZ]
+);
+statement!(
+    RELEASE_STALE = "release_stale",
+    [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TEXT]
+);
+statement!(STATS = "stats", [TEXT, TIMESTAMPTZ]);
+
+impl Statement {
+    pub(crate) async fn query<C: GenericClient + Sync>(
+        &self,
+        client: &C,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        assert_eq!(
+            params.len(),
+            self.types.len(),
+            "statement {} takes {} parameters",
+            self.name,
+            self.types.len()
+        );
+        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+            .iter()
+            .zip(self.types)
+            .map(|(value, ty)| (*value, ty.clone()))
+            .collect();
+        client
+            .query_typed(&self.text, &typed)
+            .await
+            .map_err(|e| StoreError::from_db(self.name, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$n` a statement uses has a declared type, and every declared
+    /// type is used.
+    #[test]
+    fn each_statement_declares_exactly_the_parameters_it_uses() {
+        for st in [
+            &CREATE_JOBS,
+            &FIND_BY_KEYS,
+            &GET_JOB,
+            &LIST_JOBS,
+            &JOB_TIMELINE,
+            &CLAIM_BATCH,
+            &CLAIM_BY_ID,
+            &HEARTBEAT,
+            &COMPLETE,
+            &FAIL,
+            &CANCEL,
+            &RETRY,
+            &RELEASE_STALE,
+            &STATS,
+        ] {
+            let mut highest = 0;
+            let text: &str = &st.text;
+            let bytes = text.as_bytes();
+            for (i, b) in bytes.iter().enumerate() {
+                if *b == b'$' {
+                    let digits: String = text[i + 1..].chars().take_while(char::is_ascii_digit).collect();
+                    if let Ok(n) = digits.parse::<usize>() {
+                        highest = highest.max(n);
+                    }
+                }
+            }
+            assert_eq!(highest, st.types.len(), "{} uses ${highest}", st.name);
+        }
+    }
+}

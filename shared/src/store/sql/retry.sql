@@ -1,0 +1,31 @@
+-- failed | cancelled → pending (an operator's retry or a dead-letter replay),
+-- with $5 fresh attempts on top of those spent (attempts never goes back: it
+-- is the fencing token), and a new message to publish.
+-- $1 now · $2 job id · $3 tenant or NULL · $4 actor · $5 extra attempts
+-- $6 event ('retried' | 'replayed') · $7 queue · $8 earliest relay time
+WITH target AS (
+    SELECT id, status AS from_status
+    FROM jobs
+    WHERE id = $2 AND ($3::text IS NULL OR tenant_id = $3)
+    FOR UPDATE
+),
+retried AS (
+    UPDATE jobs j
+    SET status = 'pending', run_after = $1, completed_at = NULL, updated_at = $1,
+        max_attempts = j.attempts + $5
+    FROM target
+    WHERE j.id = target.id AND target.from_status IN ('failed', 'cancelled')
+    RETURNING j.*, target.from_status
+),
+events AS (
+    INSERT INTO job_events (job_id, event, from_status, to_status, attempt, actor, at)
+    SELECT id, $6, from_status, 'pending', attempts, $4, $1 FROM retried
+),
+outbox_rows AS (
+    INSERT INTO outbox (job_id, queue, message, next_attempt_at, created_at, updated_at)
+    SELECT id, $7,
+           jsonb_build_object('jobId', id, 'timestamp', (extract(epoch FROM $1) * 1000)::bigint),
+           $8, $1, $1
+    FROM retried
+)
+SELECT JOB_COLUMNS FROM retried

@@ -1,0 +1,62 @@
+//! Queue health in numbers.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Store, StoreError, sql};
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    /// Every status, zero included.
+    pub by_status: BTreeMap<String, i64>,
+    pub total: i64,
+    /// How long the oldest due `pending` job has waited (0 when none waits).
+    pub oldest_pending_age_seconds: f64,
+    /// Failed jobs plus dead-lettered outbox rows.
+    pub dead_letter: i64,
+    pub dead_letter_jobs: i64,
+    pub dead_letter_outbox: i64,
+    /// Run time of jobs completed in the last 24 hours.
+    pub p50_seconds: Option<f64>,
+    pub p95_seconds: Option<f64>,
+}
+
+impl Store {
+    /// Stats for one tenant, or for all with `None`.
+    pub async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::STATS
+            .query(&**client, &[&tenant.map(str::to_owned), &self.now()])
+            .await?;
+        let row = rows
+            .first()
+            .ok_or_else(|| StoreError::Unavailable("stats returned no row".into()))?;
+        let err = |e| StoreError::from_db("stats", e);
+        let counts: serde_json::Value = row.try_get("by_status").map_err(err)?;
+        let mut by_status: BTreeMap<String, i64> = crate::domain::JobStatus::ALL
+            .iter()
+            .map(|s| (s.as_str().to_owned(), 0))
+            .collect();
+        if let Some(map) = counts.as_object() {
+            for (status, n) in map {
+                by_status.insert(status.clone(), n.as_i64().unwrap_or(0));
+            }
+        }
+        let durations: Option<Vec<Option<f64>>> = row.try_get("durations").map_err(err)?;
+        let durations = durations.unwrap_or_default();
+        let dead_letter_jobs: i64 = row.try_get("dead_letter_jobs").map_err(err)?;
+        let dead_letter_outbox: i64 = row.try_get("dead_letter_outbox").map_err(err)?;
+        let oldest: Option<f64> = row.try_get("oldest_pending_age_seconds").map_err(err)?;
+        Ok(Stats {
+            total: by_status.values().sum(),
+            by_status,
+            oldest_pending_age_seconds: oldest.unwrap_or(0.0).max(0.0),
+            dead_letter: dead_letter_jobs + dead_letter_outbox,
+            dead_letter_jobs,
+            dead_letter_outbox,
+            p50_seconds: durations.first().copied().flatten(),
+            p95_seconds: durations.get(1).copied().flatten(),
+        })
+    }
+}

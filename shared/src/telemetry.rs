@@ -1,0 +1,18 @@
+//! Logging: one subscriber per process, JSON by default (CloudWatch-friendly),
+//! `pretty` for people.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+/// Installs the global subscriber; a second call is a no-op.
+pub fn init(config: &Config) {
+    let filter = EnvFilter::try_new(&config.log_filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        LogFormat::Json => builder.json().with_current_span(true).try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}

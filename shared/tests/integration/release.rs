@@ -1,0 +1,153 @@
+use std::time::Duration;
+
+use jobline::domain::{JobStatus, NewJob};
+use jobline::store::{ClaimByIdOutcome, HeartbeatOutcome};
+use serde_json::json;
+
+use crate::support::test_db;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_silent_claim_goes_back_to_pending_with_heartbeat_timeout() {
+    let db = test_db().await;
+    let job = db
+        .store
+        .create("acme", NewJob::new("noop", json!({})))
+        .await
+        .expect("create")
+        .job;
+    let ClaimByIdOutcome::Claimed(claim) = db.store.claim_by_id("doomed", job.id).await.expect("claim")
+    else {
+        panic!("claimable")
+    };
+    db.advance(59);
+    assert_eq!(
+        db.store.release_stale(TIMEOUT, 100).await.expect("sweep").total(),
+        0,
+        "not stale yet"
+    );
+    db.advance(2);
+    let report = db.store.release_stale(TIMEOUT, 100).await.expect("sweep");
+    assert_eq!(report.requeued, [job.id]);
+    let job = db.store.get_any(job.id).await.expect("get").expect("found");
+    assert_eq!(job.status, JobStatus::Pending);
+    assert_eq!(job.error_code.as_deref(), Some("HEARTBEAT_TIMEOUT"));
+    assert!(
+        job.failure_reason
+            .as_deref()
+            .unwrap_or_default()
+            .contains("doomed")
+    );
+    assert_eq!(job.locked_by, None);
+    assert_eq!(
+        db.events(job.id).await,
+        ["created", "claimed", "heartbeat_released"]
+    );
+    // The dead worker wakes up: its claim is gone and its result is ignored.
+    assert_eq!(
+        db.store.heartbeat(claim.token(), None, None).await.expect("beat"),
+        HeartbeatOutcome::Lost
+    );
+    assert!(
+        db.store
+            .complete(&claim, Some(json!("zombie")), None)
+            .await
+            .expect("complete")
+            .is_stale()
+    );
+    // Another worker finishes it, exactly once.
+    let ClaimByIdOutcome::Claimed(fresh) = db.store.claim_by_id("healthy", job.id).await.expect("claim")
+    else {
+        panic!("claimable again")
+    };
+    assert_eq!(fresh.job.attempts, 2);
+    assert!(
+        !db.store
+            .complete(&fresh, None, None)
+            .await
+            .expect("complete")
+            .is_stale()
+    );
+}
+
+#[tokio::test]
+async fn heartbeats_keep_a_long_job_from_being_released() {
+    let db = test_db().await;
+    let job = db
+        .store
+        .create("acme", NewJob::new("noop", json!({})))
+        .await
+        .expect("create")
+        .job;
+    let ClaimByIdOutcome::Claimed(claim) = db.store.claim_by_id("w", job.id).await.expect("claim") else {
+        panic!("claimable")
+    };
+    for _ in 0..5 {
+        db.advance(30);
+        assert_eq!(
+            db.store.heartbeat(claim.token(), None, None).await.expect("beat"),
+            HeartbeatOutcome::Alive
+        );
+        assert_eq!(
+            db.store.release_stale(TIMEOUT, 100).await.expect("sweep").total(),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_silent_claim_on_its_last_attempt_fails_for_good() {
+    let db = test_db().await;
+    let job = db
+        .store
+        .create("acme", NewJob::new("noop", json!({})).max_attempts(1))
+        .await
+        .expect("create")
+        .job;
+    db.store.claim_by_id("w", job.id).await.expect("claim");
+    db.advance(120);
+    let report = db.store.release_stale(TIMEOUT, 100).await.expect("sweep");
+    assert_eq!(report.failed, [job.id]);
+    let job = db.store.get_any(job.id).await.expect("get").expect("found");
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error_code.as_deref(), Some("HEARTBEAT_TIMEOUT"));
+    assert!(job.completed_at.is_some());
+}
+
+#[tokio::test]
+async fn sweepers_racing_each_other_release_each_job_once() {
+    let db = test_db().await;
+    let news: Vec<NewJob> = (0..200).map(|i| NewJob::new("noop", json!({ "i": i }))).collect();
+    db.store.create_many("acme", news).await.expect("create");
+    assert_eq!(db.store.claim("w", 200, None).await.expect("claim").len(), 200);
+    db.advance(600);
+    let sweeps = (0..4).map(|_| {
+        let store = db.store.clone();
+        tokio::spawn(async move {
+            let mut total = 0;
+            loop {
+                let n = store.release_stale(TIMEOUT, 25).await.expect("sweep").total();
+                if n == 0 {
+                    return total;
+                }
+                total += n;
+            }
+        })
+    });
+    let mut released = 0;
+    for s in sweeps {
+        released += s.await.expect("task");
+    }
+    assert_eq!(released, 200);
+    assert_eq!(
+        db.count("SELECT count(*) FROM job_events WHERE event = 'heartbeat_released'")
+            .await,
+        200
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM jobs WHERE status = 'pending'")
+            .await,
+        200
+    );
+}

@@ -1,0 +1,215 @@
+use jobline::domain::{JobStatus, NewJob};
+use jobline::store::{ClaimByIdOutcome, JobFailure};
+use serde_json::json;
+
+use crate::support::test_db;
+
+#[tokio::test]
+async fn stats_count_statuses_waits_dead_letters_and_durations() {
+    let db = test_db().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(
+            db.store
+                .create("acme", NewJob::new("noop", json!({})))
+                .await
+                .expect("create")
+                .job
+                .id,
+        );
+    }
+    db.store
+        .create("globex", NewJob::new("noop", json!({})))
+        .await
+        .expect("other tenant");
+    // Two complete, after 4 s and 10 s of work.
+    for (id, secs) in [(ids[0], 4), (ids[1], 10)] {
+        let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w", id).await.expect("claim") else {
+            panic!("claimable")
+        };
+        db.advance(secs);
+        db.store.complete(&c, None, None).await.expect("complete");
+    }
+    // One fails for good, one is cancelled, one is running.
+    let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w", ids[2]).await.expect("claim") else {
+        panic!("claimable")
+    };
+    db.store
+        .fail(&c, &JobFailure::permanent("BAD", "no"))
+        .await
+        .expect("fail");
+    db.store
+        .cancel(Some("acme"), ids[3], "api")
+        .await
+        .expect("cancel");
+    db.store.claim_by_id("w", ids[4]).await.expect("claim");
+
+    let stats = db.store.stats(Some("acme")).await.expect("stats");
+    assert_eq!(stats.total, 5);
+    assert_eq!(stats.by_status["completed"], 2);
+    assert_eq!(stats.by_status["failed"], 1);
+    assert_eq!(stats.by_status["cancelled"], 1);
+    assert_eq!(stats.by_status["processing"], 1);
+    assert_eq!(stats.by_status["pending"], 0);
+    assert_eq!(stats.dead_letter, 1);
+    assert_eq!(stats.p50_seconds, Some(7.0));
+    assert!((stats.p95_seconds.expect("p95") - 9.7).abs() < 1e-9);
+
+    let all = db.store.stats(None).await.expect("stats");
+    assert_eq!(all.total, 6);
+    assert_eq!(all.by_status["pending"], 1);
+    // globex's job was created 14 s ago (clock time) and has waited since.
+    assert_eq!(all.oldest_pending_age_seconds, 14.0);
+}
+
+async fn columns(db: &crate::support::TestDb, view: &str) -> Vec<String> {
+    db.client
+        .query(
+            "SELECT column_name::text FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position",
+            &[&view],
+        )
+        .await
+        .expect("columns")
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_operator_views_have_their_columns_and_agree_with_the_jobs() {
+    let db = test_db().await;
+    let a = db
+        .store
+        .create("acme", NewJob::new("render", json!({})))
+        .await
+        .expect("create")
+        .job;
+    db.store
+        .create("acme", NewJob::new("render", json!({})))
+        .await
+        .expect("create");
+    let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w9", a.id).await.expect("claim") else {
+        panic!("claimable")
+    };
+    db.store
+        .heartbeat(c.token(), Some("encode"), Some(50.0))
+        .await
+        .expect("beat");
+
+    assert_eq!(
+        columns(&db, "job_queue_stats").await,
+        [
+            "job_type",
+            "status",
+            "jobs",
+            "oldest_created_at",
+            "oldest_age_seconds",
+            "delayed"
+        ]
+    );
+    for col in [
+        "stage",
+        "progress",
+        "running_seconds",
+        "heartbeat_age_seconds",
+        "locked_by",
+    ] {
+        assert!(
+            columns(&db, "running_jobs_monitor")
+                .await
+                .contains(&col.to_owned()),
+            "{col}"
+        );
+    }
+    assert_eq!(
+        columns(&db, "job_timing_stats").await,
+        [
+            "status",
+            "job_type",
+            "jobs",
+            "avg_seconds",
+            "p50_seconds",
+            "p95_seconds"
+        ]
+    );
+    assert_eq!(
+        columns(&db, "stage_distribution").await,
+        ["job_type", "status", "stage", "jobs", "avg_progress"]
+    );
+    for col in ["id", "error_code", "failure_reason", "failed_at"] {
+        assert!(
+            columns(&db, "dead_letter_jobs").await.contains(&col.to_owned()),
+            "{col}"
+        );
+    }
+
+    let row = db
+        .client
+        .query_one("SELECT locked_by, stage, progress FROM running_jobs_monitor", &[])
+        .await
+        .expect("one running job");
+    assert_eq!(row.get::<_, String>(0), "w9");
+    assert_eq!(row.get::<_, String>(1), "encode");
+    assert_eq!(row.get::<_, f32>(2), 50.0);
+    let pending: i64 = db
+        .client
+        .query_one(
+            "SELECT jobs FROM job_queue_stats WHERE job_type = 'render' AND status = 'pending'",
+            &[],
+        )
+        .await
+        .expect("cell")
+        .get(0);
+    assert_eq!(pending, 1);
+    db.store
+        .fail(&c, &JobFailure::permanent("X", "y"))
+        .await
+        .expect("fail");
+    assert_eq!(db.count("SELECT count(*) FROM dead_letter_jobs").await, 1);
+    assert_eq!(
+        db.count("SELECT sum(jobs)::int8 FROM stage_distribution WHERE stage = 'encode'")
+            .await,
+        1
+    );
+    let _ = JobStatus::Failed;
+}
+
+/// The claim query stays an index scan on the partial claim index however
+/// many finished jobs pile up (docs/architecture.md shows the plan at a
+/// million rows).
+#[tokio::test]
+async fn the_claim_query_is_an_index_scan_over_a_large_table() {
+    let db = test_db().await;
+    db.client
+        .batch_execute(
+            "INSERT INTO jobs (id, tenant_id, job_type, status, max_attempts, attempts, completed_at, started_at)
+             SELECT gen_random_uuid(), 'acme', 'noop', 'completed', 5, 1, now(), now()
+             FROM generate_series(1, 200000);
+             INSERT INTO jobs (id, tenant_id, job_type, max_attempts)
+             SELECT gen_random_uuid(), 'acme', 'noop', 5 FROM generate_series(1, 2000);
+             ANALYZE jobs;",
+        )
+        .await
+        .expect("load");
+    let sql = include_str!("../../src/store/sql/claim_batch.sql").replace("JOB_COLUMNS", "*");
+    let plan: Vec<String> = db
+        .client
+        .query(
+            &format!(
+                "EXPLAIN {}",
+                sql.replace("$1", "now()")
+                    .replace("$2", "'w'")
+                    .replace("$3", "10")
+                    .replace("$4", "NULL")
+            ),
+            &[],
+        )
+        .await
+        .expect("explain")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let plan = plan.join("\n");
+    assert!(plan.contains("Index Scan using jobs_claim_order"), "{plan}");
+    assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+}

@@ -25,6 +25,11 @@ enum Command {
     Stats(commands::ops::StatsArgs),
     /// Release claims whose heartbeat timed out.
     ReleaseStale,
+    /// Serve every route of the HTTP API on one port.
+    Serve(commands::serve::ServeArgs),
+    /// API keys: create, list, revoke.
+    #[command(subcommand)]
+    Keys(commands::keys::KeysCommand),
 }
 
 #[tokio::main]
@@ -43,6 +48,8 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => commands::demo::run(&config, args).await,
         Command::Stats(args) => commands::ops::stats(&config, args).await,
         Command::ReleaseStale => commands::ops::release_stale(&config).await,
+        Command::Serve(args) => commands::serve::run(&config, args).await,
+        Command::Keys(cmd) => commands::keys::run(&config, cmd).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

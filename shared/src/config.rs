@@ -8,6 +8,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 use crate::domain::retry::RetryPolicy;
+use crate::http::HealthThresholds;
 
 /// A bad configuration value: which variable, what it held, what was wrong.
 #[derive(Debug, Error)]
@@ -60,6 +61,11 @@ pub struct Config {
     pub log_filter: String,
     /// `JOBLINE_LOG_FORMAT`: `json` or `pretty` (default `json`).
     pub log_format: LogFormat,
+    /// `JOBLINE_JOB_TYPES`: comma-separated; when set, only these types may
+    /// be created (others: 422 `unknown_job_type`).
+    pub job_types: Option<Vec<String>>,
+    /// `JOBLINE_HEALTH_*`: when `/v1/stats` says degraded or unhealthy.
+    pub health: HealthThresholds,
 }
 
 impl Config {
@@ -140,6 +146,38 @@ impl Config {
                 .or_else(|| env.get("RUST_LOG"))
                 .unwrap_or_else(|| "info".into()),
             log_format,
+            job_types: env.get("JOBLINE_JOB_TYPES").filter(|s| !s.is_empty()).map(|s| {
+                s.split(',')
+                    .map(|t| t.trim().to_owned())
+                    .filter(|t| !t.is_empty())
+                    .collect()
+            }),
+            health: HealthThresholds {
+                degraded_pending_age: env.number(
+                    "JOBLINE_HEALTH_DEGRADED_PENDING_SECONDS",
+                    60u32,
+                    1,
+                    86_400,
+                )? as f64,
+                unhealthy_pending_age: env.number(
+                    "JOBLINE_HEALTH_UNHEALTHY_PENDING_SECONDS",
+                    600u32,
+                    1,
+                    86_400,
+                )? as f64,
+                degraded_dead_letter: env.number(
+                    "JOBLINE_HEALTH_DEGRADED_DEAD_LETTER",
+                    1i64,
+                    1,
+                    1_000_000_000,
+                )?,
+                unhealthy_dead_letter: env.number(
+                    "JOBLINE_HEALTH_UNHEALTHY_DEAD_LETTER",
+                    100i64,
+                    1,
+                    1_000_000_000,
+                )?,
+            },
         })
     }
 

@@ -5,8 +5,11 @@
 //! ([`telemetry`]). The binaries in `functions/` and `edge-worker/` only wire
 //! these together. See `docs/architecture.md`.
 
+pub mod app;
 pub mod config;
 pub mod domain;
+pub mod http;
+pub mod queue;
 pub mod store;
 pub mod telemetry;
 

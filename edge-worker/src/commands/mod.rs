@@ -1,2 +1,4 @@
 pub mod demo;
+pub mod keys;
 pub mod ops;
+pub mod serve;

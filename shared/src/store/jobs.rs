@@ -18,6 +18,8 @@ use crate::domain::{Job, JobEvent, JobStatus, NewJob};
 pub struct Created {
     pub job: Job,
     pub already_existed: bool,
+    /// The outbox row to publish after commit (`None` when it already existed).
+    pub outbox_id: Option<i64>,
 }
 
 /// Filters for listing a tenant's jobs.
@@ -137,10 +139,13 @@ impl Store {
                 ],
             )
             .await?;
-        let mut inserted: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
+        let mut inserted: HashMap<Uuid, (Job, i64)> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let job = Job::from_row(row).map_err(|e| StoreError::from_db("create_jobs", e))?;
-            inserted.insert(job.id, job);
+            let outbox_id: i64 = row
+                .try_get("outbox_id")
+                .map_err(|e| StoreError::from_db("create_jobs", e))?;
+            inserted.insert(job.id, (job, outbox_id));
         }
         // Rows skipped by ON CONFLICT: their key is taken; read the owners.
         let mut existing: HashMap<String, (Job, String)> = HashMap::new();
@@ -163,10 +168,11 @@ impl Store {
         }
         let mut out = Vec::with_capacity(n);
         for i in 0..n {
-            if let Some(job) = inserted.remove(&ids[i]) {
+            if let Some((job, outbox_id)) = inserted.remove(&ids[i]) {
                 out.push(Created {
                     job,
                     already_existed: false,
+                    outbox_id: Some(outbox_id),
                 });
                 continue;
             }
@@ -187,6 +193,7 @@ impl Store {
             out.push(Created {
                 job: job.clone(),
                 already_existed: true,
+                outbox_id: None,
             });
         }
         Ok(out)

@@ -60,6 +60,14 @@ pub enum FailOutcome {
     Failed(Job),
 }
 
+/// A job put back to `pending` by an operator, with the outbox row that
+/// will wake a worker for it.
+#[derive(Debug, Clone)]
+pub struct Requeued {
+    pub job: Job,
+    pub outbox_id: i64,
+}
+
 /// What one stale-release pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReleaseReport {
@@ -176,8 +184,7 @@ impl Store {
     }
 
     /// failed | cancelled → pending with `extra_attempts` more attempts, and
-    /// a new message to publish. `event` is `retried` (operator) or `replayed`
-    /// (dead-letter replay).
+    /// a new message to publish.
     #[instrument(skip(self), fields(job_id = %id))]
     pub async fn retry(
         &self,
@@ -185,18 +192,8 @@ impl Store {
         id: Uuid,
         actor: &str,
         extra_attempts: Option<i32>,
-    ) -> Result<Job, StoreError> {
-        self.retry_as(tenant, id, actor, extra_attempts, "retried").await
-    }
-
-    pub(crate) async fn retry_as(
-        &self,
-        tenant: Option<&str>,
-        id: Uuid,
-        actor: &str,
-        extra_attempts: Option<i32>,
-        event: &str,
-    ) -> Result<Job, StoreError> {
+    ) -> Result<Requeued, StoreError> {
+        let event = "retried";
         let now = self.now();
         let extra = extra_attempts
             .unwrap_or(self.settings.default_max_attempts)
@@ -219,7 +216,14 @@ impl Store {
                 )
                 .await?
         };
-        self.transition_result(rows.first(), tenant, id, "retry").await
+        let job = self.transition_result(rows.first(), tenant, id, "retry").await?;
+        let outbox_id = rows
+            .first()
+            .map(|r| r.try_get("outbox_id"))
+            .transpose()
+            .map_err(|e| StoreError::from_db("retry", e))?
+            .unwrap_or_default();
+        Ok(Requeued { job, outbox_id })
     }
 
     /// Releases up to `limit` claims whose heartbeat is older than `timeout`:

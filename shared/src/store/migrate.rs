@@ -31,7 +31,11 @@ macro_rules! migration {
 
 /// Every migration, in order. Add new files here (a test checks the folder
 /// and this list agree).
-pub const MIGRATIONS: &[Migration] = &[migration!(1, "0001_jobs"), migration!(2, "0002_operator_views")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_jobs"),
+    migration!(2, "0002_operator_views"),
+    migration!(3, "0003_dead_letter_replays"),
+];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.
 const LOCK_KEY: i64 = 0x006a_6f62_6c69_6e65;

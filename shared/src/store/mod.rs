@@ -10,8 +10,10 @@
 mod claim;
 mod error;
 mod jobs;
+pub mod keys;
 mod lifecycle;
 pub mod migrate;
+mod outbox;
 pub mod pool;
 mod sql;
 mod stats;
@@ -25,7 +27,8 @@ use deadpool_postgres::Pool;
 pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
 pub use error::StoreError;
 pub use jobs::{Created, JobFilter, JobPage, PageCursor};
-pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Settled};
+pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};
+pub use outbox::{DeadLetterOutboxRow, PublishFailure, ReplayReport};
 pub use stats::Stats;
 
 use crate::domain::{Clock, RetryPolicy, SystemClock};

@@ -87,6 +87,23 @@ statement!(
     [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TEXT]
 );
 statement!(STATS = "stats", [TEXT, TIMESTAMPTZ]);
+statement!(MARK_PUBLISHED = "mark_published", [TIMESTAMPTZ, INT8_ARRAY, TEXT]);
+statement!(
+    MARK_PUBLISH_FAILED = "mark_publish_failed",
+    [TIMESTAMPTZ, INT8_ARRAY, TEXT, INT4, FLOAT8, FLOAT8]
+);
+statement!(
+    REPLAY_DEAD_LETTER = "replay_dead_letter",
+    [TIMESTAMPTZ, TEXT, TEXT, TEXT, UUID_ARRAY, INT4, TEXT, INT8,]
+);
+statement!(DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8]);
+statement!(
+    API_KEY_CREATE = "api_key_create",
+    [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ]
+);
+statement!(API_KEY_FIND = "api_key_find", [UUID]);
+statement!(API_KEY_LIST = "api_key_list", [TEXT]);
+statement!(API_KEY_REVOKE = "api_key_revoke", [UUID, TIMESTAMPTZ]);
 
 impl Statement {
     pub(crate) async fn query<C: GenericClient + Sync>(

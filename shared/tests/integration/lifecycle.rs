@@ -269,7 +269,8 @@ async fn an_operator_retry_gives_a_failed_job_fresh_attempts_and_a_new_message()
         .store
         .retry(Some("acme"), claim.job.id, "operator", Some(3))
         .await
-        .expect("retry");
+        .expect("retry")
+        .job;
     assert_eq!(retried.status, JobStatus::Pending);
     assert_eq!(
         retried.attempts, 1,
@@ -332,6 +333,7 @@ async fn only_failed_or_cancelled_jobs_can_be_retried() {
         .store
         .retry(Some("acme"), job.id, "op", None)
         .await
-        .expect("retry cancelled");
+        .expect("retry cancelled")
+        .job;
     assert_eq!(back.status, JobStatus::Pending);
 }

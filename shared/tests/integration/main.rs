@@ -1,8 +1,10 @@
 //! Integration tests of the jobline library against a real PostgreSQL.
 //! Run them with `scripts/test`, which starts the server.
 
+mod api;
 mod claim;
 mod create;
+mod lambda;
 mod lifecycle;
 mod migrations;
 mod read;

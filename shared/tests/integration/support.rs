@@ -166,3 +166,74 @@ impl TestDb {
             .collect()
     }
 }
+
+/// A running API over a fresh database: `jobline serve`'s code on an
+/// ephemeral port, with an admin key for tenant `default`.
+pub struct TestApi {
+    pub db: TestDb,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub state: jobline::http::AppState,
+}
+
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
+
+pub async fn test_api() -> TestApi {
+    test_api_with(&[]).await
+}
+
+/// With extra configuration variables (e.g. `JOBLINE_JOB_TYPES`).
+pub async fn test_api_with(vars: &[(&str, &str)]) -> TestApi {
+    let db = test_db().await;
+    let mut all: Vec<(String, String)> = vec![("JOBLINE_ADMIN_KEY".into(), ADMIN_KEY.into())];
+    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let config = jobline::Config::from_lookup(|k| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
+        .expect("test config");
+    let state = jobline::app::state_with(&config, db.store.clone(), "test-api");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let served = state.clone();
+    tokio::spawn(async move {
+        let _ = jobline::app::serve(listener, served, std::future::pending()).await;
+    });
+    TestApi {
+        db,
+        base,
+        http: reqwest::Client::new(),
+        state,
+    }
+}
+
+impl TestApi {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the admin key.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(ADMIN_KEY)
+    }
+
+    /// A request with `key`.
+    pub fn with_key(&self, key: &str, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    pub async fn key(&self, tenant: &str, scopes: &[&str]) -> String {
+        let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
+        self.db
+            .store
+            .create_api_key(tenant, &scopes, None)
+            .await
+            .expect("key")
+            .key
+    }
+}
+
+/// Status and JSON body of a response.
+pub async fn read(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, body)
+}

@@ -30,10 +30,11 @@ outbox_rows AS (
            jsonb_build_object('jobId', id, 'timestamp', (extract(epoch FROM $1) * 1000)::bigint),
            greatest(run_after, $4), $1, $1
     FROM inserted
+    RETURNING id AS outbox_id, job_id AS outbox_job_id
 ),
 events AS (
     INSERT INTO job_events (job_id, event, to_status, attempt, actor, at)
     SELECT id, 'created', 'pending', 0, coalesce(initiated_by, 'api'), $1
     FROM inserted
 )
-SELECT JOB_COLUMNS FROM inserted
+SELECT JOB_COLUMNS, outbox_id FROM inserted JOIN outbox_rows ON outbox_job_id = id

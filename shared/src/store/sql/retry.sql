@@ -27,5 +27,6 @@ outbox_rows AS (
            jsonb_build_object('jobId', id, 'timestamp', (extract(epoch FROM $1) * 1000)::bigint),
            $8, $1, $1
     FROM retried
+    RETURNING id AS outbox_id, job_id AS outbox_job_id
 )
-SELECT JOB_COLUMNS FROM retried
+SELECT JOB_COLUMNS, outbox_id FROM retried JOIN outbox_rows ON outbox_job_id = id

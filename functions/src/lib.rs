@@ -1,0 +1,16 @@
+//! Lambda wiring: each binary in `src/bin/` is one function that serves one
+//! route of the API (`jobline::http::ROUTES`) with the same handlers as
+//! `jobline serve`. Config, the pool and the queue are built once per cold
+//! start; lambda_http accepts API Gateway REST (v1), HTTP API (v2), ALB and
+//! Function URL events.
+
+use jobline::http::RouteId;
+
+/// Runs the Lambda runtime loop for one route.
+pub async fn serve_route(route: RouteId) -> Result<(), lambda_http::Error> {
+    let config = jobline::Config::from_env()?;
+    jobline::telemetry::init(&config);
+    let state = jobline::app::state(&config, route.def().function)?;
+    let app = jobline::http::routes(state, [route]);
+    jobline::http::lambda::run(app).await
+}

@@ -1,0 +1,217 @@
+//! The HTTP API: one route table, served two ways from the same handlers —
+//! one AWS Lambda function per route (`functions/`, via lambda_http) and all
+//! routes on one port (`jobline serve`).
+
+mod admin;
+mod auth;
+mod body;
+mod error;
+mod health;
+mod jobs;
+pub mod lambda;
+mod story;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode};
+use axum::routing::{MethodRouter, get, post};
+
+pub use admin::{Health, HealthThresholds};
+pub use auth::Caller;
+pub use error::ApiError;
+pub use health::OPENAPI;
+
+use crate::queue::Publisher;
+use crate::{Config, Store};
+
+/// What the routes need to know about the deployment.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub admin_key: Option<String>,
+    pub max_body_bytes: usize,
+    /// When set, only these job types may be created.
+    pub job_types: Option<Vec<String>>,
+    pub health: HealthThresholds,
+}
+
+impl ApiSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            admin_key: config.admin_key.clone(),
+            max_body_bytes: config.max_body_bytes,
+            job_types: config.job_types.clone(),
+            health: config.health,
+        }
+    }
+}
+
+/// Shared by every request; built once per process.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub publisher: Publisher,
+    pub settings: Arc<ApiSettings>,
+}
+
+/// Every route of the API, named. Each is one Lambda function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RouteId {
+    Health,
+    OpenApi,
+    CreateJob,
+    CreateJobsBatch,
+    ListJobs,
+    GetJob,
+    JobEvents,
+    CancelJob,
+    RetryJob,
+    Stats,
+    DeadLetterList,
+    DeadLetterReplay,
+    StoryScript,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone)]
+pub struct RouteDef {
+    pub id: RouteId,
+    pub method: Method,
+    /// axum/OpenAPI path syntax (`{id}`).
+    pub path: &'static str,
+    /// The Lambda binary that serves it alone.
+    pub function: &'static str,
+}
+
+macro_rules! route {
+    ($id:ident, $method:ident, $path:literal, $function:literal) => {
+        RouteDef {
+            id: RouteId::$id,
+            method: Method::$method,
+            path: $path,
+            function: $function,
+        }
+    };
+}
+
+/// The route table.
+pub const ROUTES: &[RouteDef] = &[
+    route!(Health, GET, "/health", "health"),
+    route!(OpenApi, GET, "/openapi.json", "openapi"),
+    route!(CreateJob, POST, "/v1/jobs", "create-job"),
+    route!(CreateJobsBatch, POST, "/v1/jobs/batch", "create-jobs-batch"),
+    route!(ListJobs, GET, "/v1/jobs", "list-jobs"),
+    route!(GetJob, GET, "/v1/jobs/{id}", "get-job"),
+    route!(JobEvents, GET, "/v1/jobs/{id}/events", "job-events"),
+    route!(CancelJob, POST, "/v1/jobs/{id}/cancel", "cancel-job"),
+    route!(RetryJob, POST, "/v1/jobs/{id}/retry", "retry-job"),
+    route!(Stats, GET, "/v1/stats", "stats"),
+    route!(DeadLetterList, GET, "/v1/dead-letter", "dead-letter-list"),
+    route!(
+        DeadLetterReplay,
+        POST,
+        "/v1/dead-letter/replay",
+        "dead-letter-replay"
+    ),
+    route!(StoryScript, POST, "/api/generation/story-script", "story-script"),
+];
+
+impl RouteId {
+    pub fn def(self) -> &'static RouteDef {
+        ROUTES
+            .iter()
+            .find(|r| r.id == self)
+            .unwrap_or_else(|| unreachable!("every RouteId is in ROUTES"))
+    }
+
+    fn handler(self) -> MethodRouter<AppState> {
+        match self {
+            RouteId::Health => get(health::health),
+            RouteId::OpenApi => get(health::openapi),
+            RouteId::CreateJob => post(jobs::create),
+            RouteId::CreateJobsBatch => post(jobs::create_batch),
+            RouteId::ListJobs => get(jobs::list),
+            RouteId::GetJob => get(jobs::get),
+            RouteId::JobEvents => get(jobs::events),
+            RouteId::CancelJob => post(jobs::cancel),
+            RouteId::RetryJob => post(jobs::retry),
+            RouteId::Stats => get(admin::stats),
+            RouteId::DeadLetterList => get(admin::dead_letter),
+            RouteId::DeadLetterReplay => post(admin::replay),
+            RouteId::StoryScript => post(story::create),
+        }
+    }
+}
+
+/// The whole API (for `jobline serve` and tests).
+pub fn router(state: AppState) -> Router {
+    routes(state, ROUTES.iter().map(|r| r.id))
+}
+
+/// Only some routes (a Lambda function serves its own route alone).
+pub fn routes(state: AppState, ids: impl IntoIterator<Item = RouteId>) -> Router {
+    let mut router: Router<AppState> = Router::new();
+    // Routes sharing a path share one MethodRouter.
+    let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
+    for id in ids {
+        let def = id.def();
+        match by_path.iter_mut().find(|(p, _)| *p == def.path) {
+            Some((_, mr)) => *mr = std::mem::take(mr).merge(id.handler()),
+            None => by_path.push((def.path, id.handler())),
+        }
+    }
+    for (path, mr) in by_path {
+        router = router.route(path, mr.fallback(method_not_allowed));
+    }
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Every route the router serves is in the OpenAPI document, and every
+    /// operation of the document is a route.
+    #[test]
+    fn the_route_table_and_the_openapi_document_agree() {
+        let doc: serde_json::Value = serde_json::from_str(OPENAPI).expect("valid JSON");
+        assert_eq!(doc["openapi"], "3.1.0");
+        let mut documented = BTreeSet::new();
+        for (path, ops) in doc["paths"].as_object().expect("paths") {
+            for method in ops.as_object().expect("operations").keys() {
+                if ["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                    documented.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        let served: BTreeSet<(String, String)> = ROUTES
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .collect();
+        assert_eq!(served, documented);
+    }
+
+    #[test]
+    fn function_names_are_unique() {
+        let names: BTreeSet<&str> = ROUTES.iter().map(|r| r.function).collect();
+        assert_eq!(names.len(), ROUTES.len());
+    }
+}

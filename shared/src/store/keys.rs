@@ -1,0 +1,205 @@
+//! API keys: random, shown once, stored as a hash, checked in constant time.
+//!
+//! A key reads `jl_<id>_<secret>`: `id` (a UUID, 32 hex digits) finds the
+//! row, `secret` (256 random bits, 64 hex digits) is compared by its SHA-256
+//! with `subtle`'s constant-time equality. Keys are looked up on every
+//! request, so a revoked key stops working at once.
+
+use chrono::{DateTime, Utc};
+use rand::RngCore as _;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq as _;
+use uuid::Uuid;
+
+use super::{Store, StoreError, sql};
+
+pub const SCOPES: [&str; 3] = ["jobs:read", "jobs:write", "admin"];
+
+/// Who a request is: a tenant and what it may do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: String,
+    pub scopes: Vec<String>,
+    /// The key's id, for logs (never the secret).
+    pub key_id: Option<Uuid>,
+}
+
+impl Principal {
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope || s == "admin")
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiKeyInfo {
+    pub id: Uuid,
+    pub tenant_id: String,
+    pub name: Option<String>,
+    pub scopes: Vec<String>,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly made key: `key` is shown once and never stored.
+#[derive(Debug, Clone)]
+pub struct NewApiKey {
+    pub id: Uuid,
+    pub key: String,
+}
+
+fn hash(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+/// Splits `jl_<id>_<secret>`; `None` for anything else.
+fn parse(key: &str) -> Option<(Uuid, &str)> {
+    let rest = key.strip_prefix("jl_")?;
+    let (id, secret) = rest.split_once('_')?;
+    if secret.len() != 64 {
+        return None;
+    }
+    Some((Uuid::try_parse(id).ok()?, secret))
+}
+
+/// Constant-time comparison of two secrets of any length (by their hashes).
+pub fn secrets_match(a: &str, b: &str) -> bool {
+    hash(a).ct_eq(&hash(b)).into()
+}
+
+impl Store {
+    /// Makes a key for `tenant` with `scopes` (each one of [`SCOPES`]).
+    pub async fn create_api_key(
+        &self,
+        tenant: &str,
+        scopes: &[String],
+        name: Option<&str>,
+    ) -> Result<NewApiKey, StoreError> {
+        if let Some(bad) = scopes.iter().find(|s| !SCOPES.contains(&s.as_str())) {
+            return Err(StoreError::Rejected(format!(
+                "unknown scope {bad:?} (expected {})",
+                SCOPES.join(", ")
+            )));
+        }
+        if scopes.is_empty() {
+            return Err(StoreError::Rejected("a key needs at least one scope".into()));
+        }
+        let id = Uuid::new_v4();
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let secret = hex::encode(bytes);
+        let client = self.client().await?;
+        sql::API_KEY_CREATE
+            .query(
+                &**client,
+                &[
+                    &id,
+                    &tenant.to_owned(),
+                    &name.map(str::to_owned),
+                    &hash(&secret),
+                    &scopes.to_vec(),
+                    &self.now(),
+                ],
+            )
+            .await?;
+        Ok(NewApiKey {
+            id,
+            key: format!("jl_{}_{secret}", id.simple()),
+        })
+    }
+
+    /// The principal a presented key stands for; `None` for an unknown,
+    /// malformed, wrong or revoked key.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<Principal>, StoreError> {
+        let Some((id, secret)) = parse(key) else {
+            return Ok(None);
+        };
+        let client = self.client().await?;
+        let rows = sql::API_KEY_FIND.query(&**client, &[&id]).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let err = |e| StoreError::from_db("api_key_find", e);
+        let stored: Vec<u8> = row.try_get("secret_hash").map_err(err)?;
+        let revoked: Option<DateTime<Utc>> = row.try_get("revoked_at").map_err(err)?;
+        let matches: bool = hash(secret).ct_eq(&stored).into();
+        if !matches || revoked.is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Principal {
+            tenant: row.try_get("tenant_id").map_err(err)?,
+            scopes: row.try_get("scopes").map_err(err)?,
+            key_id: Some(id),
+        }))
+    }
+
+    pub async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKeyInfo>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::API_KEY_LIST
+            .query(&**client, &[&tenant.map(str::to_owned)])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(ApiKeyInfo {
+                    id: r.try_get("id")?,
+                    tenant_id: r.try_get("tenant_id")?,
+                    name: r.try_get("name")?,
+                    scopes: r.try_get("scopes")?,
+                    created_at: r.try_get("created_at")?,
+                    revoked_at: r.try_get("revoked_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(|e| StoreError::from_db("api_key_list", e))
+    }
+
+    /// Revokes a key; `false` when there is no such key.
+    pub async fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        Ok(!sql::API_KEY_REVOKE
+            .query(&**client, &[&id, &self.now()])
+            .await?
+            .is_empty())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_well_formed_keys_parse() {
+        let id = Uuid::new_v4();
+        let secret = "a".repeat(64);
+        assert_eq!(
+            parse(&format!("jl_{}_{secret}", id.simple())),
+            Some((id, secret.as_str()))
+        );
+        assert_eq!(parse(&format!("jl_{}_short", id.simple())), None);
+        assert_eq!(parse("Bearer nonsense"), None);
+        assert_eq!(parse(&format!("xx_{}_{secret}", id.simple())), None);
+    }
+
+    #[test]
+    fn secrets_compare_by_value() {
+        assert!(secrets_match("same-secret-value", "same-secret-value"));
+        assert!(!secrets_match("same-secret-value", "same-secret-valuX"));
+        assert!(!secrets_match("short", "a much longer secret"));
+    }
+
+    #[test]
+    fn admin_implies_every_scope() {
+        let p = Principal {
+            tenant: "t".into(),
+            scopes: vec!["admin".into()],
+            key_id: None,
+        };
+        assert!(p.has_scope("jobs:write"));
+        let r = Principal {
+            scopes: vec!["jobs:read".into()],
+            ..p
+        };
+        assert!(r.has_scope("jobs:read"));
+        assert!(!r.has_scope("jobs:write"));
+    }
+}

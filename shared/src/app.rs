@@ -10,8 +10,8 @@ use crate::queue::{Publisher, Queue};
 use crate::{Config, StartError, Store};
 
 /// The queue adapter the configuration asks for.
-pub fn queue(_config: &Config, store: &Store) -> Arc<dyn Queue> {
-    let queue = Arc::new(PostgresQueue::new(store.clone()));
+pub fn queue(config: &Config, store: &Store) -> Arc<dyn Queue> {
+    let queue = Arc::new(PostgresQueue::new(store.clone(), config.database_url.clone()));
     tracing::info!(
         queue = queue.kind(),
         channel = queue.channel(),

@@ -59,6 +59,21 @@ pub enum QueueError {
     Misconfigured(String),
 }
 
+/// A message as a consumer received it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The parsed message; `None` when the body is not one (a poison
+    /// message: the consumer logs it and acks it, never loops on it).
+    pub message: Option<Message>,
+    /// The body exactly as received.
+    pub raw: String,
+    /// What the adapter needs to ack or nack this delivery (an SQS receipt
+    /// handle, the Redis processing list entry, ...).
+    pub receipt: String,
+    /// How many times the broker has handed this message out (1 the first time).
+    pub receive_count: u32,
+}
+
 #[async_trait]
 pub trait Queue: Send + Sync + std::fmt::Debug {
     /// The adapter's name (`postgres`, `sqs`, `upstash`, `redis`).
@@ -68,8 +83,24 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// delays stay in the outbox until they are due.
     fn max_delay(&self) -> Duration;
 
-    /// Publishes all messages, or fails as a whole.
+    /// Publishes all messages, or fails as a whole (after the adapter's own
+    /// retries of transient and per-entry failures).
     async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError>;
+
+    /// Up to `max` messages, waiting up to `wait` for the first one.
+    /// `consumer` names the receiving process (Redis keeps a processing list
+    /// per consumer).
+    async fn receive(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError>;
+
+    /// Done with a delivery: it will not come back.
+    async fn ack(&self, consumer: &str, delivery: &Delivery) -> Result<(), QueueError>;
+
+    /// Give a delivery back, to be received again after `delay`.
+    async fn nack(&self, consumer: &str, delivery: &Delivery, delay: Duration) -> Result<(), QueueError>;
+
+    /// Puts back messages that consumers which stopped heartbeating left
+    /// in flight; returns how many. (SQS does this itself: visibility timeout.)
+    async fn recover(&self) -> Result<usize, QueueError>;
 
     /// Is the broker reachable? (for `/health`)
     async fn check(&self) -> Result<(), QueueError>;

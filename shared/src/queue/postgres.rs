@@ -1,26 +1,45 @@
-//! The `postgres` adapter: no broker. Workers claim from `jobs` with
-//! `FOR UPDATE SKIP LOCKED`; publishing is one `NOTIFY` per batch, after the
-//! jobs' transaction committed (a NOTIFY inside every create transaction
-//! serializes commits).
+//! The `postgres` adapter: no broker. The jobs table is the queue: workers
+//! claim straight from `jobs` with `FOR UPDATE SKIP LOCKED`; publishing is
+//! one `NOTIFY` per batch after the jobs' transaction committed (a NOTIFY
+//! inside every create transaction serializes commits), and a waiting
+//! consumer wakes on it (`LISTEN` on a dedicated session) or on its poll
+//! interval, whichever comes first.
 
+use std::str::FromStr as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt as _;
+use tokio::sync::{Notify, OnceCell};
+use tokio_postgres::AsyncMessage;
 use tokio_postgres::types::Type;
 
-use super::{Outgoing, Queue, QueueError};
+use super::{Delivery, Message, Outgoing, Queue, QueueError};
 use crate::store::Store;
+use crate::store::pool::{normalize_sslmode, tls_config};
 
 #[derive(Debug, Clone)]
 pub struct PostgresQueue {
     store: Store,
     channel: String,
+    /// A direct session for LISTEN (a transaction-mode pooler cannot carry
+    /// it). `None`: consumers only poll.
+    listen_url: Option<String>,
+    wake: Arc<Notify>,
+    listener: Arc<OnceCell<()>>,
 }
 
 impl PostgresQueue {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Store, listen_url: Option<String>) -> Self {
         let channel = Self::channel_for(&store.settings().queue_name);
-        Self { store, channel }
+        Self {
+            store,
+            channel,
+            listen_url,
+            wake: Arc::new(Notify::new()),
+            listener: Arc::new(OnceCell::new()),
+        }
     }
 
     /// The LISTEN/NOTIFY channel of a queue.
@@ -30,6 +49,75 @@ impl PostgresQueue {
 
     pub fn channel(&self) -> &str {
         &self.channel
+    }
+
+    /// Waits for a NOTIFY on the channel, or `timeout`.
+    pub async fn wait_for_notify(&self, timeout: Duration) {
+        self.ensure_listener().await;
+        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+    }
+
+    async fn ensure_listener(&self) {
+        let Some(url) = self.listen_url.clone() else {
+            return;
+        };
+        let channel = self.channel.clone();
+        let wake = self.wake.clone();
+        self.listener
+            .get_or_init(|| async move {
+                tokio::spawn(listen_forever(url, channel, wake));
+            })
+            .await;
+    }
+}
+
+/// Keeps a LISTEN session open, reconnecting with backoff, and wakes
+/// waiting consumers on every notification (and after each reconnect, in
+/// case one was missed meanwhile).
+async fn listen_forever(url: String, channel: String, wake: Arc<Notify>) {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match listen_once(&url, &channel, &wake).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(e) => tracing::warn!(error = %e, "LISTEN session lost; reconnecting"),
+        }
+        wake.notify_waiters();
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn listen_once(url: &str, channel: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {
+    let config = tokio_postgres::Config::from_str(&normalize_sslmode(url))?;
+    let tls = match tls_config(std::env::var("PGSSLROOTCERT").ok().as_deref()) {
+        Ok(c) => tokio_postgres_rustls::MakeRustlsConnect::new(c),
+        Err(_) => return Ok(()),
+    };
+    let (client, mut connection) = config.connect(tls).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(message) = stream.next().await {
+            match message {
+                Ok(AsyncMessage::Notification(_)) => {
+                    if tx.send(()).is_err() {
+                        break;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    });
+    client.batch_execute(&format!("LISTEN \"{channel}\"")).await?;
+    wake.notify_waiters();
+    while rx.recv().await.is_some() {
+        wake.notify_waiters();
+    }
+    match driver.await {
+        Ok(result) => result,
+        Err(_) => Ok(()),
     }
 }
 
@@ -65,10 +153,58 @@ impl Queue for PostgresQueue {
         Ok(())
     }
 
+    /// Pointers to due pending jobs (not locked: the claim decides who runs
+    /// them), waiting up to `wait` for a NOTIFY when there are none.
+    async fn receive(&self, _consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+        let max = max.clamp(1, 1000) as u32;
+        let due = self.due(max).await?;
+        if !due.is_empty() || wait.is_zero() {
+            return Ok(due);
+        }
+        self.wait_for_notify(wait).await;
+        self.due(max).await
+    }
+
+    /// The claim is the acknowledgement: nothing to do.
+    async fn ack(&self, _consumer: &str, _delivery: &Delivery) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    /// The job stays pending (or was rescheduled by the store): nothing to do.
+    async fn nack(&self, _consumer: &str, _delivery: &Delivery, _delay: Duration) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    /// Nothing is ever in flight outside Postgres; stale claims are released
+    /// by the store's `release_stale`.
+    async fn recover(&self) -> Result<usize, QueueError> {
+        Ok(0)
+    }
+
     async fn check(&self) -> Result<(), QueueError> {
-        self.store
-            .ping()
+        self.store.ping().await.map_err(|e| QueueError::Unavailable(e.to_string()))
+    }
+}
+
+impl PostgresQueue {
+    async fn due(&self, max: u32) -> Result<Vec<Delivery>, QueueError> {
+        let now = self.store.now();
+        let ids = self
+            .store
+            .due_job_ids(max)
             .await
-            .map_err(|e| QueueError::Unavailable(e.to_string()))
+            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
+        Ok(ids
+            .into_iter()
+            .map(|(id, attempts)| {
+                let message = Message::new(id, now);
+                Delivery {
+                    raw: serde_json::to_string(&message).unwrap_or_default(),
+                    message: Some(message),
+                    receipt: id.to_string(),
+                    receive_count: u32::try_from(attempts).unwrap_or(0) + 1,
+                }
+            })
+            .collect())
     }
 }

@@ -37,8 +37,15 @@ impl PoolOptions {
     }
 }
 
+/// Two TLS providers are linked (ring here, aws-lc-rs by the AWS SDK);
+/// libraries that ask rustls for "the" provider need one installed.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Builds the pool. Connections are opened lazily, on first use.
 pub fn build(options: &PoolOptions) -> Result<Pool, StoreError> {
+    install_crypto_provider();
     let url = normalize_sslmode(&options.url);
     let pg = tokio_postgres::Config::from_str(&url)
         .map_err(|e| StoreError::Unavailable(format!("DATABASE_URL is not a valid Postgres URL: {e}")))?;
@@ -62,12 +69,12 @@ pub fn build(options: &PoolOptions) -> Result<Pool, StoreError> {
 
 /// tokio-postgres knows `disable`, `prefer` and `require`; libpq URLs often
 /// say `verify-full`. We always verify, so those mean `require` here.
-fn normalize_sslmode(url: &str) -> String {
+pub(crate) fn normalize_sslmode(url: &str) -> String {
     url.replace("sslmode=verify-full", "sslmode=require")
         .replace("sslmode=verify-ca", "sslmode=require")
 }
 
-fn tls_config(extra_roots_file: Option<&str>) -> Result<rustls::ClientConfig, StoreError> {
+pub(crate) fn tls_config(extra_roots_file: Option<&str>) -> Result<rustls::ClientConfig, StoreError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_roots_file {

@@ -97,6 +97,7 @@ statement!(
     [TIMESTAMPTZ, TEXT, TEXT, TEXT, UUID_ARRAY, INT4, TEXT, INT8,]
 );
 statement!(DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8]);
+statement!(DUE_JOB_IDS = "due_job_ids", [TIMESTAMPTZ, INT8]);
 statement!(
     API_KEY_CREATE = "api_key_create",
     [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ]

@@ -7,6 +7,7 @@ mod create;
 mod lambda;
 mod lifecycle;
 mod migrations;
+mod queue_contract;
 mod read;
 mod release;
 mod stats_views;

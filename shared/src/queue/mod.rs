@@ -7,6 +7,7 @@
 //! `NOTIFY` after commit that wakes them early.
 
 pub mod postgres;
+pub mod sqs;
 mod publisher;
 
 use std::time::Duration;

@@ -8,6 +8,7 @@ mod lambda;
 mod lifecycle;
 mod migrations;
 mod queue_contract;
+mod queue_sqs;
 mod read;
 mod release;
 mod stats_views;

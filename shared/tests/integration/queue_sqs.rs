@@ -1,0 +1,135 @@
+//! The `sqs` adapter against moto's SQS server (started by scripts/test).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use jobline::queue::sqs::SqsQueue;
+use jobline::queue::{Message, Outgoing, Queue};
+use uuid::Uuid;
+
+use crate::queue_contract::{Subject, receive_until};
+
+fn client() -> Client {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_SQS")
+        .expect("AWS_ENDPOINT_URL_SQS is not set: run the suite with scripts/test (it starts moto)");
+    jobline::store::pool::install_crypto_provider();
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .endpoint_url(endpoint)
+        .build();
+    Client::from_conf(config)
+}
+
+/// A fresh queue with a dead-letter queue after `max_receives` receives.
+async fn fresh_queue(client: &Client, visibility_secs: u32, max_receives: u32) -> (String, String) {
+    let name = format!("t_{}", Uuid::new_v4().simple());
+    let dlq = client
+        .create_queue()
+        .queue_name(format!("{name}_dlq"))
+        .send()
+        .await
+        .expect("create dlq");
+    let dlq_url = dlq.queue_url().expect("url").to_owned();
+    let dlq_arn = client
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("dlq arn")
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .expect("arn");
+    let queue = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
+        .attributes(
+            QueueAttributeName::RedrivePolicy,
+            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#),
+        )
+        .send()
+        .await
+        .expect("create queue");
+    (queue.queue_url().expect("url").to_owned(), dlq_url)
+}
+
+async fn subject() -> Subject {
+    let client = client();
+    let (url, _) = fresh_queue(&client, 2, 10).await;
+    let raw_client = client.clone();
+    let raw_url = url.clone();
+    Subject {
+        queue: Arc::new(SqsQueue::with_client(client, url)),
+        inject_raw: Box::new(move |body| {
+            let (c, u) = (raw_client.clone(), raw_url.clone());
+            Box::pin(async move {
+                c.send_message().queue_url(u).message_body(body).send().await.expect("send raw");
+            })
+        }),
+        redelivery_within: Duration::from_secs(3),
+        bury_consumer: Box::new(|_| Box::pin(async {})),
+    }
+}
+
+crate::contract_tests!(subject);
+
+#[tokio::test]
+async fn batches_larger_than_ten_are_sent_in_chunks() {
+    let client = client();
+    let (url, _) = fresh_queue(&client, 30, 10).await;
+    let q = SqsQueue::with_client(client, url);
+    let out: Vec<Outgoing> = (0..25)
+        .map(|_| Outgoing {
+            message: Message::new(Uuid::now_v7(), chrono::Utc::now()),
+            delay: Duration::ZERO,
+        })
+        .collect();
+    q.publish(&out).await.expect("publish 25");
+    let got = receive_until(&q, "c", 25, Duration::from_secs(20)).await;
+    assert_eq!(got.len(), 25);
+}
+
+#[tokio::test]
+async fn a_message_received_too_often_moves_to_the_dead_letter_queue() {
+    let client = client();
+    let (url, dlq_url) = fresh_queue(&client, 30, 2).await;
+    let q = SqsQueue::with_client(client.clone(), url);
+    let id = Uuid::now_v7();
+    q.publish(&[Outgoing {
+        message: Message::new(id, chrono::Utc::now()),
+        delay: Duration::ZERO,
+    }])
+    .await
+    .expect("publish");
+    for round in 1..=2 {
+        let got = receive_until(&q, "c", 1, Duration::from_secs(10)).await;
+        assert_eq!(got.len(), 1, "round {round}");
+        assert_eq!(got[0].receive_count, round);
+        q.nack("c", &got[0], Duration::ZERO).await.expect("nack");
+    }
+    let dlq = SqsQueue::with_client(client, dlq_url);
+    let mut dead = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while dead.is_empty() && tokio::time::Instant::now() < deadline {
+        // SQS moves it on the receive after maxReceiveCount.
+        assert!(q.receive("c", 1, Duration::from_millis(200)).await.expect("receive").is_empty());
+        dead = dlq.receive("ops", 1, Duration::from_secs(1)).await.expect("receive dlq");
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].message.map(|m| m.job_id), Some(id));
+}
+
+#[tokio::test]
+async fn a_missing_queue_is_a_configuration_error() {
+    let q = SqsQueue::with_client(client(), "http://127.0.0.1:1/000000000000/missing");
+    let moto = std::env::var("AWS_ENDPOINT_URL_SQS").expect("endpoint");
+    let missing = SqsQueue::with_client(client(), format!("{moto}/123456789012/no_such_queue_{}", Uuid::new_v4().simple()));
+    assert!(matches!(missing.check().await, Err(jobline::queue::QueueError::Misconfigured(_))));
+    assert!(q.check().await.is_err());
+}

@@ -30,6 +30,18 @@ enum Command {
     /// API keys: create, list, revoke.
     #[command(subcommand)]
     Keys(commands::keys::KeysCommand),
+    /// The outbox: `relay` publishes what is due.
+    #[command(subcommand)]
+    Outbox(OutboxCommand),
+    /// The dead letter: list, replay.
+    #[command(subcommand)]
+    DeadLetter(commands::outbox::DeadLetterCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OutboxCommand {
+    /// Publish every due outbox row (safe to run anywhere, any number of times).
+    Relay,
 }
 
 #[tokio::main]
@@ -50,6 +62,8 @@ async fn main() -> std::process::ExitCode {
         Command::ReleaseStale => commands::ops::release_stale(&config).await,
         Command::Serve(args) => commands::serve::run(&config, args).await,
         Command::Keys(cmd) => commands::keys::run(&config, cmd).await,
+        Command::Outbox(OutboxCommand::Relay) => commands::outbox::relay(&config).await,
+        Command::DeadLetter(cmd) => commands::outbox::dead_letter(&config, cmd).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

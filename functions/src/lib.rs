@@ -10,7 +10,7 @@ use jobline::http::RouteId;
 pub async fn serve_route(route: RouteId) -> Result<(), lambda_http::Error> {
     let config = jobline::Config::from_env()?;
     jobline::telemetry::init(&config);
-    let state = jobline::app::state(&config, route.def().function)?;
+    let state = jobline::app::state(&config, route.def().function).await?;
     let app = jobline::http::routes(state, [route]);
     jobline::http::lambda::run(app).await
 }

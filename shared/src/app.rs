@@ -4,36 +4,49 @@
 
 use std::sync::Arc;
 
+use crate::config::QueueChoice;
 use crate::http::{ApiSettings, AppState};
 use crate::queue::postgres::PostgresQueue;
-use crate::queue::{Publisher, Queue};
+use crate::queue::sqs::SqsQueue;
+use crate::queue::{Publisher, Queue, QueueError};
 use crate::{Config, StartError, Store};
 
-/// The queue adapter the configuration asks for.
-pub fn queue(config: &Config, store: &Store) -> Arc<dyn Queue> {
-    let queue = Arc::new(PostgresQueue::new(store.clone(), config.database_url.clone()));
+/// The queue adapter the configuration chose (`JOBLINE_QUEUE`, or what is
+/// configured), logged with the reason.
+pub async fn queue(config: &Config, store: &Store) -> Result<Arc<dyn Queue>, StartError> {
+    let queue: Arc<dyn Queue> = match &config.queue {
+        QueueChoice::Postgres => Arc::new(PostgresQueue::new(store.clone(), config.database_url.clone())),
+        QueueChoice::Sqs { queue_url } => Arc::new(SqsQueue::from_env(queue_url.clone()).await),
+        other => {
+            return Err(StartError::Queue(QueueError::Misconfigured(format!(
+                "the {} adapter is not built into this version",
+                other.kind()
+            ))));
+        }
+    };
     tracing::info!(
         queue = queue.kind(),
-        channel = queue.channel(),
+        name = %config.queue_name,
+        reason = %config.queue_reason,
         "queue adapter chosen"
     );
-    queue
+    Ok(queue)
 }
 
 /// The API's state; `actor` names this process in timelines (`published`).
-pub fn state(config: &Config, actor: &str) -> Result<AppState, StartError> {
+pub async fn state(config: &Config, actor: &str) -> Result<AppState, StartError> {
     let store = crate::connect(config)?;
-    Ok(state_with(config, store, actor))
+    state_with(config, store, actor).await
 }
 
 /// The API's state over an existing store (tests pass one with a manual clock).
-pub fn state_with(config: &Config, store: Store, actor: &str) -> AppState {
-    let queue = queue(config, &store);
-    AppState {
+pub async fn state_with(config: &Config, store: Store, actor: &str) -> Result<AppState, StartError> {
+    let queue = queue(config, &store).await?;
+    Ok(AppState {
         publisher: Publisher::new(store.clone(), queue, actor),
         store,
         settings: Arc::new(ApiSettings::from_config(config)),
-    }
+    })
 }
 
 /// Serves the whole API on `listener` until `shutdown` resolves (graceful:

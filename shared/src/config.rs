@@ -29,6 +29,34 @@ impl ConfigError {
     }
 }
 
+/// Which broker wakes the workers, and why it was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueChoice {
+    /// No broker: workers claim from `jobs`, woken by LISTEN/NOTIFY.
+    Postgres,
+    Sqs {
+        queue_url: String,
+    },
+    Upstash {
+        url: String,
+        token: String,
+    },
+    Redis {
+        url: String,
+    },
+}
+
+impl QueueChoice {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            QueueChoice::Postgres => "postgres",
+            QueueChoice::Sqs { .. } => "sqs",
+            QueueChoice::Upstash { .. } => "upstash",
+            QueueChoice::Redis { .. } => "redis",
+        }
+    }
+}
+
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -44,6 +72,11 @@ pub struct Config {
     pub pool_size: usize,
     /// `JOBLINE_QUEUE_NAME` (default `generation_jobs`).
     pub queue_name: String,
+    /// `JOBLINE_QUEUE` (`sqs`, `upstash`, `redis`, `postgres`), or chosen
+    /// from what is configured when unset.
+    pub queue: QueueChoice,
+    /// Why `queue` was chosen (logged at start).
+    pub queue_reason: String,
     /// `JOBLINE_HEARTBEAT_INTERVAL_SECONDS` (default 10).
     pub heartbeat_interval: Duration,
     /// `JOBLINE_HEARTBEAT_TIMEOUT_SECONDS` (default 60): a claim without a
@@ -121,6 +154,7 @@ impl Config {
                 "1-80 characters of A-Z, a-z, 0-9, '_' or '-'",
             ));
         }
+        let (queue, queue_reason) = choose_queue(&env)?;
         let admin_key = env.get("JOBLINE_ADMIN_KEY").filter(|k| !k.is_empty());
         if let Some(key) = &admin_key
             && key.len() < 16
@@ -135,6 +169,8 @@ impl Config {
             database_url: env.get("DATABASE_URL").filter(|u| !u.is_empty()),
             pool_size: env.number("JOBLINE_POOL_SIZE", 10, 1, 1000)?,
             queue_name,
+            queue,
+            queue_reason,
             heartbeat_interval,
             heartbeat_timeout,
             retry: RetryPolicy::new(base, cap),
@@ -187,6 +223,101 @@ impl Config {
             .as_deref()
             .ok_or_else(|| ConfigError::new("DATABASE_URL", "", "is required (a postgres:// URL)"))
     }
+}
+
+/// `JOBLINE_QUEUE` when set (each adapter's own variables then required);
+/// otherwise the native Redis connection first, REST second, then SQS, then
+/// Postgres.
+fn choose_queue(env: &Env<'_>) -> Result<(QueueChoice, String), ConfigError> {
+    let redis = || {
+        env.get("UPSTASH_REDIS_URL")
+            .or_else(|| env.get("REDIS_URL"))
+            .filter(|s| !s.is_empty())
+    };
+    let upstash = || {
+        let url = env
+            .get("UPSTASH_REDIS_REST_URL")
+            .or_else(|| env.get("UPSTASH_REST_URL"))
+            .filter(|s| !s.is_empty())?;
+        let token = env
+            .get("UPSTASH_REDIS_REST_TOKEN")
+            .or_else(|| env.get("UPSTASH_REST_TOKEN"))
+            .unwrap_or_default();
+        Some((url, token))
+    };
+    let sqs = || env.get("SQS_QUEUE_URL").filter(|s| !s.is_empty());
+    let explicit = env.get("JOBLINE_QUEUE").filter(|s| !s.is_empty());
+    let choice = match explicit.as_deref() {
+        Some("postgres") => QueueChoice::Postgres,
+        Some("sqs") => QueueChoice::Sqs {
+            queue_url: sqs()
+                .ok_or_else(|| ConfigError::new("SQS_QUEUE_URL", "", "is required when JOBLINE_QUEUE=sqs"))?,
+        },
+        Some("redis") => QueueChoice::Redis {
+            url: redis().ok_or_else(|| {
+                ConfigError::new(
+                    "REDIS_URL",
+                    "",
+                    "(or UPSTASH_REDIS_URL) is required when JOBLINE_QUEUE=redis",
+                )
+            })?,
+        },
+        Some("upstash") => {
+            let (url, token) = upstash().ok_or_else(|| {
+                ConfigError::new(
+                    "UPSTASH_REDIS_REST_URL",
+                    "",
+                    "is required when JOBLINE_QUEUE=upstash",
+                )
+            })?;
+            QueueChoice::Upstash { url, token }
+        }
+        Some(other) => {
+            return Err(ConfigError::new(
+                "JOBLINE_QUEUE",
+                other,
+                "expected sqs, upstash, redis or postgres",
+            ));
+        }
+        None => {
+            if let Some(url) = redis() {
+                return Ok((
+                    QueueChoice::Redis { url },
+                    "auto: REDIS_URL/UPSTASH_REDIS_URL is set".into(),
+                ));
+            }
+            if let Some((url, token)) = upstash() {
+                check_token(&token)?;
+                return Ok((
+                    QueueChoice::Upstash { url, token },
+                    "auto: UPSTASH_REDIS_REST_URL is set".into(),
+                ));
+            }
+            if let Some(queue_url) = sqs() {
+                return Ok((
+                    QueueChoice::Sqs { queue_url },
+                    "auto: SQS_QUEUE_URL is set".into(),
+                ));
+            }
+            return Ok((QueueChoice::Postgres, "default: no broker configured".into()));
+        }
+    };
+    if let QueueChoice::Upstash { token, .. } = &choice {
+        check_token(token)?;
+    }
+    let reason = format!("JOBLINE_QUEUE={}", choice.kind());
+    Ok((choice, reason))
+}
+
+fn check_token(token: &str) -> Result<(), ConfigError> {
+    if token.is_empty() {
+        return Err(ConfigError::new(
+            "UPSTASH_REDIS_REST_TOKEN",
+            "",
+            "is required with UPSTASH_REDIS_REST_URL",
+        ));
+    }
+    Ok(())
 }
 
 struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
@@ -287,6 +418,64 @@ mod tests {
         let c = config(&[("JOBLINE_LOG_FORMAT", "pretty"), ("RUST_LOG", "debug")]).expect("valid");
         assert_eq!(c.log_format, LogFormat::Pretty);
         assert_eq!(c.log_filter, "debug");
+    }
+
+    #[test]
+    fn the_queue_follows_jobline_queue_or_what_is_configured() {
+        assert_eq!(config(&[]).expect("valid").queue, QueueChoice::Postgres);
+        let redis =
+            config(&[("REDIS_URL", "redis://h:6379"), ("SQS_QUEUE_URL", "https://q")]).expect("valid");
+        assert_eq!(
+            redis.queue,
+            QueueChoice::Redis {
+                url: "redis://h:6379".into()
+            },
+            "native Redis first"
+        );
+        let rest = config(&[("UPSTASH_REST_URL", "https://u"), ("UPSTASH_REST_TOKEN", "t")]).expect("valid");
+        assert_eq!(
+            rest.queue,
+            QueueChoice::Upstash {
+                url: "https://u".into(),
+                token: "t".into()
+            }
+        );
+        let sqs = config(&[("SQS_QUEUE_URL", "https://q")]).expect("valid");
+        assert_eq!(
+            sqs.queue,
+            QueueChoice::Sqs {
+                queue_url: "https://q".into()
+            }
+        );
+        let forced = config(&[("JOBLINE_QUEUE", "postgres"), ("REDIS_URL", "redis://h")]).expect("valid");
+        assert_eq!(forced.queue, QueueChoice::Postgres);
+        assert_eq!(forced.queue_reason, "JOBLINE_QUEUE=postgres");
+    }
+
+    #[test]
+    fn an_adapter_without_its_variables_is_refused_by_name() {
+        assert_eq!(
+            config(&[("JOBLINE_QUEUE", "sqs")]).unwrap_err().var,
+            "SQS_QUEUE_URL"
+        );
+        assert_eq!(
+            config(&[("JOBLINE_QUEUE", "redis")]).unwrap_err().var,
+            "REDIS_URL"
+        );
+        assert_eq!(
+            config(&[("JOBLINE_QUEUE", "upstash")]).unwrap_err().var,
+            "UPSTASH_REDIS_REST_URL"
+        );
+        assert_eq!(
+            config(&[("UPSTASH_REDIS_REST_URL", "https://u")])
+                .unwrap_err()
+                .var,
+            "UPSTASH_REDIS_REST_TOKEN"
+        );
+        assert_eq!(
+            config(&[("JOBLINE_QUEUE", "kafka")]).unwrap_err().var,
+            "JOBLINE_QUEUE"
+        );
     }
 
     #[test]

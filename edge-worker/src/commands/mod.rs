@@ -1,4 +1,5 @@
 pub mod demo;
 pub mod keys;
 pub mod ops;
+pub mod outbox;
 pub mod serve;

@@ -14,7 +14,7 @@ pub struct ServeArgs {
 }
 
 pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
-    let state = jobline::app::state(config, "serve")?;
+    let state = jobline::app::state(config, "serve").await?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;

@@ -7,8 +7,9 @@
 //! `NOTIFY` after commit that wakes them early.
 
 pub mod postgres;
-pub mod sqs;
 mod publisher;
+pub mod relay;
+pub mod sqs;
 
 use std::time::Duration;
 

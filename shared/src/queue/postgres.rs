@@ -155,7 +155,12 @@ impl Queue for PostgresQueue {
 
     /// Pointers to due pending jobs (not locked: the claim decides who runs
     /// them), waiting up to `wait` for a NOTIFY when there are none.
-    async fn receive(&self, _consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive(
+        &self,
+        _consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let max = max.clamp(1, 1000) as u32;
         let due = self.due(max).await?;
         if !due.is_empty() || wait.is_zero() {
@@ -182,7 +187,10 @@ impl Queue for PostgresQueue {
     }
 
     async fn check(&self) -> Result<(), QueueError> {
-        self.store.ping().await.map_err(|e| QueueError::Unavailable(e.to_string()))
+        self.store
+            .ping()
+            .await
+            .map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 }
 

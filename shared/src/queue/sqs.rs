@@ -84,8 +84,11 @@ impl Queue for SqsQueue {
     async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
         for chunk in messages.chunks(BATCH) {
             // Entries still to send, by their batch-entry id.
-            let mut pending: Vec<(String, &Outgoing)> =
-                chunk.iter().enumerate().map(|(i, m)| (i.to_string(), m)).collect();
+            let mut pending: Vec<(String, &Outgoing)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, m)| (i.to_string(), m))
+                .collect();
             let mut tries = 0;
             while !pending.is_empty() {
                 tries += 1;
@@ -108,7 +111,11 @@ impl Queue for SqsQueue {
                     .send()
                     .await;
                 let failed: Vec<(String, String)> = match sent {
-                    Ok(out) => out.failed().iter().map(|f| (f.id().to_owned(), f.code().to_owned())).collect(),
+                    Ok(out) => out
+                        .failed()
+                        .iter()
+                        .map(|f| (f.id().to_owned(), f.code().to_owned()))
+                        .collect(),
                     Err(e) => {
                         let err = classify(e);
                         if tries >= PUBLISH_TRIES || matches!(err, QueueError::Misconfigured(_)) {
@@ -122,7 +129,8 @@ impl Queue for SqsQueue {
                 pending.retain(|(id, _)| failed.iter().any(|(f, _)| f == id));
                 if !pending.is_empty() {
                     if tries >= PUBLISH_TRIES {
-                        let codes: Vec<String> = failed.iter().map(|(id, code)| format!("{id}:{code}")).collect();
+                        let codes: Vec<String> =
+                            failed.iter().map(|(id, code)| format!("{id}:{code}")).collect();
                         return Err(QueueError::Unavailable(format!(
                             "SQS refused {} of {} entries after {tries} tries: {}",
                             pending.len(),
@@ -130,7 +138,11 @@ impl Queue for SqsQueue {
                             codes.join(", ")
                         )));
                     }
-                    tracing::warn!(refused = pending.len(), tries, "SQS refused some entries; retrying them");
+                    tracing::warn!(
+                        refused = pending.len(),
+                        tries,
+                        "SQS refused some entries; retrying them"
+                    );
                     tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(tries))).await;
                 }
             }
@@ -138,7 +150,12 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
-    async fn receive(&self, _consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
+    async fn receive(
+        &self,
+        _consumer: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Vec<Delivery>, QueueError> {
         let out = self
             .client
             .receive_message()

@@ -68,7 +68,9 @@ impl Store {
     /// order, without claiming them.
     pub async fn due_job_ids(&self, limit: u32) -> Result<Vec<(Uuid, i32)>, StoreError> {
         let client = self.client().await?;
-        let rows = sql::DUE_JOB_IDS.query(&**client, &[&self.now(), &i64::from(limit)]).await?;
+        let rows = sql::DUE_JOB_IDS
+            .query(&**client, &[&self.now(), &i64::from(limit)])
+            .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()

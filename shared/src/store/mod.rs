@@ -13,7 +13,7 @@ mod jobs;
 pub mod keys;
 mod lifecycle;
 pub mod migrate;
-mod outbox;
+pub mod outbox;
 pub mod pool;
 mod sql;
 mod stats;
@@ -28,7 +28,7 @@ pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
 pub use error::StoreError;
 pub use jobs::{Created, JobFilter, JobPage, PageCursor};
 pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};
-pub use outbox::{DeadLetterOutboxRow, PublishFailure, ReplayReport};
+pub use outbox::{DeadLetterOutboxRow, LeasedRow, OUTBOX_MAX_ATTEMPTS, PublishFailure, ReplayReport};
 pub use stats::Stats;
 
 use crate::domain::{Clock, RetryPolicy, SystemClock};

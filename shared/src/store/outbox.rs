@@ -41,7 +41,38 @@ pub struct ReplayReport {
 /// Publish attempts an outbox row gets before it is dead-lettered.
 pub const OUTBOX_MAX_ATTEMPTS: i32 = 8;
 
+/// An outbox row the relay leased: publish it, then mark it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeasedRow {
+    pub outbox_id: i64,
+    pub job_id: Uuid,
+    pub run_after: DateTime<Utc>,
+}
+
 impl Store {
+    /// Leases up to `limit` due outbox rows for `lease` (another relay will
+    /// not see them meanwhile).
+    pub async fn relay_claim(
+        &self,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<LeasedRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::RELAY_CLAIM
+            .query(&**client, &[&self.now(), &i64::from(limit), &lease.as_secs_f64()])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LeasedRow {
+                    outbox_id: r.try_get("id")?,
+                    job_id: r.try_get("job_id")?,
+                    run_after: r.try_get("run_after")?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(|e| StoreError::from_db("relay_claim", e))
+    }
+
     /// Marks outbox rows sent and writes each job's `published` event.
     /// Returns how many rows this call marked (rows another publisher already
     /// marked are not counted twice).

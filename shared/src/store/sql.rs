@@ -98,6 +98,7 @@ statement!(
 );
 statement!(DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8]);
 statement!(DUE_JOB_IDS = "due_job_ids", [TIMESTAMPTZ, INT8]);
+statement!(RELAY_CLAIM = "relay_claim", [TIMESTAMPTZ, INT8, FLOAT8]);
 statement!(
     API_KEY_CREATE = "api_key_create",
     [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ]

@@ -7,6 +7,7 @@ mod create;
 mod lambda;
 mod lifecycle;
 mod migrations;
+mod outbox;
 mod queue_contract;
 mod queue_sqs;
 mod read;

@@ -36,7 +36,11 @@ pub async fn receive_until(q: &dyn Queue, consumer: &str, want: usize, within: D
     while got.len() < want && tokio::time::Instant::now() < deadline {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let wait = left.min(Duration::from_secs(1));
-        got.extend(q.receive(consumer, want - got.len(), wait).await.expect("receive"));
+        got.extend(
+            q.receive(consumer, want - got.len(), wait)
+                .await
+                .expect("receive"),
+        );
     }
     got
 }
@@ -50,7 +54,9 @@ fn ids(ds: &[Delivery]) -> Vec<Uuid> {
 pub async fn published_messages_are_received_and_acked_once(s: &Subject) {
     let q = s.queue.as_ref();
     let mut sent: Vec<Uuid> = (0..3).map(|_| Uuid::now_v7()).collect();
-    q.publish(&sent.iter().copied().map(msg).collect::<Vec<_>>()).await.expect("publish");
+    q.publish(&sent.iter().copied().map(msg).collect::<Vec<_>>())
+        .await
+        .expect("publish");
     let got = receive_until(q, "c1", 3, Duration::from_secs(10)).await;
     sent.sort();
     assert_eq!(ids(&got), sent);
@@ -58,7 +64,10 @@ pub async fn published_messages_are_received_and_acked_once(s: &Subject) {
         assert_eq!(d.receive_count, 1);
         q.ack("c1", d).await.expect("ack");
     }
-    let again = q.receive("c1", 10, Duration::from_millis(300)).await.expect("receive");
+    let again = q
+        .receive("c1", 10, Duration::from_millis(300))
+        .await
+        .expect("receive");
     assert!(again.is_empty(), "acked messages do not come back: {again:?}");
 }
 
@@ -71,7 +80,10 @@ pub async fn a_delayed_message_waits_its_turn(s: &Subject) {
     }])
     .await
     .expect("publish");
-    let early = q.receive("c1", 10, Duration::from_millis(500)).await.expect("receive");
+    let early = q
+        .receive("c1", 10, Duration::from_millis(500))
+        .await
+        .expect("receive");
     assert!(early.is_empty(), "not before its delay: {early:?}");
     let got = receive_until(q, "c1", 1, Duration::from_secs(10)).await;
     assert_eq!(ids(&got), [id]);
@@ -103,7 +115,10 @@ pub async fn a_dead_consumers_message_is_redelivered(s: &Subject) {
     let mut back = Vec::new();
     while back.is_empty() && tokio::time::Instant::now() < deadline {
         q.recover().await.expect("recover");
-        back = q.receive("survivor", 1, Duration::from_millis(500)).await.expect("receive");
+        back = q
+            .receive("survivor", 1, Duration::from_millis(500))
+            .await
+            .expect("receive");
     }
     assert_eq!(ids(&back), [id], "the message came back to another consumer");
     q.ack("survivor", &back[0]).await.expect("ack");
@@ -118,7 +133,12 @@ pub async fn duplicates_are_delivered_and_each_can_be_acked(s: &Subject) {
     for d in &got {
         q.ack("c1", d).await.expect("ack");
     }
-    assert!(q.receive("c1", 10, Duration::from_millis(300)).await.expect("receive").is_empty());
+    assert!(
+        q.receive("c1", 10, Duration::from_millis(300))
+            .await
+            .expect("receive")
+            .is_empty()
+    );
 }
 
 pub async fn a_poison_message_is_delivered_unparsed_and_acked_away(s: &Subject) {
@@ -129,7 +149,12 @@ pub async fn a_poison_message_is_delivered_unparsed_and_acked_away(s: &Subject) 
     assert_eq!(got[0].message, None);
     assert_eq!(got[0].raw, "this is not a job message");
     q.ack("c1", &got[0]).await.expect("ack");
-    assert!(q.receive("c1", 10, Duration::from_millis(300)).await.expect("receive").is_empty());
+    assert!(
+        q.receive("c1", 10, Duration::from_millis(300))
+            .await
+            .expect("receive")
+            .is_empty()
+    );
 }
 
 /// Expands the whole contract for one adapter: `contract_tests!(make_subject)`
@@ -159,7 +184,8 @@ macro_rules! contract_tests {
         }
         #[tokio::test]
         async fn a_poison_message_is_delivered_unparsed_and_acked_away() {
-            $crate::queue_contract::a_poison_message_is_delivered_unparsed_and_acked_away(&$make().await).await;
+            $crate::queue_contract::a_poison_message_is_delivered_unparsed_and_acked_away(&$make().await)
+                .await;
         }
     };
 }

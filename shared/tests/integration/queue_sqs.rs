@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::queue_contract::{Subject, receive_until};
 
-fn client() -> Client {
+pub fn client() -> Client {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_SQS")
         .expect("AWS_ENDPOINT_URL_SQS is not set: run the suite with scripts/test (it starts moto)");
     jobline::store::pool::install_crypto_provider();
@@ -26,7 +26,7 @@ fn client() -> Client {
 }
 
 /// A fresh queue with a dead-letter queue after `max_receives` receives.
-async fn fresh_queue(client: &Client, visibility_secs: u32, max_receives: u32) -> (String, String) {
+pub async fn fresh_queue(client: &Client, visibility_secs: u32, max_receives: u32) -> (String, String) {
     let name = format!("t_{}", Uuid::new_v4().simple());
     let dlq = client
         .create_queue()
@@ -69,7 +69,12 @@ async fn subject() -> Subject {
         inject_raw: Box::new(move |body| {
             let (c, u) = (raw_client.clone(), raw_url.clone());
             Box::pin(async move {
-                c.send_message().queue_url(u).message_body(body).send().await.expect("send raw");
+                c.send_message()
+                    .queue_url(u)
+                    .message_body(body)
+                    .send()
+                    .await
+                    .expect("send raw");
             })
         }),
         redelivery_within: Duration::from_secs(3),
@@ -118,8 +123,16 @@ async fn a_message_received_too_often_moves_to_the_dead_letter_queue() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while dead.is_empty() && tokio::time::Instant::now() < deadline {
         // SQS moves it on the receive after maxReceiveCount.
-        assert!(q.receive("c", 1, Duration::from_millis(200)).await.expect("receive").is_empty());
-        dead = dlq.receive("ops", 1, Duration::from_secs(1)).await.expect("receive dlq");
+        assert!(
+            q.receive("c", 1, Duration::from_millis(200))
+                .await
+                .expect("receive")
+                .is_empty()
+        );
+        dead = dlq
+            .receive("ops", 1, Duration::from_secs(1))
+            .await
+            .expect("receive dlq");
     }
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].message.map(|m| m.job_id), Some(id));
@@ -129,7 +142,13 @@ async fn a_message_received_too_often_moves_to_the_dead_letter_queue() {
 async fn a_missing_queue_is_a_configuration_error() {
     let q = SqsQueue::with_client(client(), "http://127.0.0.1:1/000000000000/missing");
     let moto = std::env::var("AWS_ENDPOINT_URL_SQS").expect("endpoint");
-    let missing = SqsQueue::with_client(client(), format!("{moto}/123456789012/no_such_queue_{}", Uuid::new_v4().simple()));
-    assert!(matches!(missing.check().await, Err(jobline::queue::QueueError::Misconfigured(_))));
+    let missing = SqsQueue::with_client(
+        client(),
+        format!("{moto}/123456789012/no_such_queue_{}", Uuid::new_v4().simple()),
+    );
+    assert!(matches!(
+        missing.check().await,
+        Err(jobline::queue::QueueError::Misconfigured(_))
+    ));
     assert!(q.check().await.is_err());
 }

@@ -185,11 +185,16 @@ pub async fn test_api() -> TestApi {
 /// With extra configuration variables (e.g. `JOBLINE_JOB_TYPES`).
 pub async fn test_api_with(vars: &[(&str, &str)]) -> TestApi {
     let db = test_db().await;
-    let mut all: Vec<(String, String)> = vec![("JOBLINE_ADMIN_KEY".into(), ADMIN_KEY.into())];
+    let mut all: Vec<(String, String)> = vec![
+        ("JOBLINE_ADMIN_KEY".into(), ADMIN_KEY.into()),
+        ("JOBLINE_QUEUE".into(), "postgres".into()),
+    ];
     all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     let config = jobline::Config::from_lookup(|k| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         .expect("test config");
-    let state = jobline::app::state_with(&config, db.store.clone(), "test-api");
+    let state = jobline::app::state_with(&config, db.store.clone(), "test-api")
+        .await
+        .expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let served = state.clone();

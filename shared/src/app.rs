@@ -7,8 +7,10 @@ use std::sync::Arc;
 use crate::config::QueueChoice;
 use crate::http::{ApiSettings, AppState};
 use crate::queue::postgres::PostgresQueue;
+use crate::queue::redis::{RedisOptions, RedisQueue};
 use crate::queue::sqs::SqsQueue;
-use crate::queue::{Publisher, Queue, QueueError};
+use crate::queue::upstash::{UpstashOptions, UpstashQueue};
+use crate::queue::{Publisher, Queue};
 use crate::{Config, StartError, Store};
 
 /// The queue adapter the configuration chose (`JOBLINE_QUEUE`, or what is
@@ -17,12 +19,15 @@ pub async fn queue(config: &Config, store: &Store) -> Result<Arc<dyn Queue>, Sta
     let queue: Arc<dyn Queue> = match &config.queue {
         QueueChoice::Postgres => Arc::new(PostgresQueue::new(store.clone(), config.database_url.clone())),
         QueueChoice::Sqs { queue_url } => Arc::new(SqsQueue::from_env(queue_url.clone()).await),
-        other => {
-            return Err(StartError::Queue(QueueError::Misconfigured(format!(
-                "the {} adapter is not built into this version",
-                other.kind()
-            ))));
+        QueueChoice::Redis { url } => {
+            Arc::new(RedisQueue::connect(url, &config.queue_name, RedisOptions::default()).await?)
         }
+        QueueChoice::Upstash { url, token } => Arc::new(UpstashQueue::new(
+            url,
+            token,
+            &config.queue_name,
+            UpstashOptions::default(),
+        )?),
     };
     tracing::info!(
         queue = queue.kind(),

@@ -12,7 +12,9 @@ pub mod http;
 pub mod queue;
 pub mod store;
 pub mod telemetry;
+pub mod worker;
 
+pub use async_trait::async_trait;
 pub use config::{Config, ConfigError};
 pub use domain::{Job, JobStatus, NewJob};
 pub use store::{Store, StoreError, StoreSettings};

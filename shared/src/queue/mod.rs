@@ -8,8 +8,11 @@
 
 pub mod postgres;
 mod publisher;
+pub mod redis;
+mod redis_layout;
 pub mod relay;
 pub mod sqs;
+pub mod upstash;
 
 use std::time::Duration;
 

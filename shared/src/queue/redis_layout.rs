@@ -354,7 +354,9 @@ impl<T: Transport> Layout<T> {
             if left < MIN_BLOCK {
                 return Ok(got);
             }
-            let mut block = left.min(self.options.max_block).min(self.options.consumer_ttl / 2);
+            let mut block = left
+                .min(self.options.max_block)
+                .min(self.options.consumer_ttl / 2);
             if let Some(due) = next_due {
                 let until = u64::try_from(due.saturating_sub(now_ms())).unwrap_or(0);
                 block = block.min(Duration::from_millis(until));
@@ -388,7 +390,13 @@ impl<T: Transport> Layout<T> {
             .transport
             .script(
                 &RECEIVE,
-                &[&self.name, &processing, &self.delayed, &self.receives, &consumer_key],
+                &[
+                    &self.name,
+                    &processing,
+                    &self.delayed,
+                    &self.receives,
+                    &consumer_key,
+                ],
                 &args,
             )
             .await?;
@@ -400,7 +408,9 @@ impl<T: Transport> Layout<T> {
             .map(|f| f as i64);
         let mut deliveries = Vec::new();
         while let (Some(raw), Some(count)) = (items.next(), items.next()) {
-            let raw = raw.into_string().ok_or_else(|| unexpected("a message", &Reply::Nil))?;
+            let raw = raw
+                .into_string()
+                .ok_or_else(|| unexpected("a message", &Reply::Nil))?;
             let receive_count = count
                 .as_int()
                 .and_then(|c| u32::try_from(c).ok())
@@ -435,11 +445,9 @@ impl<T: Transport> Layout<T> {
         tokio::spawn(async move {
             let result = transport.blocking(command, block).await;
             if let Err(Ok(Reply::Str(raw))) = tx.send(result) {
-                let back = transport
-                    .script(&GIVE_BACK, &[&processing, &queue], &[raw])
-                    .await;
+                let back = transport.script(&GIVE_BACK, &[&processing, &queue], &[raw]).await;
                 if let Err(e) = back {
-                    tracing::warn!(queue, error = %QueueError::from(e),
+                    tracing::warn!(queue = %queue, error = %QueueError::from(e),
                         "could not give back a message taken for a cancelled receive; recover() will");
                 }
             }
@@ -513,7 +521,12 @@ impl<T: Transport> Layout<T> {
                 .await?;
             let mut parts = reply.into_array()?.into_iter();
             let next = parts.next().and_then(Reply::into_string);
-            for key in parts.next().map(Reply::into_array).transpose()?.unwrap_or_default() {
+            for key in parts
+                .next()
+                .map(Reply::into_array)
+                .transpose()?
+                .unwrap_or_default()
+            {
                 if let Some(key) = key.into_string() {
                     lists.insert(key);
                 }
@@ -583,7 +596,10 @@ mod tests {
 
     #[test]
     fn glob_characters_in_queue_names_are_escaped() {
-        assert_eq!(glob_escape("generation_jobs:processing:"), "generation_jobs:processing:");
+        assert_eq!(
+            glob_escape("generation_jobs:processing:"),
+            "generation_jobs:processing:"
+        );
         assert_eq!(glob_escape("a*b?[c]\\"), "a\\*b\\?\\[c\\]\\\\");
     }
 

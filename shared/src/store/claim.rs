@@ -102,6 +102,21 @@ impl Store {
             .map_err(|e| StoreError::from_db("claim_batch", e))
     }
 
+    /// The claims `worker` holds right now.
+    pub async fn claims_of(&self, worker: &str) -> Result<Vec<Claim>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::CLAIMS_OF.query(&**client, &[&worker.to_owned()]).await?;
+        rows.iter()
+            .map(|row| {
+                Job::from_row(row).map(|job| Claim {
+                    job,
+                    worker: worker.to_owned(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| StoreError::from_db("claims_of", e))
+    }
+
     /// Claims the one job a queue message points at, or says why not.
     #[instrument(skip(self), fields(job_id = %id, worker = worker))]
     pub async fn claim_by_id(&self, worker: &str, id: Uuid) -> Result<ClaimByIdOutcome, StoreError> {

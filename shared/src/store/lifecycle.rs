@@ -154,7 +154,6 @@ impl Store {
                     &code,
                     &reason,
                     &claim.worker,
-                    &self.settings.queue_name,
                 ],
             )
             .await?;

@@ -75,7 +75,7 @@ statement!(
 );
 statement!(
     FAIL = "fail",
-    [TIMESTAMPTZ, UUID, INT4, TEXT, TIMESTAMPTZ, TEXT, TEXT, TEXT, TEXT]
+    [TIMESTAMPTZ, UUID, INT4, TEXT, TIMESTAMPTZ, TEXT, TEXT, TEXT]
 );
 statement!(CANCEL = "cancel", [TIMESTAMPTZ, UUID, TEXT, TEXT]);
 statement!(
@@ -99,6 +99,7 @@ statement!(
 statement!(DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8]);
 statement!(DUE_JOB_IDS = "due_job_ids", [TIMESTAMPTZ, INT8]);
 statement!(RELAY_CLAIM = "relay_claim", [TIMESTAMPTZ, INT8, FLOAT8]);
+statement!(CLAIMS_OF = "claims_of", [TEXT]);
 statement!(
     API_KEY_CREATE = "api_key_create",
     [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ]

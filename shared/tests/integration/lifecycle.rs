@@ -129,8 +129,8 @@ async fn a_retryable_failure_goes_back_to_pending_after_backoff() {
             job.id
         ))
         .await,
-        2,
-        "a wake-up message is queued for the retry"
+        1,
+        "the retry is woken by the broker's redelivery, not a new message"
     );
     // Not claimable until the backoff has passed.
     assert!(matches!(

@@ -185,11 +185,9 @@ pub async fn test_api() -> TestApi {
 /// With extra configuration variables (e.g. `JOBLINE_JOB_TYPES`).
 pub async fn test_api_with(vars: &[(&str, &str)]) -> TestApi {
     let db = test_db().await;
-    let mut all: Vec<(String, String)> = vec![
-        ("JOBLINE_ADMIN_KEY".into(), ADMIN_KEY.into()),
-        ("JOBLINE_QUEUE".into(), "postgres".into()),
-    ];
-    all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let mut all: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    all.push(("JOBLINE_ADMIN_KEY".into(), ADMIN_KEY.into()));
+    all.push(("JOBLINE_QUEUE".into(), "postgres".into()));
     let config = jobline::Config::from_lookup(|k| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         .expect("test config");
     let state = jobline::app::state_with(&config, db.store.clone(), "test-api")

@@ -1,8 +1,9 @@
 -- processing → pending (retry after backoff) or failed (the dead letter), only
--- through the current claim. The retry policy (domain/retry.rs) chose $4; a
--- retry also queues a wake-up message for when the job is due again.
+-- through the current claim. The retry policy (domain/retry.rs) chose $4.
+-- The consumer gives its message back to the broker with the backoff as the
+-- delay (and the sweeper re-wakes due jobs whose message was lost).
 -- $1 now · $2 job id · $3 attempt · $4 'pending' | 'failed' · $5 run_after
--- $6 error code · $7 failure reason · $8 worker · $9 queue
+-- $6 error code · $7 failure reason · $8 worker
 WITH failed AS (
     UPDATE jobs
     SET status = $4::text::job_status,
@@ -20,13 +21,5 @@ events AS (
            jsonb_build_object('error_code', error_code, 'message', failure_reason, 'run_after', run_after),
            $1
     FROM failed
-),
-outbox_rows AS (
-    INSERT INTO outbox (job_id, queue, message, next_attempt_at, created_at, updated_at)
-    SELECT id, $9,
-           jsonb_build_object('jobId', id, 'timestamp', (extract(epoch FROM $1) * 1000)::bigint),
-           run_after, $1, $1
-    FROM failed
-    WHERE status = 'pending'
 )
 SELECT JOB_COLUMNS FROM failed

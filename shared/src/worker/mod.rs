@@ -1,0 +1,13 @@
+//! Turning `pending` into `completed`: handlers, the processing core every
+//! consumer shares, and the edge worker's loop.
+
+pub mod builtin;
+mod handler;
+mod processor;
+mod registry;
+pub mod runner;
+
+pub use handler::{HandlerError, HandlerOutput, JobContext, JobHandler, Progress};
+pub use processor::{Disposition, Finished, Processor};
+pub use registry::Registry;
+pub use runner::{Summary, WorkerOptions};

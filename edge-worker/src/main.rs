@@ -36,6 +36,21 @@ enum Command {
     /// The dead letter: list, replay.
     #[command(subcommand)]
     DeadLetter(commands::outbox::DeadLetterCommand),
+    /// Run the edge worker: take jobs from the queue and run their handlers.
+    Worker(commands::worker::WorkerArgs),
+    /// Everything on one machine: migrate, then the API, a worker and the
+    /// sweeper in one process; prints curl lines to try it.
+    Dev(commands::dev::DevArgs),
+    /// One job: show, cancel, retry.
+    #[command(subcommand)]
+    Jobs(commands::jobs::JobsCommand),
+    /// Running jobs: stage, progress, running time, heartbeat age.
+    ShowRunning,
+    /// Registered workers (list) and steering them (pause, resume, drain).
+    Workers {
+        #[command(subcommand)]
+        cmd: Option<commands::workers::WorkersCommand>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -64,6 +79,11 @@ async fn main() -> std::process::ExitCode {
         Command::Keys(cmd) => commands::keys::run(&config, cmd).await,
         Command::Outbox(OutboxCommand::Relay) => commands::outbox::relay(&config).await,
         Command::DeadLetter(cmd) => commands::outbox::dead_letter(&config, cmd).await,
+        Command::Worker(args) => commands::worker::run_worker(&config, args).await,
+        Command::Dev(args) => commands::dev::run_dev(&config, args).await,
+        Command::Jobs(cmd) => commands::jobs::run(&config, cmd).await,
+        Command::ShowRunning => commands::jobs::show_running(&config).await,
+        Command::Workers { cmd } => commands::workers::run(&config, cmd).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -4,6 +4,9 @@
 //! start; lambda_http accepts API Gateway REST (v1), HTTP API (v2), ALB and
 //! Function URL events.
 
+pub mod consumer;
+pub mod sweep;
+
 use jobline::http::RouteId;
 
 /// Runs the Lambda runtime loop for one route.

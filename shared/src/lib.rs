@@ -11,6 +11,7 @@ pub mod domain;
 pub mod http;
 pub mod queue;
 pub mod store;
+pub mod sweeper;
 pub mod telemetry;
 pub mod worker;
 

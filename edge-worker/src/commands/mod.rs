@@ -1,5 +1,9 @@
 pub mod demo;
+pub mod dev;
+pub mod jobs;
 pub mod keys;
 pub mod ops;
 pub mod outbox;
 pub mod serve;
+pub mod worker;
+pub mod workers;

@@ -10,6 +10,7 @@ mod health;
 mod jobs;
 pub mod lambda;
 mod story;
+mod workers;
 
 use std::sync::Arc;
 
@@ -71,6 +72,10 @@ pub enum RouteId {
     DeadLetterList,
     DeadLetterReplay,
     StoryScript,
+    ListWorkers,
+    PauseWorker,
+    ResumeWorker,
+    DrainWorker,
 }
 
 /// One row of the route table.
@@ -115,6 +120,10 @@ pub const ROUTES: &[RouteDef] = &[
         "dead-letter-replay"
     ),
     route!(StoryScript, POST, "/api/generation/story-script", "story-script"),
+    route!(ListWorkers, GET, "/v1/workers", "list-workers"),
+    route!(PauseWorker, POST, "/v1/workers/{id}/pause", "pause-worker"),
+    route!(ResumeWorker, POST, "/v1/workers/{id}/resume", "resume-worker"),
+    route!(DrainWorker, POST, "/v1/workers/{id}/drain", "drain-worker"),
 ];
 
 impl RouteId {
@@ -140,6 +149,10 @@ impl RouteId {
             RouteId::DeadLetterList => get(admin::dead_letter),
             RouteId::DeadLetterReplay => post(admin::replay),
             RouteId::StoryScript => post(story::create),
+            RouteId::ListWorkers => get(workers::list),
+            RouteId::PauseWorker => post(workers::pause),
+            RouteId::ResumeWorker => post(workers::resume),
+            RouteId::DrainWorker => post(workers::drain),
         }
     }
 }

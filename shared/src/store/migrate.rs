@@ -35,6 +35,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(1, "0001_jobs"),
     migration!(2, "0002_operator_views"),
     migration!(3, "0003_dead_letter_replays"),
+    migration!(4, "0004_workers"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

@@ -15,8 +15,10 @@ mod lifecycle;
 pub mod migrate;
 pub mod outbox;
 pub mod pool;
+pub mod rewake;
 mod sql;
 mod stats;
+pub mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +31,7 @@ pub use error::StoreError;
 pub use jobs::{Created, JobFilter, JobPage, PageCursor};
 pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};
 pub use outbox::{DeadLetterOutboxRow, LeasedRow, OUTBOX_MAX_ATTEMPTS, PublishFailure, ReplayReport};
-pub use stats::Stats;
+pub use stats::{RunningJob, Stats};
 
 use crate::domain::{Clock, RetryPolicy, SystemClock};
 

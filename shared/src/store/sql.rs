@@ -100,6 +100,26 @@ statement!(DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8]);
 statement!(DUE_JOB_IDS = "due_job_ids", [TIMESTAMPTZ, INT8]);
 statement!(RELAY_CLAIM = "relay_claim", [TIMESTAMPTZ, INT8, FLOAT8]);
 statement!(CLAIMS_OF = "claims_of", [TEXT]);
+statement!(REWAKE_DUE = "rewake_due", [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT]);
+statement!(RUNNING = "running", [TIMESTAMPTZ]);
+statement!(
+    WORKER_BEAT = "worker_beat",
+    [
+        TIMESTAMPTZ,
+        TEXT,
+        TEXT,
+        TEXT,
+        TEXT,
+        INT4,
+        TIMESTAMPTZ,
+        INT4,
+        INT8,
+        INT8,
+        TEXT
+    ]
+);
+statement!(WORKER_LIST = "worker_list", [TIMESTAMPTZ, TIMESTAMPTZ]);
+statement!(WORKER_STEER = "worker_steer", [TEXT, TEXT]);
 statement!(
     API_KEY_CREATE = "api_key_create",
     [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ]
@@ -156,6 +176,7 @@ mod tests {
             &RETRY,
             &RELEASE_STALE,
             &STATS,
+            &REWAKE_DUE,
         ] {
             let mut highest = 0;
             let text: &str = &st.text;

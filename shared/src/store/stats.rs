@@ -22,7 +22,42 @@ pub struct Stats {
     pub p95_seconds: Option<f64>,
 }
 
+/// A job that is running now.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunningJob {
+    pub id: uuid::Uuid,
+    pub job_type: String,
+    pub locked_by: Option<String>,
+    pub attempts: i32,
+    pub stage: Option<String>,
+    pub progress: Option<f32>,
+    pub running_seconds: f64,
+    pub heartbeat_age_seconds: f64,
+}
+
 impl Store {
+    /// Every running job with its stage, progress, running time and
+    /// heartbeat age.
+    pub async fn running(&self) -> Result<Vec<RunningJob>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::RUNNING.query(&**client, &[&self.now()]).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunningJob {
+                    id: r.try_get("id")?,
+                    job_type: r.try_get("job_type")?,
+                    locked_by: r.try_get("locked_by")?,
+                    attempts: r.try_get("attempts")?,
+                    stage: r.try_get("stage")?,
+                    progress: r.try_get("progress")?,
+                    running_seconds: r.try_get("running_seconds")?,
+                    heartbeat_age_seconds: r.try_get("heartbeat_age_seconds")?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(|e| StoreError::from_db("running", e))
+    }
+
     /// Stats for one tenant, or for all with `None`.
     pub async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
         let client = self.client().await?;

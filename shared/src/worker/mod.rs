@@ -6,6 +6,8 @@ mod handler;
 mod processor;
 mod registry;
 pub mod runner;
+pub mod story;
+pub mod webhook;
 
 pub use handler::{HandlerError, HandlerOutput, JobContext, JobHandler, Progress};
 pub use processor::{Disposition, Finished, Processor};

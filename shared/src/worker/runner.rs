@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use super::processor::{Disposition, Finished, Processor};
 use crate::queue::Queue;
 use crate::store::JobFailure;
+use crate::store::workers::{WorkerBeat, WorkerCommand};
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
@@ -29,6 +30,8 @@ pub struct WorkerOptions {
     /// On shutdown, how long in-flight jobs may take to finish before they
     /// are released back to pending.
     pub shutdown_grace: Duration,
+    /// Register in the `workers` table and obey pause/resume/drain.
+    pub register: bool,
 }
 
 impl Default for WorkerOptions {
@@ -40,6 +43,7 @@ impl Default for WorkerOptions {
             limit: None,
             types: None,
             shutdown_grace: Duration::from_secs(30),
+            register: true,
         }
     }
 }
@@ -108,6 +112,7 @@ pub async fn run(
         .or_else(|| Some(processor.registry().types()));
     let direct = queue.kind() == "postgres";
     let mut started: u64 = 0;
+    let mut registry = Registration::new(&processor, queue.kind(), &options);
     tracing::info!(
         worker = processor.worker(),
         queue = queue.kind(),
@@ -119,6 +124,21 @@ pub async fn run(
             break;
         }
         while tasks.try_join_next().is_some() {}
+        let in_flight = options.concurrency.max(1) - permits.available_permits();
+        match registry.beat(&processor, &counters, in_flight, "running").await {
+            WorkerCommand::Running => {}
+            WorkerCommand::Draining => {
+                tracing::info!("draining on request: finishing in-flight jobs, then exiting");
+                break;
+            }
+            WorkerCommand::Paused => {
+                tokio::select! {
+                    () = tokio::time::sleep(options.poll_interval) => {}
+                    _ = shutdown.changed() => {}
+                }
+                continue;
+            }
+        }
         // Wait for a free slot (or shutdown).
         let free = tokio::select! {
             p = permits.clone().acquire_many_owned(1) => match p { Ok(p) => p, Err(_) => break },
@@ -238,9 +258,81 @@ pub async fn run(
         tasks.abort_all();
         release_mine(&processor).await;
     }
+    registry.last_beat = None;
+    registry.beat(&processor, &counters, 0, "stopped").await;
     let summary = counters.summary();
     tracing::info!(?summary, "worker stopped");
     summary
+}
+
+/// The worker's row in `workers`: refreshed at most once per poll interval.
+struct Registration {
+    enabled: bool,
+    beat: WorkerBeat,
+    every: Duration,
+    last_beat: Option<tokio::time::Instant>,
+    last_command: WorkerCommand,
+}
+
+impl Registration {
+    fn new(processor: &Processor, queue: &str, options: &WorkerOptions) -> Self {
+        let host = std::fs::read_to_string("/etc/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_default();
+        Self {
+            enabled: options.register,
+            beat: WorkerBeat {
+                id: processor.worker().to_owned(),
+                host: if host.is_empty() { "unknown".into() } else { host },
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                queue: queue.to_owned(),
+                concurrency: i32::try_from(options.concurrency.max(1)).unwrap_or(i32::MAX),
+                started_at: processor.store().now(),
+                in_flight: 0,
+                processed: 0,
+                failed: 0,
+                state: "running".into(),
+            },
+            every: options.poll_interval.min(Duration::from_secs(5)),
+            last_beat: None,
+            last_command: WorkerCommand::Running,
+        }
+    }
+
+    async fn beat(
+        &mut self,
+        processor: &Processor,
+        counters: &Counters,
+        in_flight: usize,
+        state: &str,
+    ) -> WorkerCommand {
+        if !self.enabled {
+            return WorkerCommand::Running;
+        }
+        if self.last_beat.is_some_and(|t| t.elapsed() < self.every) {
+            return self.last_command;
+        }
+        self.last_beat = Some(tokio::time::Instant::now());
+        let summary = counters.summary();
+        self.beat.in_flight = i32::try_from(in_flight).unwrap_or(i32::MAX);
+        self.beat.processed = i64::try_from(summary.processed).unwrap_or(i64::MAX);
+        self.beat.failed = i64::try_from(summary.failed).unwrap_or(i64::MAX);
+        self.beat.state = match (state, self.last_command) {
+            ("running", WorkerCommand::Paused) => "paused".into(),
+            ("running", WorkerCommand::Draining) => "draining".into(),
+            (s, _) => s.to_owned(),
+        };
+        match processor.store().worker_beat(&self.beat).await {
+            Ok(command) => {
+                if command != self.last_command {
+                    tracing::info!(?command, "operator instruction");
+                }
+                self.last_command = command;
+            }
+            Err(e) => tracing::warn!(error = %e, "could not refresh the worker registration"),
+        }
+        self.last_command
+    }
 }
 
 /// Puts this worker's claims back to pending (counted as a failed attempt

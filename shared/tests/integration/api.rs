@@ -689,3 +689,75 @@ async fn the_openapi_document_is_served() {
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/jobs/{id}/cancel"]["post"].is_object());
 }
+
+#[tokio::test]
+async fn workers_are_listed_and_steered_by_admins_only() {
+    let api = test_api().await;
+    let beat = jobline::store::workers::WorkerBeat {
+        id: "edge-1".into(),
+        host: "h".into(),
+        version: "0.1.0".into(),
+        queue: "postgres".into(),
+        concurrency: 4,
+        started_at: api.db.now(),
+        in_flight: 1,
+        processed: 10,
+        failed: 2,
+        state: "running".into(),
+    };
+    api.db.store.worker_beat(&beat).await.expect("beat");
+    let (s, list) = read(api.admin(Method::GET, "/v1/workers").send().await.expect("send")).await;
+    assert_eq!(s, 200);
+    assert_eq!(list["workers"][0]["id"], "edge-1");
+    assert_eq!(list["workers"][0]["state"], "running");
+    assert_eq!(list["workers"][0]["processed"], 10);
+    let (s, b) = read(
+        api.admin(Method::POST, "/v1/workers/edge-1/pause")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!((s, b["desired_state"].as_str()), (200, Some("paused")));
+    let (_, list) = read(api.admin(Method::GET, "/v1/workers").send().await.expect("send")).await;
+    assert_eq!(list["workers"][0]["state"], "paused");
+    let command = api.db.store.worker_beat(&beat).await.expect("beat");
+    assert_eq!(
+        command,
+        jobline::store::workers::WorkerCommand::Paused,
+        "the worker learns it on its next beat"
+    );
+    let (s, _) = read(
+        api.admin(Method::POST, "/v1/workers/edge-1/drain")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = read(
+        api.admin(Method::POST, "/v1/workers/edge-1/resume")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, b) = read(
+        api.admin(Method::POST, "/v1/workers/nobody/pause")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (404, "not_found"));
+    let writer = api.key("acme", &["jobs:write", "jobs:read"]).await;
+    let (s, b) = read(
+        api.with_key(&writer, Method::POST, "/v1/workers/edge-1/pause")
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+}

@@ -409,3 +409,124 @@ async fn a_poison_message_is_acked_and_dropped() {
     let missing = delivery(uuid::Uuid::now_v7());
     assert_eq!(p.handle_delivery(&missing).await, (Disposition::Ack, None));
 }
+
+#[tokio::test]
+async fn a_worker_registers_obeys_pause_resume_and_drain() {
+    let db = test_db().await;
+    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    let (_tx, rx) = watch::channel(false);
+    let options = WorkerOptions {
+        concurrency: 2,
+        poll_interval: Duration::from_millis(50),
+        ..WorkerOptions::default()
+    };
+    let p = Processor::new(
+        db.store.clone(),
+        Arc::new(Registry::with_builtins()),
+        Duration::from_millis(50),
+        "steered",
+    );
+    let worker = tokio::spawn(run(p, queue, options, rx));
+    let wait_for = |pred: &'static (dyn Fn(&jobline::store::workers::WorkerInfo) -> bool + Sync)| {
+        let store = db.store.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                let ws = store.workers(Duration::from_secs(60)).await.expect("workers");
+                if ws.iter().any(|w| w.id == "steered" && pred(w)) {
+                    return;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "worker never got there: {ws:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for(&|w| w.state == "running" && w.concurrency == 2 && w.queue == "postgres").await;
+
+    // Paused: new jobs wait.
+    assert!(
+        db.store
+            .steer_worker("steered", jobline::store::workers::WorkerCommand::Paused)
+            .await
+            .expect("steer")
+    );
+    wait_for(&|w| w.state == "paused").await;
+    let job = db
+        .store
+        .create("t", NewJob::new("noop", json!({})))
+        .await
+        .expect("create")
+        .job;
+    // Let it poll a few times while paused: the job stays pending.
+    let until = tokio::time::Instant::now() + Duration::from_millis(300);
+    while tokio::time::Instant::now() < until {
+        assert_eq!(status(&db, job.id).await.status, JobStatus::Pending);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // Resumed: it runs.
+    db.store
+        .steer_worker("steered", jobline::store::workers::WorkerCommand::Running)
+        .await
+        .expect("steer");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while status(&db, job.id).await.status != JobStatus::Completed {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "resumed worker did not run the job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Drained: it exits by itself.
+    db.store
+        .steer_worker("steered", jobline::store::workers::WorkerCommand::Draining)
+        .await
+        .expect("steer");
+    let summary = tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("exits")
+        .expect("task");
+    assert_eq!(summary.succeeded, 1);
+    wait_for(&|w| w.state == "stopped" && w.processed == 1).await;
+    assert!(
+        !db.store
+            .steer_worker("nobody", jobline::store::workers::WorkerCommand::Paused)
+            .await
+            .expect("steer")
+    );
+}
+
+#[tokio::test]
+async fn a_worker_not_seen_for_a_while_is_gone() {
+    let db = test_db().await;
+    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    let (tx, rx) = watch::channel(false);
+    let options = WorkerOptions {
+        poll_interval: Duration::from_millis(50),
+        ..WorkerOptions::default()
+    };
+    let worker = tokio::spawn(run(processor(&db, Registry::with_builtins()), queue, options, rx));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while db
+        .store
+        .workers(Duration::from_secs(60))
+        .await
+        .expect("list")
+        .is_empty()
+    {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tx.send(true).expect("stop");
+    worker.await.expect("task");
+    // Simulate a crash: the row says running but was last seen long ago.
+    db.client
+        .execute("UPDATE workers SET state = 'running'", &[])
+        .await
+        .expect("update");
+    db.advance(120);
+    let ws = db.store.workers(Duration::from_secs(60)).await.expect("list");
+    assert_eq!(ws[0].state, "gone");
+}

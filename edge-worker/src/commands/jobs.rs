@@ -1,0 +1,86 @@
+//! `jobline jobs show|cancel|retry ID` and `jobline show-running`.
+
+use jobline::Config;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum JobsCommand {
+    /// A job and its timeline.
+    Show { id: uuid::Uuid },
+    /// Cancel a pending or running job.
+    Cancel { id: uuid::Uuid },
+    /// Put a failed or cancelled job back to pending (and publish it).
+    Retry {
+        id: uuid::Uuid,
+        /// Fresh attempts to grant (default JOBLINE_MAX_ATTEMPTS).
+        #[arg(long)]
+        attempts: Option<i32>,
+    },
+}
+
+pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
+    let store = jobline::connect(config)?;
+    match cmd {
+        JobsCommand::Show { id } => {
+            let Some(job) = store.get_any(id).await? else {
+                anyhow::bail!("no job {id}");
+            };
+            println!("{}", serde_json::to_string_pretty(&job)?);
+            for e in store.timeline(None, id).await?.unwrap_or_default() {
+                println!(
+                    "{}  {:<18} {:>10} -> {:<10} attempt={} by {}",
+                    e.at.format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                    e.event,
+                    e.from_status.map(|s| s.to_string()).unwrap_or_default(),
+                    e.to_status.map(|s| s.to_string()).unwrap_or_default(),
+                    e.attempt.unwrap_or_default(),
+                    e.actor.unwrap_or_default()
+                );
+            }
+        }
+        JobsCommand::Cancel { id } => {
+            let job = store.cancel(None, id, "cli").await?;
+            println!("{} {}", job.id, job.status);
+        }
+        JobsCommand::Retry { id, attempts } => {
+            let requeued = store.retry(None, id, "cli", attempts).await?;
+            let queue = jobline::app::queue(config, &store).await?;
+            let publisher = jobline::queue::Publisher::new(store.clone(), queue, "cli");
+            publisher
+                .publish(&[jobline::queue::OutboxItem {
+                    outbox_id: requeued.outbox_id,
+                    job_id: requeued.job.id,
+                    run_after: requeued.job.run_after,
+                }])
+                .await;
+            println!(
+                "{} {} (max_attempts {})",
+                requeued.job.id, requeued.job.status, requeued.job.max_attempts
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn show_running(config: &Config) -> anyhow::Result<()> {
+    let store = jobline::connect(config)?;
+    let running = store.running().await?;
+    if running.is_empty() {
+        println!("nothing is running");
+    }
+    for r in running {
+        println!(
+            "{}  {:<16} {:<24} stage={:<14} progress={:>5} running={:>7.1}s heartbeat_age={:>5.1}s attempt={}",
+            r.id,
+            r.job_type,
+            r.locked_by.unwrap_or_default(),
+            r.stage.unwrap_or_else(|| "-".into()),
+            r.progress
+                .map(|p| format!("{p:.0}%"))
+                .unwrap_or_else(|| "-".into()),
+            r.running_seconds,
+            r.heartbeat_age_seconds,
+            r.attempts
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! `jobline worker`: the long-running edge worker.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jobline::Config;
+use jobline::worker::runner::run;
+use jobline::worker::{Processor, Registry, WorkerOptions};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct WorkerArgs {
+    /// Jobs in flight at most.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Seconds to wait for work before looking again.
+    #[arg(long, default_value_t = 1.0)]
+    pub poll_interval: f64,
+    /// Drain what is due, then exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Exit after this many jobs.
+    #[arg(long)]
+    pub limit: Option<u64>,
+    /// Only these job types (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub types: Option<Vec<String>>,
+    /// Seconds in-flight jobs get to finish on SIGTERM/ctrl-c before they
+    /// are released back to pending.
+    #[arg(long, default_value_t = 30.0)]
+    pub grace: f64,
+    /// Worker id (default: host-pid).
+    #[arg(long)]
+    pub id: Option<String>,
+}
+
+impl WorkerArgs {
+    pub fn options(&self) -> anyhow::Result<WorkerOptions> {
+        if self.concurrency == 0 {
+            anyhow::bail!("--concurrency must be at least 1");
+        }
+        Ok(WorkerOptions {
+            concurrency: self.concurrency,
+            poll_interval: Duration::try_from_secs_f64(self.poll_interval)?,
+            once: self.once,
+            limit: self.limit,
+            types: self.types.clone(),
+            shutdown_grace: Duration::try_from_secs_f64(self.grace)?,
+            register: true,
+        })
+    }
+}
+
+pub fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    format!("{host}-{}", std::process::id())
+}
+
+pub fn registry() -> Registry {
+    Registry::with_builtins()
+}
+
+pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
+    let options = args.options()?;
+    let store = jobline::connect(config)?;
+    let queue = jobline::app::queue(config, &store).await?;
+    let id = args.id.clone().unwrap_or_else(default_worker_id);
+    let processor = Processor::new(store, Arc::new(registry()), config.heartbeat_interval, id);
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        super::serve::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let summary = run(processor, queue, options, rx).await;
+    println!(
+        "processed={} succeeded={} failed={} retried={} dropped={}",
+        summary.processed, summary.succeeded, summary.failed, summary.retried, summary.dropped
+    );
+    Ok(())
+}

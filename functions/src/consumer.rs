@@ -1,0 +1,352 @@
+//! The SQS-triggered consumer Lambda: each record of an `SqsEvent` is a
+//! delivery for the shared processing core ([`Processor::handle_delivery`]);
+//! the answer is an [`SqsBatchResponse`] naming only the records that should
+//! come back (partial batch failures; the event source mapping needs
+//! `FunctionResponseTypes: ReportBatchItemFailures`).
+//!
+//! - processed, dropped (done, cancelled, claimed elsewhere, unknown job,
+//!   unparseable body) and permanently failed records are not named: Lambda
+//!   deletes them;
+//! - retryable failures and jobs not yet due are named, and their visibility
+//!   is changed to the delay first (`ChangeMessageVisibility`), so SQS hands
+//!   them out again when the job is due rather than after the queue's
+//!   visibility timeout. If that call fails the record is still named.
+//!
+//! Records run concurrently, at most `JOBLINE_CONSUMER_CONCURRENCY` (default
+//! 8) at once. Duplicate records of one job, in a batch or across batches,
+//! complete it once: the store's claim decides, the queue only wakes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::StreamExt as _;
+use jobline::queue::sqs::SqsQueue;
+use jobline::queue::{Delivery, Message, Queue as _};
+use jobline::worker::{Disposition, Finished, Processor, Registry};
+use jobline::{ConfigError, StartError};
+
+/// Records processed at once when `JOBLINE_CONSUMER_CONCURRENCY` is unset.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+const MAX_CONCURRENCY: usize = 1000;
+
+/// The consumer's own settings (the rest is the shared [`jobline::Config`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerOptions {
+    /// `JOBLINE_CONSUMER_CONCURRENCY` (default 8): records in flight at most.
+    pub concurrency: usize,
+    /// `SQS_QUEUE_URL`: the queue's URL, used when a record's
+    /// `eventSourceARN` names this queue or cannot be mapped.
+    pub queue_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SQS` (or `AWS_ENDPOINT_URL`): the SQS endpoint a
+    /// queue URL mapped from an ARN points at (a compatible server); unset:
+    /// `https://sqs.<region>.amazonaws.com`.
+    pub endpoint_url: Option<String>,
+}
+
+impl Default for ConsumerOptions {
+    fn default() -> Self {
+        Self {
+            concurrency: DEFAULT_CONCURRENCY,
+            queue_url: None,
+            endpoint_url: None,
+        }
+    }
+}
+
+impl ConsumerOptions {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `lookup`; an invalid value is an error
+    /// naming the variable.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let concurrency = match get("JOBLINE_CONSUMER_CONCURRENCY") {
+            None => DEFAULT_CONCURRENCY,
+            Some(raw) => match raw.parse::<usize>() {
+                Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError {
+                        var: "JOBLINE_CONSUMER_CONCURRENCY",
+                        value: raw,
+                        reason: format!("expected a whole number from 1 to {MAX_CONCURRENCY}"),
+                    });
+                }
+            },
+        };
+        Ok(Self {
+            concurrency,
+            queue_url: get("SQS_QUEUE_URL"),
+            endpoint_url: get("AWS_ENDPOINT_URL_SQS").or_else(|| get("AWS_ENDPOINT_URL")),
+        })
+    }
+}
+
+/// What became of one record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordOutcome {
+    pub message_id: String,
+    pub disposition: Disposition,
+    /// How the job's attempt ended, when this record ran one.
+    pub finished: Option<Finished>,
+    /// For a record that comes back: whether its visibility was changed to
+    /// the delay.
+    pub delay_applied: bool,
+}
+
+impl RecordOutcome {
+    /// Should SQS hand this record out again?
+    pub fn returned(&self) -> bool {
+        matches!(self.disposition, Disposition::Retry(_))
+    }
+}
+
+/// The consumer, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct Consumer {
+    processor: Processor,
+    sqs: aws_sdk_sqs::Client,
+    options: Arc<ConsumerOptions>,
+}
+
+impl Consumer {
+    pub fn new(processor: Processor, sqs: aws_sdk_sqs::Client, options: ConsumerOptions) -> Self {
+        Self {
+            processor,
+            sqs,
+            options: Arc::new(options),
+        }
+    }
+
+    /// From the environment: the shared configuration, the store, the
+    /// handler registry and an SQS client from the standard AWS chain.
+    pub async fn from_env(config: &jobline::Config) -> Result<Self, StartError> {
+        let options = ConsumerOptions::from_env()?;
+        let store = jobline::connect(config)?;
+        let processor = Processor::new(
+            store,
+            Arc::new(registry()),
+            config.heartbeat_interval,
+            worker_id(),
+        );
+        let sqs = SqsQueue::from_env(options.queue_url.clone().unwrap_or_default()).await;
+        Ok(Self::new(processor, sqs.client().clone(), options))
+    }
+
+    pub fn processor(&self) -> &Processor {
+        &self.processor
+    }
+
+    pub fn options(&self) -> &ConsumerOptions {
+        &self.options
+    }
+
+    /// Handles one batch: the records that should come back.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let outcomes = self.process(event).await;
+        let mut response = SqsBatchResponse::default();
+        let mut named: Vec<&str> = Vec::new();
+        for outcome in &outcomes {
+            if outcome.returned() && !named.contains(&outcome.message_id.as_str()) {
+                named.push(&outcome.message_id);
+                response.add_failure(outcome.message_id.clone());
+            }
+        }
+        response
+    }
+
+    /// Processes every record (at most `concurrency` at once) and says what
+    /// became of each, in the event's order.
+    pub async fn process(&self, event: SqsEvent) -> Vec<RecordOutcome> {
+        let total = event.records.len();
+        let mut outcomes: Vec<(usize, RecordOutcome)> =
+            futures::stream::iter(event.records.into_iter().enumerate())
+                .map(|(i, record)| async move { (i, self.process_record(record).await) })
+                .buffer_unordered(self.options.concurrency.max(1))
+                .collect()
+                .await;
+        outcomes.sort_by_key(|(i, _)| *i);
+        let outcomes: Vec<RecordOutcome> = outcomes.into_iter().map(|(_, o)| o).collect();
+        let returned = outcomes.iter().filter(|o| o.returned()).count();
+        let count = |f: Finished| outcomes.iter().filter(|o| o.finished == Some(f)).count();
+        tracing::info!(
+            records = total,
+            returned,
+            completed = count(Finished::Completed),
+            failed = count(Finished::Failed),
+            "batch done"
+        );
+        outcomes
+    }
+
+    async fn process_record(&self, record: SqsMessage) -> RecordOutcome {
+        let message_id = record.message_id.clone().unwrap_or_default();
+        let delivery = delivery_of(&record);
+        let (disposition, finished) = self.processor.handle_delivery(&delivery).await;
+        let mut outcome = RecordOutcome {
+            message_id,
+            disposition,
+            finished,
+            delay_applied: false,
+        };
+        if let Disposition::Retry(delay) = disposition {
+            outcome.delay_applied = self.apply_delay(&record, &delivery, delay).await;
+        }
+        if outcome.message_id.is_empty() && outcome.returned() {
+            // Naming an empty id would make Lambda retry the whole batch.
+            tracing::warn!("a record without a messageId cannot be returned; its visibility decides");
+            outcome.disposition = Disposition::Ack;
+        }
+        outcome
+    }
+
+    /// `ChangeMessageVisibility` to `delay` (rounded up to whole seconds).
+    async fn apply_delay(&self, record: &SqsMessage, delivery: &Delivery, delay: Duration) -> bool {
+        if delivery.receipt.is_empty() {
+            tracing::warn!("record without a receipt handle: cannot delay it");
+            return false;
+        }
+        let Some(url) = self.queue_url_for(record) else {
+            tracing::warn!(
+                arn = record.event_source_arn.as_deref().unwrap_or_default(),
+                "no queue URL for the record (set SQS_QUEUE_URL): cannot delay it"
+            );
+            return false;
+        };
+        let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        let queue = SqsQueue::with_client(self.sqs.clone(), url);
+        match queue
+            .nack("sqs-consumer", delivery, Duration::from_secs(secs))
+            .await
+        {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, delay_secs = secs, "could not change the message's visibility");
+                false
+            }
+        }
+    }
+
+    /// The URL of the queue a record came from: `SQS_QUEUE_URL` when the
+    /// record's ARN names that queue (or has no ARN), else the ARN mapped to
+    /// a URL.
+    pub fn queue_url_for(&self, record: &SqsMessage) -> Option<String> {
+        let configured = self.options.queue_url.as_deref();
+        let Some(arn) = record.event_source_arn.as_deref().and_then(QueueArn::parse) else {
+            return configured.map(str::to_owned);
+        };
+        if let Some(url) = configured
+            && url.trim_end_matches('/').rsplit('/').next() == Some(arn.name)
+        {
+            return Some(url.to_owned());
+        }
+        Some(arn.url(self.options.endpoint_url.as_deref()))
+    }
+}
+
+/// An SQS queue ARN: `arn:<partition>:sqs:<region>:<account>:<name>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueueArn<'a> {
+    pub partition: &'a str,
+    pub region: &'a str,
+    pub account: &'a str,
+    pub name: &'a str,
+}
+
+impl<'a> QueueArn<'a> {
+    pub fn parse(arn: &'a str) -> Option<Self> {
+        let mut parts = arn.split(':');
+        let (Some("arn"), Some(partition), Some("sqs"), Some(region), Some(account), Some(name), None) = (
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+            parts.next(),
+        ) else {
+            return None;
+        };
+        if [partition, region, account, name].iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        Some(Self {
+            partition,
+            region,
+            account,
+            name,
+        })
+    }
+
+    /// The queue's URL on `endpoint`, or on the region's public endpoint.
+    pub fn url(&self, endpoint: Option<&str>) -> String {
+        let base = match endpoint {
+            Some(e) => e.trim_end_matches('/').to_owned(),
+            None => {
+                let domain = if self.partition == "aws-cn" {
+                    "amazonaws.com.cn"
+                } else {
+                    "amazonaws.com"
+                };
+                format!("https://sqs.{}.{domain}", self.region)
+            }
+        };
+        format!("{base}/{}/{}", self.account, self.name)
+    }
+}
+
+/// A record as the processing core's delivery.
+pub fn delivery_of(record: &SqsMessage) -> Delivery {
+    let raw = record.body.clone().unwrap_or_default();
+    Delivery {
+        message: Message::parse(&raw),
+        raw,
+        receipt: record.receipt_handle.clone().unwrap_or_default(),
+        receive_count: record
+            .attributes
+            .get("ApproximateReceiveCount")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1),
+    }
+}
+
+/// The handler registry the Lambda runs.
+pub fn registry() -> Registry {
+    Registry::with_builtins()
+}
+
+/// This sandbox's name in claims and timelines.
+fn worker_id() -> String {
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "sqs-consumer".into());
+    match std::env::var("AWS_LAMBDA_LOG_STREAM_NAME") {
+        Ok(stream) if !stream.is_empty() => format!("lambda:{function}:{stream}"),
+        _ => format!("lambda:{function}:{}", std::process::id()),
+    }
+}
+
+/// Runs the Lambda runtime loop for the consumer: config, pool, registry and
+/// SQS client once per cold start.
+pub async fn run() -> Result<(), lambda_runtime::Error> {
+    let config = jobline::Config::from_env()?;
+    jobline::telemetry::init(&config);
+    let consumer = Consumer::from_env(&config).await?;
+    tracing::info!(
+        worker = consumer.processor().worker(),
+        concurrency = consumer.options().concurrency,
+        types = ?consumer.processor().registry().types(),
+        "sqs consumer ready"
+    );
+    lambda_runtime::run(lambda_runtime::service_fn(
+        move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
+            let consumer = consumer.clone();
+            async move { Ok::<_, lambda_runtime::Error>(consumer.handle(event.payload).await) }
+        },
+    ))
+    .await
+}

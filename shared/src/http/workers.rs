@@ -1,0 +1,58 @@
+//! `GET /v1/workers` and `POST /v1/workers/{id}/pause|resume|drain`: the
+//! deployment's workers (shared by every tenant; admin scope).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use serde_json::{Value, json};
+
+use super::{ApiError, AppState, Caller};
+use crate::store::workers::WorkerCommand;
+
+/// A worker not seen for this long is `gone`.
+pub const GONE_AFTER: Duration = Duration::from_secs(60);
+
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require("admin")?;
+    let workers = state.store.workers(GONE_AFTER).await?;
+    Ok(Json(json!({ "workers": workers })))
+}
+
+async fn steer(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    command: WorkerCommand,
+) -> Result<Json<Value>, ApiError> {
+    caller.require("admin")?;
+    if !state.store.steer_worker(id, command).await? {
+        return Err(ApiError::not_found(format!("worker {id:?} not found")));
+    }
+    tracing::info!(worker = id, command = command.as_str(), actor = %caller.actor(), "worker steered");
+    Ok(Json(json!({ "id": id, "desired_state": command.as_str() })))
+}
+
+pub async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    steer(&state, &caller, &id, WorkerCommand::Paused).await
+}
+
+pub async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    steer(&state, &caller, &id, WorkerCommand::Running).await
+}
+
+pub async fn drain(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    steer(&state, &caller, &id, WorkerCommand::Draining).await
+}

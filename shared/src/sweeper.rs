@@ -1,0 +1,164 @@
+//! The sweeper: what makes sure nothing is lost or stuck. Run on a schedule
+//! (the sweeper Lambda, `jobline` operator commands), one pass does, in order:
+//!
+//! 1. **release stale claims**: `processing` without a heartbeat for longer
+//!    than the timeout goes back to `pending` (with an outbox row) or to
+//!    `failed` when its attempts are spent, error code `HEARTBEAT_TIMEOUT`;
+//! 2. **relay the outbox**: publish the rows nobody published (the queue was
+//!    down at commit, a delayed job became due for the broker, step 1's rows);
+//! 3. **re-wake due jobs whose message may have been lost**: `pending` jobs due
+//!    for longer than `stale_pending_after` with no recent outbox row get a
+//!    fresh one, published through the relay.
+//!
+//! Each step is idempotent and safe to run in several processes at once
+//! (`FOR UPDATE SKIP LOCKED` and guarded updates in steps 1 and 3, leased
+//! outbox rows in the relay), so two sweepers racing do each thing once.
+//! All times come from the store's clock.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::queue::Publisher;
+use crate::queue::relay::{RelayReport, relay_all};
+use crate::store::{Store, StoreError};
+
+/// How a sweep behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepConfig {
+    /// A claim without a heartbeat for this long is released
+    /// (`JOBLINE_HEARTBEAT_TIMEOUT_SECONDS`).
+    pub heartbeat_timeout: Duration,
+    /// A pending job due for this long, with no outbox row written or
+    /// published since, is woken again (default 5 minutes).
+    pub stale_pending_after: Duration,
+    /// Rows per statement.
+    pub batch: u32,
+    /// Statements per step at most, so one sweep stays bounded (a Lambda has
+    /// a timeout); the next sweep goes on where this one stopped.
+    pub max_passes: u32,
+}
+
+impl Default for SweepConfig {
+    fn default() -> Self {
+        Self {
+            heartbeat_timeout: Duration::from_secs(60),
+            stale_pending_after: Duration::from_secs(300),
+            batch: 500,
+            max_passes: 20,
+        }
+    }
+}
+
+impl SweepConfig {
+    /// The defaults, with the deployment's heartbeat timeout.
+    pub fn from_config(config: &crate::Config) -> Self {
+        Self {
+            heartbeat_timeout: config.heartbeat_timeout,
+            ..Self::default()
+        }
+    }
+}
+
+/// Step 1: stale claims released.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReleasedReport {
+    /// Back to `pending` for another attempt (and published by step 2).
+    pub requeued: usize,
+    /// Attempts spent: `failed` with `HEARTBEAT_TIMEOUT`.
+    pub failed: usize,
+    /// Statements run.
+    pub passes: u32,
+    /// Stopped at `max_passes` with more possibly left.
+    pub capped: bool,
+}
+
+/// Step 3: due jobs woken again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RewakeReport {
+    /// Jobs that got a fresh outbox row.
+    pub rewoken: usize,
+    pub passes: u32,
+    pub capped: bool,
+    /// The relay pass that published them.
+    pub relay: RelayReport,
+}
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct SweepReport {
+    /// When the sweep started (the store's clock).
+    pub started_at: DateTime<Utc>,
+    pub released: ReleasedReport,
+    pub relayed: RelayReport,
+    pub rewoken: RewakeReport,
+    /// Wall time the sweep took.
+    pub duration_ms: u64,
+}
+
+/// One sweep: release stale claims, relay the outbox, re-wake due jobs whose
+/// message may have been lost. Stops at the first store error (the next
+/// scheduled sweep tries again; every step is idempotent).
+pub async fn sweep_once(
+    store: &Store,
+    publisher: &Publisher,
+    config: &SweepConfig,
+) -> Result<SweepReport, StoreError> {
+    let started = Instant::now();
+    let started_at = store.now();
+    let batch = config.batch.max(1);
+    let max_passes = config.max_passes.max(1);
+
+    let mut released = ReleasedReport::default();
+    loop {
+        let pass = store.release_stale(config.heartbeat_timeout, batch).await?;
+        released.passes += 1;
+        released.requeued += pass.requeued.len();
+        released.failed += pass.failed.len();
+        if pass.total() < batch as usize {
+            break;
+        }
+        if released.passes >= max_passes {
+            released.capped = true;
+            break;
+        }
+    }
+
+    let relayed = relay_all(store, publisher, batch).await?;
+
+    let mut rewoken = RewakeReport::default();
+    loop {
+        let pass = store.rewake_due(config.stale_pending_after, batch).await?;
+        rewoken.passes += 1;
+        rewoken.rewoken += pass.len();
+        if pass.len() < batch as usize {
+            break;
+        }
+        if rewoken.passes >= max_passes {
+            rewoken.capped = true;
+            break;
+        }
+    }
+    if rewoken.rewoken > 0 {
+        rewoken.relay = relay_all(store, publisher, batch).await?;
+    }
+
+    let report = SweepReport {
+        started_at,
+        released,
+        relayed,
+        rewoken,
+        duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    };
+    tracing::info!(
+        released_requeued = released.requeued,
+        released_failed = released.failed,
+        relayed = relayed.published,
+        relay_failed = relayed.failed,
+        rewoken = rewoken.rewoken,
+        duration_ms = report.duration_ms,
+        "sweep done"
+    );
+    Ok(report)
+}

@@ -4,6 +4,18 @@ use jobline::Config;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum JobsCommand {
+    /// Create a job (and publish it); prints its id.
+    Create {
+        #[arg(long = "type")]
+        job_type: String,
+        /// JSON payload.
+        #[arg(long, default_value = "{}")]
+        payload: String,
+        #[arg(long, default_value = "default")]
+        tenant: String,
+        #[arg(long)]
+        max_attempts: Option<i32>,
+    },
     /// A job and its timeline.
     Show { id: uuid::Uuid },
     /// Cancel a pending or running job.
@@ -20,6 +32,31 @@ pub enum JobsCommand {
 pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
     let store = jobline::connect(config)?;
     match cmd {
+        JobsCommand::Create {
+            job_type,
+            payload,
+            tenant,
+            max_attempts,
+        } => {
+            let payload: serde_json::Value =
+                serde_json::from_str(&payload).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"))?;
+            let mut new = jobline::NewJob::new(job_type, payload);
+            new.max_attempts = max_attempts;
+            new.initiated_by = Some("cli".into());
+            let created = store.create(&tenant, new).await?;
+            let queue = jobline::app::queue(config, &store).await?;
+            let publisher = jobline::queue::Publisher::new(store.clone(), queue, "cli");
+            if let Some(outbox_id) = created.outbox_id {
+                publisher
+                    .publish(&[jobline::queue::OutboxItem {
+                        outbox_id,
+                        job_id: created.job.id,
+                        run_after: created.job.run_after,
+                    }])
+                    .await;
+            }
+            println!("{}", created.job.id);
+        }
         JobsCommand::Show { id } => {
             let Some(job) = store.get_any(id).await? else {
                 anyhow::bail!("no job {id}");

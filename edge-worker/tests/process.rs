@@ -1,0 +1,180 @@
+//! The `jobline` binary as real processes against a real Postgres: a worker
+//! killed with SIGKILL mid-job, the sweeper releasing its claim, another
+//! worker finishing the job exactly once; and a graceful SIGTERM.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::NoTls;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jobline");
+
+/// A fresh, migrated database of its own.
+async fn database() -> (String, tokio_postgres::Client) {
+    let admin = std::env::var("JOBLINE_TEST_DATABASE_URL")
+        .expect("JOBLINE_TEST_DATABASE_URL is not set: run the suite with scripts/test");
+    let (client, conn) = tokio_postgres::connect(&admin, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    let name = format!("p_{}", uuid_like());
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("create db");
+    let url = format!("{}/{name}", admin.rsplit_once('/').expect("db in url").0);
+    let out = jobline(&url).arg("migrate").output().expect("run migrate");
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (db, conn) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
+    tokio::spawn(conn);
+    (url, db)
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+fn jobline(url: &str) -> Command {
+    let mut c = Command::new(BIN);
+    c.env("DATABASE_URL", url)
+        .env("JOBLINE_QUEUE", "postgres")
+        .env("JOBLINE_LOG", "warn")
+        .env("JOBLINE_HEARTBEAT_INTERVAL_SECONDS", "1")
+        .env("JOBLINE_HEARTBEAT_TIMEOUT_SECONDS", "2")
+        .env_remove("REDIS_URL")
+        .env_remove("UPSTASH_REDIS_REST_URL")
+        .env_remove("SQS_QUEUE_URL");
+    c
+}
+
+fn worker(url: &str, id: &str, extra: &[&str]) -> Child {
+    jobline(url)
+        .args(["worker", "--id", id, "--poll-interval", "0.1"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn worker")
+}
+
+/// Creates a `sleep` job through the CLI (the same path as the API).
+fn create_job(url: &str, payload: &str) {
+    let out = jobline(url)
+        .args([
+            "jobs",
+            "create",
+            "--type",
+            "sleep",
+            "--max-attempts",
+            "3",
+            "--payload",
+            payload,
+        ])
+        .output()
+        .expect("jobs create");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+async fn one(db: &tokio_postgres::Client, sql: &str) -> String {
+    db.query_one(sql, &[]).await.expect(sql).get(0)
+}
+
+async fn wait_for(db: &tokio_postgres::Client, sql: &str, want: &str, within: Duration) {
+    let deadline = Instant::now() + within;
+    loop {
+        if one(db, sql).await == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{sql} never became {want:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_job_is_released_and_the_job_completes_exactly_once() {
+    let (url, db) = database().await;
+    create_job(&url, r#"{"ms": 2500}"#);
+    let status = "SELECT status::text || ':' || coalesce(locked_by, '') FROM jobs";
+
+    let mut doomed = worker(&url, "doomed", &[]);
+    wait_for(&db, status, "processing:doomed", Duration::from_secs(15)).await;
+    // SIGKILL: no chance to release anything.
+    Command::new("kill")
+        .args(["-9", &doomed.id().to_string()])
+        .status()
+        .expect("kill");
+    let _ = doomed.wait();
+
+    // The sweeper releases the claim once its heartbeat is older than the timeout.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let out = jobline(&url)
+            .arg("release-stale")
+            .output()
+            .expect("release-stale");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        if text.contains("released=1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never released: {text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        one(&db, "SELECT status::text || ':' || error_code FROM jobs").await,
+        "pending:HEARTBEAT_TIMEOUT"
+    );
+
+    let rescuer = worker(&url, "rescuer", &["--once"])
+        .wait_with_output()
+        .expect("rescuer");
+    assert!(rescuer.status.success());
+    assert!(String::from_utf8_lossy(&rescuer.stdout).contains("succeeded=1"));
+    assert_eq!(
+        one(&db, "SELECT status::text || ':' || attempts FROM jobs").await,
+        "completed:2"
+    );
+    let events = one(
+        &db,
+        "SELECT string_agg(event || '@' || coalesce(actor, ''), ',' ORDER BY id) FROM job_events",
+    )
+    .await;
+    assert_eq!(
+        events,
+        "created@cli,published@cli,claimed@doomed,heartbeat_released@sweeper,claimed@rescuer,completed@rescuer"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_lets_the_job_in_flight_finish_and_exits_zero() {
+    let (url, db) = database().await;
+    create_job(&url, r#"{"ms": 700}"#);
+    let mut w = worker(&url, "graceful", &["--grace", "10"]);
+    wait_for(
+        &db,
+        "SELECT status::text FROM jobs",
+        "processing",
+        Duration::from_secs(15),
+    )
+    .await;
+    Command::new("kill")
+        .args(["-TERM", &w.id().to_string()])
+        .status()
+        .expect("kill");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(code) = w.try_wait().expect("wait") {
+            break code;
+        }
+        assert!(Instant::now() < deadline, "worker did not exit after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(code.success(), "exit code {code:?}");
+    assert_eq!(one(&db, "SELECT status::text FROM jobs").await, "completed");
+    assert_eq!(one(&db, "SELECT state FROM workers").await, "stopped");
+}

@@ -46,6 +46,8 @@ enum Command {
     Jobs(commands::jobs::JobsCommand),
     /// Running jobs: stage, progress, running time, heartbeat age.
     ShowRunning,
+    /// The worker reliability drill (see `jobline::drill`).
+    Drill(commands::drill::DrillArgs),
     /// Registered workers (list) and steering them (pause, resume, drain).
     Workers {
         #[command(subcommand)]
@@ -84,6 +86,7 @@ async fn main() -> std::process::ExitCode {
         Command::Jobs(cmd) => commands::jobs::run(&config, cmd).await,
         Command::ShowRunning => commands::jobs::show_running(&config).await,
         Command::Workers { cmd } => commands::workers::run(&config, cmd).await,
+        Command::Drill(args) => commands::drill::run(&config, args).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod config;
 pub mod domain;
+pub mod drill;
 pub mod http;
 pub mod queue;
 pub mod store;

@@ -1,5 +1,6 @@
 pub mod demo;
 pub mod dev;
+pub mod drill;
 pub mod jobs;
 pub mod keys;
 pub mod ops;

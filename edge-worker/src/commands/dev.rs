@@ -48,7 +48,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
 
     let processor = Processor::new(
         state.store.clone(),
-        Arc::new(super::worker::registry()),
+        Arc::new(super::worker::registry()?),
         config.heartbeat_interval,
         format!("dev-{}", std::process::id()),
     );

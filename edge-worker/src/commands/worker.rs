@@ -60,8 +60,10 @@ pub fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-pub fn registry() -> Registry {
-    Registry::with_builtins()
+/// The built-in handlers plus `webhook` and `story_script`, configured from
+/// the environment (a bad value stops the worker naming the variable).
+pub fn registry() -> anyhow::Result<Registry> {
+    Ok(Registry::try_with_production_handlers()?)
 }
 
 pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
@@ -69,7 +71,7 @@ pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()>
     let store = jobline::connect(config)?;
     let queue = jobline::app::queue(config, &store).await?;
     let id = args.id.clone().unwrap_or_else(default_worker_id);
-    let processor = Processor::new(store, Arc::new(registry()), config.heartbeat_interval, id);
+    let processor = Processor::new(store, Arc::new(registry()?), config.heartbeat_interval, id);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         super::serve::shutdown_signal().await;

@@ -381,18 +381,7 @@ impl WebhookHandler {
 
         let pinned = self.guard(&url).await?;
 
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .timeout(self.config.timeout)
-            .connect_timeout(self.config.timeout)
-            .user_agent(concat!("jobline-webhook/", env!("CARGO_PKG_VERSION")));
-        if let Some((domain, addrs)) = &pinned {
-            builder = builder.resolve_to_addrs(domain, addrs);
-        }
-        let client = builder.build().map_err(|e| {
-            HandlerError::retryable("NETWORK", format!("could not build an HTTP client: {e}"))
-        })?;
+        let client = self.client(pinned.as_ref())?;
 
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -465,13 +454,30 @@ impl WebhookHandler {
         }
     }
 
+    /// A client for one delivery: no redirects, no proxy, the timeout, and
+    /// the host name (when checked) pinned to the addresses that passed.
+    fn client(&self, pinned: Option<&(String, Vec<SocketAddr>)>) -> Result<reqwest::Client, HandlerError> {
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .timeout(self.config.timeout)
+            .connect_timeout(self.config.timeout)
+            .user_agent(concat!("jobline-webhook/", env!("CARGO_PKG_VERSION")));
+        if let Some((domain, addrs)) = pinned {
+            builder = builder.resolve_to_addrs(domain, addrs);
+        }
+        builder
+            .build()
+            .map_err(|e| HandlerError::retryable("NETWORK", format!("could not build an HTTP client: {e}")))
+    }
+
     /// Applies the SSRF rules to `url`; for a host name that needs checking,
     /// returns the checked addresses to pin the connection to.
     async fn guard(&self, url: &Url) -> Result<Option<(String, Vec<SocketAddr>)>, HandlerError> {
         let scheme = url.scheme();
         if !matches!(scheme, "http" | "https") {
             return Err(blocked(format!(
-                "refusing {scheme}: URLs; only https URLs are allowed"
+                "refusing a URL with scheme {scheme:?}: only https URLs are allowed"
             )));
         }
         let Some(host) = url_host(url) else {
@@ -488,7 +494,7 @@ impl WebhookHandler {
         let allow_listed = self.config.is_allow_listed(&host_key, port);
         if scheme != "https" && !allow_listed {
             return Err(blocked(format!(
-                "refusing http://{}: only https URLs are allowed unless the host is in JOBLINE_WEBHOOK_ALLOW_HOSTS",
+                "refusing {}: only https URLs are allowed unless the host is in JOBLINE_WEBHOOK_ALLOW_HOSTS",
                 authority(url)
             )));
         }
@@ -497,7 +503,13 @@ impl WebhookHandler {
         }
         let hint = "(set JOBLINE_WEBHOOK_ALLOW_PRIVATE=true or add the host to JOBLINE_WEBHOOK_ALLOW_HOSTS to allow it)";
         match host {
-            UrlHost::Ip(ip) => check_ip(ip, hint).map(|()| None),
+            UrlHost::Ip(ip) => match non_public(ip) {
+                Some(kind) => Err(blocked(format!(
+                    "refusing {}: {ip} is {kind} {hint}",
+                    authority(url)
+                ))),
+                None => Ok(None),
+            },
             UrlHost::Domain(domain) => {
                 let lookup = tokio::time::timeout(
                     self.config.timeout,
@@ -527,7 +539,8 @@ impl WebhookHandler {
                 for addr in &addrs {
                     if let Some(kind) = non_public(addr.ip()) {
                         return Err(blocked(format!(
-                            "refusing {domain}: it resolves to {}, {kind} {hint}",
+                            "refusing {}: {domain} resolves to {}, {kind} {hint}",
+                            authority(url),
                             addr.ip()
                         )));
                     }
@@ -559,11 +572,12 @@ fn url_host(url: &Url) -> Option<UrlHost> {
     })
 }
 
+/// `scheme://host[:port]`: the part of a URL a refusal is about.
 fn authority(url: &Url) -> String {
     let host = url.host_str().unwrap_or_default();
     match url.port() {
-        Some(p) => format!("{host}:{p}"),
-        None => host.to_owned(),
+        Some(p) => format!("{}://{host}:{p}", url.scheme()),
+        None => format!("{}://{host}", url.scheme()),
     }
 }
 
@@ -571,17 +585,17 @@ fn blocked(message: String) -> HandlerError {
     HandlerError::permanent("SSRF_BLOCKED", message)
 }
 
-fn check_ip(ip: IpAddr, hint: &str) -> Result<(), HandlerError> {
-    match non_public(ip) {
-        Some(kind) => Err(blocked(format!("refusing {ip}: {kind} {hint}"))),
-        None => Ok(()),
-    }
-}
-
 /// Why `ip` is not a public unicast address, or `None` when it is.
 pub fn non_public(ip: IpAddr) -> Option<String> {
     match ip {
-        IpAddr::V4(v4) => non_public_v4(v4).map(|k| format!("a {k} address")),
+        IpAddr::V4(v4) => non_public_v4(v4).map(|k| {
+            let article = if k.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                "an"
+            } else {
+                "a"
+            };
+            format!("{article} {k} address")
+        }),
         IpAddr::V6(v6) => non_public_v6(v6),
     }
 }
@@ -947,6 +961,40 @@ mod tests {
             "tampered time"
         );
         assert!(!verify_signature(b"k", "v1=00", body, 100, 300), "no timestamp");
+    }
+
+    /// The client connects to the pinned addresses, never asking DNS again:
+    /// a name that cannot resolve (`.invalid`) still reaches the server.
+    #[tokio::test]
+    async fn the_client_connects_to_the_pinned_address() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut buf = vec![0u8; 4096];
+            let n = socket.read(&mut buf).await.expect("read");
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await
+                .expect("write");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        });
+        let handler = WebhookHandler::new(WebhookConfig::new().with_timeout(Duration::from_secs(5)));
+        let pinned = ("hooks.jobline.invalid".to_owned(), vec![addr]);
+        let client = handler.client(Some(&pinned)).expect("client");
+        let url = format!("http://hooks.jobline.invalid:{}/in", addr.port());
+        let response = client.post(url).body("{}").send().await.expect("sent");
+        assert_eq!(response.status(), 200);
+        let request = server.await.expect("server");
+        assert!(request.starts_with("POST /in HTTP/1.1"), "{request}");
+        assert!(
+            request
+                .to_ascii_lowercase()
+                .contains("host: hooks.jobline.invalid"),
+            "the Host header keeps the name: {request}"
+        );
     }
 
     #[test]

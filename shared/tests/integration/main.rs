@@ -4,6 +4,7 @@
 mod api;
 mod claim;
 mod create;
+mod handlers;
 mod lambda;
 mod lifecycle;
 mod migrations;

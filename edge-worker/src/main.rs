@@ -25,6 +25,9 @@ enum Command {
     Stats(commands::ops::StatsArgs),
     /// Release claims whose heartbeat timed out.
     ReleaseStale,
+    /// One sweeper pass: release stale claims, relay the outbox, re-wake due
+    /// jobs whose message was lost.
+    Sweep,
     /// Serve every route of the HTTP API on one port.
     Serve(commands::serve::ServeArgs),
     /// API keys: create, list, revoke.
@@ -53,6 +56,9 @@ enum Command {
         #[command(subcommand)]
         cmd: Option<commands::workers::WorkersCommand>,
     },
+    /// Benchmark helpers for scripts/bench: enqueue, latency, http.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +83,7 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => commands::demo::run(&config, args).await,
         Command::Stats(args) => commands::ops::stats(&config, args).await,
         Command::ReleaseStale => commands::ops::release_stale(&config).await,
+        Command::Sweep => commands::ops::sweep(&config).await,
         Command::Serve(args) => commands::serve::run(&config, args).await,
         Command::Keys(cmd) => commands::keys::run(&config, cmd).await,
         Command::Outbox(OutboxCommand::Relay) => commands::outbox::relay(&config).await,
@@ -87,6 +94,7 @@ async fn main() -> std::process::ExitCode {
         Command::ShowRunning => commands::jobs::show_running(&config).await,
         Command::Workers { cmd } => commands::workers::run(&config, cmd).await,
         Command::Drill(args) => commands::drill::run(&config, args).await,
+        Command::Bench(cmd) => commands::bench::run(&config, cmd).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -16,6 +16,7 @@
 //! 8) at once. Duplicate records of one job, in a batch or across batches,
 //! complete it once: the store's claim decides, the queue only wakes.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -131,7 +132,7 @@ impl Consumer {
         let store = jobline::connect(config)?;
         let processor = Processor::new(
             store,
-            Arc::new(registry()),
+            Arc::new(registry()?),
             config.heartbeat_interval,
             worker_id(),
         );
@@ -151,10 +152,9 @@ impl Consumer {
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
         let outcomes = self.process(event).await;
         let mut response = SqsBatchResponse::default();
-        let mut named: Vec<&str> = Vec::new();
+        let mut named: HashSet<&str> = HashSet::new();
         for outcome in &outcomes {
-            if outcome.returned() && !named.contains(&outcome.message_id.as_str()) {
-                named.push(&outcome.message_id);
+            if outcome.returned() && named.insert(&outcome.message_id) {
                 response.add_failure(outcome.message_id.clone());
             }
         }
@@ -316,9 +316,10 @@ pub fn delivery_of(record: &SqsMessage) -> Delivery {
     }
 }
 
-/// The handler registry the Lambda runs.
-pub fn registry() -> Registry {
-    Registry::with_builtins()
+/// The handler registry the Lambda runs: the built-ins plus the production
+/// handlers (`webhook`, `story_script`), configured from the environment.
+pub fn registry() -> Result<Registry, ConfigError> {
+    Registry::try_with_production_handlers()
 }
 
 /// This sandbox's name in claims and timelines.

@@ -9,7 +9,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use jobline::Config;
 use jobline::queue::Publisher;
-use jobline::queue::relay::relay_all;
 use jobline::worker::runner::run;
 use jobline::worker::{Processor, WorkerOptions};
 use tokio::sync::watch;
@@ -65,7 +64,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(sweep_forever(
         state.store.clone(),
         state.publisher.clone(),
-        config.heartbeat_timeout,
+        jobline::sweeper::SweepConfig::from_config(config),
         rx.clone(),
     ));
 
@@ -95,19 +94,17 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Releases stale claims and relays the outbox every few seconds.
+/// The sweeper's chores every few seconds: release stale claims, relay the
+/// outbox, re-wake due jobs whose message was lost.
 async fn sweep_forever(
     store: jobline::Store,
     publisher: Publisher,
-    timeout: Duration,
+    config: jobline::sweeper::SweepConfig,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        if let Err(e) = store.release_stale(timeout, 500).await {
-            tracing::warn!(error = %e, "release stale failed");
-        }
-        if let Err(e) = relay_all(&store, &publisher, 500).await {
-            tracing::warn!(error = %e, "relay failed");
+        if let Err(e) = jobline::sweeper::sweep_once(&store, &publisher, &config).await {
+            tracing::warn!(error = %e, "sweep failed");
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(5)) => {}

@@ -1,3 +1,4 @@
+pub mod bench;
 pub mod demo;
 pub mod dev;
 pub mod drill;

@@ -51,3 +51,18 @@ pub async fn release_stale(config: &Config) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// One sweeper pass (what the sweeper Lambda does on its schedule).
+pub async fn sweep(config: &Config) -> anyhow::Result<()> {
+    let store = jobline::connect(config)?;
+    let queue = jobline::app::queue(config, &store).await?;
+    let publisher = jobline::queue::Publisher::new(store.clone(), queue, "sweeper");
+    let report = jobline::sweeper::sweep_once(
+        &store,
+        &publisher,
+        &jobline::sweeper::SweepConfig::from_config(config),
+    )
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(())
+}

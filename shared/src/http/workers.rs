@@ -1,5 +1,7 @@
 //! `GET /v1/workers` and `POST /v1/workers/{id}/pause|resume|drain`: the
-//! deployment's workers (shared by every tenant; admin scope).
+//! deployment's workers. They serve every tenant, so only the operators'
+//! tenant (`default`, the tenant of `JOBLINE_ADMIN_KEY`) with the admin scope
+//! may see or steer them.
 
 use std::time::Duration;
 
@@ -13,8 +15,22 @@ use crate::store::workers::WorkerCommand;
 /// A worker not seen for this long is `gone`.
 pub const GONE_AFTER: Duration = Duration::from_secs(60);
 
+/// The operators' tenant: the only one that may see and steer workers.
+pub const OPERATOR_TENANT: &str = "default";
+
+fn require_operator(caller: &Caller) -> Result<(), ApiError> {
+    if caller.require("admin")? != OPERATOR_TENANT {
+        return Err(ApiError::new(
+            axum::http::StatusCode::FORBIDDEN,
+            "forbidden",
+            "workers are shared by every tenant: only an admin key of tenant 'default' may see or steer them",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
+    require_operator(&caller)?;
     let workers = state.store.workers(GONE_AFTER).await?;
     Ok(Json(json!({ "workers": workers })))
 }

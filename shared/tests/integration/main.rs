@@ -11,6 +11,7 @@ mod migrations;
 mod outbox;
 mod pipeline;
 mod queue_contract;
+mod queue_postgres;
 mod queue_redis;
 mod queue_sqs;
 mod queue_upstash;

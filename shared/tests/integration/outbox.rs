@@ -175,3 +175,21 @@ async fn an_undeliverable_row_goes_to_the_dead_letter_and_replays_once_per_token
     );
     assert_eq!(relay_all(&db.store, &up, 10).await.expect("relay").published, 1);
 }
+
+#[tokio::test]
+async fn marking_published_counts_only_rows_it_changed() {
+    let db = test_db().await;
+    let created = db
+        .store
+        .create("acme", NewJob::new("noop", json!({})))
+        .await
+        .expect("create");
+    let id = created.outbox_id.expect("new");
+    assert_eq!(db.store.mark_published(&[id], "a").await.expect("mark"), 1);
+    assert_eq!(
+        db.store.mark_published(&[id], "b").await.expect("mark"),
+        0,
+        "already sent"
+    );
+    assert_eq!(db.events(created.job.id).await, ["created", "published"]);
+}

@@ -11,3 +11,4 @@ WITH sent AS (
 INSERT INTO job_events (job_id, event, actor, detail, at)
 SELECT job_id, 'published', $3, jsonb_build_object('queue', queue, 'outbox_id', id), $1
 FROM sent
+RETURNING job_id

@@ -21,7 +21,45 @@ pub struct DevArgs {
     pub concurrency: usize,
 }
 
+/// Without `DATABASE_URL`, a throwaway Postgres from the repository's
+/// `scripts/pg-up` (found from the current directory upwards).
+fn throwaway_postgres() -> anyhow::Result<String> {
+    let mut dir = std::env::current_dir()?;
+    let script = loop {
+        let candidate = dir.join("scripts/pg-up");
+        if candidate.is_file() {
+            break candidate;
+        }
+        if !dir.pop() {
+            anyhow::bail!(
+                "DATABASE_URL is not set and no scripts/pg-up was found to start a throwaway Postgres; set DATABASE_URL"
+            );
+        }
+    };
+    eprintln!(
+        "DATABASE_URL is not set: starting a throwaway Postgres with {}",
+        script.display()
+    );
+    let out = std::process::Command::new(&script)
+        .arg("pg")
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {}", script.display()))?;
+    if !out.status.success() {
+        anyhow::bail!("{} failed", script.display());
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("export DATABASE_URL=").map(str::to_owned))
+        .context("scripts/pg-up printed no DATABASE_URL")
+}
+
 pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
+    let mut config = config.clone();
+    if config.database_url.is_none() {
+        config.database_url = Some(throwaway_postgres()?);
+    }
+    let config = &config;
     let url = config.require_database_url()?.to_owned();
     let report = jobline::store::migrate::run_url(&url)
         .await

@@ -287,6 +287,8 @@ struct ConnStats {
     statuses: std::collections::BTreeMap<u16, u64>,
     last_done: Option<Instant>,
     reconnects: u64,
+    /// Every answered request, the warm-up included.
+    answered: u64,
 }
 
 async fn http(args: HttpArgs) -> anyhow::Result<()> {
@@ -326,6 +328,7 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
                 }
                 all.last_done = all.last_done.max(s.last_done);
                 all.reconnects += s.reconnects;
+                all.answered += s.answered;
             }
             Err(e) => errors.push(format!("{e:#}")),
         }
@@ -360,6 +363,7 @@ async fn http(args: HttpArgs) -> anyhow::Result<()> {
             "batch": args.batch,
             "seconds": window,
             "requests": requests,
+            "requests_with_warmup": all.answered,
             "ok": ok,
             "non_2xx": requests - ok,
             "statuses": statuses,
@@ -409,6 +413,7 @@ async fn connection_loop(
             continue;
         };
         let done = Instant::now();
+        stats.answered += 1;
         if t0 >= measure_from {
             let us = (done - t0).as_micros().min(u128::from(u32::MAX)) as u32;
             stats.latencies_us.push(us);

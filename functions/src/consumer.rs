@@ -22,6 +22,7 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt as _;
+use jobline::config::Env;
 use jobline::queue::sqs::SqsQueue;
 use jobline::queue::{Delivery, Message, Queue as _};
 use jobline::worker::{Disposition, Finished, Processor, Registry};
@@ -63,28 +64,18 @@ impl ConsumerOptions {
     /// Reads the settings through `lookup`; an invalid value is an error
     /// naming the variable.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let concurrency = match get("JOBLINE_CONSUMER_CONCURRENCY") {
-            None => DEFAULT_CONCURRENCY,
-            Some(raw) => match raw.parse::<usize>() {
-                Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => n,
-                _ => {
-                    return Err(ConfigError {
-                        var: "JOBLINE_CONSUMER_CONCURRENCY",
-                        value: raw,
-                        reason: format!("expected a whole number from 1 to {MAX_CONCURRENCY}"),
-                    });
-                }
-            },
-        };
+        let env = Env::new(&lookup);
         Ok(Self {
-            concurrency,
-            queue_url: get("SQS_QUEUE_URL"),
-            endpoint_url: get("AWS_ENDPOINT_URL_SQS").or_else(|| get("AWS_ENDPOINT_URL")),
+            concurrency: env.number(
+                "JOBLINE_CONSUMER_CONCURRENCY",
+                DEFAULT_CONCURRENCY,
+                1,
+                MAX_CONCURRENCY,
+            )?,
+            queue_url: env.get("SQS_QUEUE_URL"),
+            endpoint_url: env
+                .get("AWS_ENDPOINT_URL_SQS")
+                .or_else(|| env.get("AWS_ENDPOINT_URL")),
         })
     }
 }

@@ -20,7 +20,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(var: &'static str, value: &str, reason: impl Into<String>) -> Self {
+    pub fn new(var: &'static str, value: &str, reason: impl Into<String>) -> Self {
         Self {
             var,
             value: value.to_owned(),
@@ -109,7 +109,7 @@ impl Config {
 
     /// Reads configuration through `lookup` (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env(&lookup);
+        let env = Env::new(&lookup);
         let heartbeat_interval = env.seconds("JOBLINE_HEARTBEAT_INTERVAL_SECONDS", 10)?;
         let heartbeat_timeout = env.seconds("JOBLINE_HEARTBEAT_TIMEOUT_SECONDS", 60)?;
         if heartbeat_timeout <= heartbeat_interval {
@@ -320,14 +320,33 @@ fn check_token(token: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
-struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+/// Reads configuration variables with the same rules everywhere (the
+/// shared config, the handlers', the consumer's): values are trimmed, an
+/// empty value counts as unset, and a bad value is a [`ConfigError`] naming
+/// its variable.
+#[derive(Clone, Copy)]
+pub struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
-impl Env<'_> {
-    fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name).map(|v| v.trim().to_owned())
+impl std::fmt::Debug for Env<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Env")
+    }
+}
+
+impl<'a> Env<'a> {
+    pub fn new(lookup: &'a dyn Fn(&str) -> Option<String>) -> Self {
+        Self(lookup)
     }
 
-    fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
+    /// The trimmed value; `None` when unset or empty.
+    pub fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A whole number within `min..=max`, or `default` when unset.
+    pub fn number<T>(&self, name: &'static str, default: T, min: T, max: T) -> Result<T, ConfigError>
     where
         T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
     {
@@ -347,9 +366,26 @@ impl Env<'_> {
         Ok(value)
     }
 
-    fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
-        self.number(name, default, 1, 7 * 24 * 3600)
-            .map(Duration::from_secs)
+    /// Seconds within `1..=max`, or `default` when unset.
+    pub fn seconds_up_to(&self, name: &'static str, default: u64, max: u64) -> Result<Duration, ConfigError> {
+        self.number(name, default, 1, max).map(Duration::from_secs)
+    }
+
+    /// Seconds within a week, or `default` when unset.
+    pub fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
+        self.seconds_up_to(name, default, 7 * 24 * 3600)
+    }
+
+    /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), or `default`.
+    pub fn flag(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
+        match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(true),
+            "false" | "0" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::new(name, &raw, "must be true or false")),
+        }
     }
 }
 

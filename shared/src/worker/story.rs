@@ -39,7 +39,7 @@ use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
 
 use super::handler::{HandlerError, HandlerOutput, JobContext, JobHandler};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Env};
 
 /// The job type the production registry registers this handler under.
 pub const JOB_TYPE: &str = "story_script";
@@ -127,54 +127,34 @@ impl StoryConfig {
 
     /// From any variable lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let base_url = match get("OPENAI_BASE_URL") {
+        let env = Env::new(&lookup);
+        let base_url = match env.get("OPENAI_BASE_URL") {
             Some(raw) => {
-                let url =
-                    reqwest::Url::parse(&raw).map_err(|e| bad("OPENAI_BASE_URL", &raw, e.to_string()))?;
+                let url = reqwest::Url::parse(&raw)
+                    .map_err(|e| ConfigError::new("OPENAI_BASE_URL", &raw, e.to_string()))?;
                 if !matches!(url.scheme(), "http" | "https") {
-                    return Err(bad("OPENAI_BASE_URL", &raw, "must be an http(s) URL"));
+                    return Err(ConfigError::new(
+                        "OPENAI_BASE_URL",
+                        &raw,
+                        "must be an http(s) URL",
+                    ));
                 }
                 raw
             }
             None => DEFAULT_BASE_URL.to_owned(),
         };
-        let mut config = Self::new(base_url, get("OPENAI_API_KEY"));
-        if let Some(model) = get("JOBLINE_STORY_MODEL") {
+        let mut config = Self::new(base_url, env.get("OPENAI_API_KEY"));
+        if let Some(model) = env.get("JOBLINE_STORY_MODEL") {
             config.model = model;
         }
-        if let Some(raw) = get("JOBLINE_STORY_MAX_TOKENS") {
-            config.max_tokens = number(&raw, "JOBLINE_STORY_MAX_TOKENS", 1, 1_000_000)?;
-        }
-        if let Some(raw) = get("JOBLINE_STORY_TIMEOUT_SECONDS") {
-            config.timeout =
-                Duration::from_secs(u64::from(number(&raw, "JOBLINE_STORY_TIMEOUT_SECONDS", 1, 3600)?));
-        }
+        config.max_tokens = env.number("JOBLINE_STORY_MAX_TOKENS", config.max_tokens, 1, 1_000_000)?;
+        config.timeout =
+            env.seconds_up_to("JOBLINE_STORY_TIMEOUT_SECONDS", config.timeout.as_secs(), 3600)?;
         Ok(config)
     }
 
     fn endpoint(&self) -> String {
         format!("{}/chat/completions", self.base_url)
-    }
-}
-
-fn number(raw: &str, var: &'static str, min: u32, max: u32) -> Result<u32, ConfigError> {
-    let n: u32 = raw.parse().map_err(|_| bad(var, raw, "not a whole number"))?;
-    if !(min..=max).contains(&n) {
-        return Err(bad(var, raw, format!("must be between {min} and {max}")));
-    }
-    Ok(n)
-}
-
-fn bad(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        value: value.to_owned(),
-        reason: reason.into(),
     }
 }
 

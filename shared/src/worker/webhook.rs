@@ -87,7 +87,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use super::handler::{HandlerError, HandlerOutput, JobContext, JobHandler};
-use crate::config::ConfigError;
+use crate::config::{ConfigError, Env};
 
 /// The job type the production registry registers this handler under.
 pub const JOB_TYPE: &str = "webhook";
@@ -266,16 +266,13 @@ impl WebhookConfig {
 
     /// From any variable lookup (tests pass a map).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
+        let env = Env::new(&lookup);
         let mut config = Self::new();
-        if let Some(raw) = get("JOBLINE_WEBHOOK_URL") {
-            let url = Url::parse(&raw).map_err(|e| bad("JOBLINE_WEBHOOK_URL", &raw, e.to_string()))?;
+        if let Some(raw) = env.get("JOBLINE_WEBHOOK_URL") {
+            let url =
+                Url::parse(&raw).map_err(|e| ConfigError::new("JOBLINE_WEBHOOK_URL", &raw, e.to_string()))?;
             if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-                return Err(bad(
+                return Err(ConfigError::new(
                     "JOBLINE_WEBHOOK_URL",
                     &raw,
                     "must be an https:// (or allow-listed http://) URL",
@@ -283,53 +280,22 @@ impl WebhookConfig {
             }
             config.url = Some(url);
         }
-        config.secret = lookup("JOBLINE_WEBHOOK_SECRET").filter(|s| !s.is_empty());
-        if let Some(raw) = get("JOBLINE_WEBHOOK_TIMEOUT_SECONDS") {
-            let secs: u64 = raw
-                .parse()
-                .map_err(|_| bad("JOBLINE_WEBHOOK_TIMEOUT_SECONDS", &raw, "not a whole number"))?;
-            if !(1..=3600).contains(&secs) {
-                return Err(bad(
-                    "JOBLINE_WEBHOOK_TIMEOUT_SECONDS",
-                    &raw,
-                    "must be between 1 and 3600",
-                ));
-            }
-            config.timeout = Duration::from_secs(secs);
-        }
-        if let Some(raw) = get("JOBLINE_WEBHOOK_ALLOW_HOSTS") {
+        config.secret = env.get("JOBLINE_WEBHOOK_SECRET");
+        config.timeout =
+            env.seconds_up_to("JOBLINE_WEBHOOK_TIMEOUT_SECONDS", config.timeout.as_secs(), 3600)?;
+        if let Some(raw) = env.get("JOBLINE_WEBHOOK_ALLOW_HOSTS") {
             for entry in raw.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-                let host =
-                    AllowedHost::parse(entry).map_err(|e| bad("JOBLINE_WEBHOOK_ALLOW_HOSTS", &raw, e))?;
+                let host = AllowedHost::parse(entry)
+                    .map_err(|e| ConfigError::new("JOBLINE_WEBHOOK_ALLOW_HOSTS", &raw, e))?;
                 config.allow_hosts.push(host);
             }
         }
-        if let Some(raw) = get("JOBLINE_WEBHOOK_ALLOW_PRIVATE") {
-            config.allow_private = match raw.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    return Err(bad(
-                        "JOBLINE_WEBHOOK_ALLOW_PRIVATE",
-                        &raw,
-                        "must be true or false",
-                    ));
-                }
-            };
-        }
+        config.allow_private = env.flag("JOBLINE_WEBHOOK_ALLOW_PRIVATE", config.allow_private)?;
         Ok(config)
     }
 
     fn is_allow_listed(&self, host: &str, port: u16) -> bool {
         self.allow_hosts.iter().any(|a| a.matches(host, port))
-    }
-}
-
-fn bad(var: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        value: value.to_owned(),
-        reason: reason.into(),
     }
 }
 

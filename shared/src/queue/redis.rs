@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError, Value};
 
-use super::redis_layout::{CallError, Cmd, Layout, LayoutOptions, Reply, Transport};
-use super::{Delivery, Outgoing, Queue, QueueError};
+use super::QueueError;
+use super::redis_layout::{CallError, Cmd, Layout, LayoutOptions, Reply, Transport, queue_over_layout};
 
 /// Settings of a [`RedisQueue`]; `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -116,40 +116,7 @@ impl RedisQueue {
     }
 }
 
-#[async_trait]
-impl Queue for RedisQueue {
-    fn kind(&self) -> &'static str {
-        "redis"
-    }
-
-    fn max_delay(&self) -> Duration {
-        self.max_delay
-    }
-
-    async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
-        self.layout.publish(messages).await
-    }
-
-    async fn receive(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
-        self.layout.receive(consumer, max, wait).await
-    }
-
-    async fn ack(&self, consumer: &str, delivery: &Delivery) -> Result<(), QueueError> {
-        self.layout.ack(consumer, delivery).await
-    }
-
-    async fn nack(&self, consumer: &str, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
-        self.layout.nack(consumer, delivery, delay).await
-    }
-
-    async fn recover(&self) -> Result<usize, QueueError> {
-        self.layout.recover().await
-    }
-
-    async fn check(&self) -> Result<(), QueueError> {
-        self.layout.check().await
-    }
-}
+queue_over_layout!(RedisQueue, "redis");
 
 /// Blocking connections kept for reuse (more are opened when needed).
 const IDLE_BLOCKING: usize = 8;

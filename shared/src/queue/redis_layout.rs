@@ -258,6 +258,66 @@ pub(crate) struct Layout<T: Transport> {
     options: LayoutOptions,
 }
 
+/// Implements [`Queue`](crate::queue::Queue) for an adapter struct that holds
+/// a `layout: Layout<_>` and a `max_delay`: every adapter over this layout
+/// behaves the same, only the transport differs.
+macro_rules! queue_over_layout {
+    ($adapter:ty, $kind:literal) => {
+        #[async_trait::async_trait]
+        impl crate::queue::Queue for $adapter {
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn max_delay(&self) -> std::time::Duration {
+                self.max_delay
+            }
+
+            async fn publish(
+                &self,
+                messages: &[crate::queue::Outgoing],
+            ) -> Result<(), crate::queue::QueueError> {
+                self.layout.publish(messages).await
+            }
+
+            async fn receive(
+                &self,
+                consumer: &str,
+                max: usize,
+                wait: std::time::Duration,
+            ) -> Result<Vec<crate::queue::Delivery>, crate::queue::QueueError> {
+                self.layout.receive(consumer, max, wait).await
+            }
+
+            async fn ack(
+                &self,
+                consumer: &str,
+                delivery: &crate::queue::Delivery,
+            ) -> Result<(), crate::queue::QueueError> {
+                self.layout.ack(consumer, delivery).await
+            }
+
+            async fn nack(
+                &self,
+                consumer: &str,
+                delivery: &crate::queue::Delivery,
+                delay: std::time::Duration,
+            ) -> Result<(), crate::queue::QueueError> {
+                self.layout.nack(consumer, delivery, delay).await
+            }
+
+            async fn recover(&self) -> Result<usize, crate::queue::QueueError> {
+                self.layout.recover().await
+            }
+
+            async fn check(&self) -> Result<(), crate::queue::QueueError> {
+                self.layout.check().await
+            }
+        }
+    };
+}
+pub(crate) use queue_over_layout;
+
 impl<T: Transport> Layout<T> {
     pub(crate) fn new(transport: T, name: &str, options: LayoutOptions) -> Result<Self, QueueError> {
         if name.is_empty() {

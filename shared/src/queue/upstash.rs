@@ -25,8 +25,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
-use super::redis_layout::{CallError, Cmd, Layout, LayoutOptions, Reply, Transport};
-use super::{Delivery, Outgoing, Queue, QueueError};
+use super::QueueError;
+use super::redis_layout::{CallError, Cmd, Layout, LayoutOptions, Reply, Transport, queue_over_layout};
 
 /// Settings of an [`UpstashQueue`]; `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -129,40 +129,7 @@ impl UpstashQueue {
     }
 }
 
-#[async_trait]
-impl Queue for UpstashQueue {
-    fn kind(&self) -> &'static str {
-        "upstash"
-    }
-
-    fn max_delay(&self) -> Duration {
-        self.max_delay
-    }
-
-    async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
-        self.layout.publish(messages).await
-    }
-
-    async fn receive(&self, consumer: &str, max: usize, wait: Duration) -> Result<Vec<Delivery>, QueueError> {
-        self.layout.receive(consumer, max, wait).await
-    }
-
-    async fn ack(&self, consumer: &str, delivery: &Delivery) -> Result<(), QueueError> {
-        self.layout.ack(consumer, delivery).await
-    }
-
-    async fn nack(&self, consumer: &str, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
-        self.layout.nack(consumer, delivery, delay).await
-    }
-
-    async fn recover(&self) -> Result<usize, QueueError> {
-        self.layout.recover().await
-    }
-
-    async fn check(&self) -> Result<(), QueueError> {
-        self.layout.check().await
-    }
-}
+queue_over_layout!(UpstashQueue, "upstash");
 
 struct RestTransport {
     http: reqwest::Client,

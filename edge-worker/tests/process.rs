@@ -5,39 +5,18 @@
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio_postgres::NoTls;
-
 const BIN: &str = env!("CARGO_BIN_EXE_jobline");
 
-/// A fresh, migrated database of its own.
+/// A fresh database of its own, migrated by the binary under test.
 async fn database() -> (String, tokio_postgres::Client) {
-    let admin = std::env::var("JOBLINE_TEST_DATABASE_URL")
-        .expect("JOBLINE_TEST_DATABASE_URL is not set: run the suite with scripts/test");
-    let (client, conn) = tokio_postgres::connect(&admin, NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    let name = format!("p_{}", uuid_like());
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .expect("create db");
-    let url = format!("{}/{name}", admin.rsplit_once('/').expect("db in url").0);
+    let url = jobline::testing::empty_database().await;
     let out = jobline(&url).arg("migrate").output().expect("run migrate");
     assert!(
         out.status.success(),
         "migrate: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let (db, conn) = tokio_postgres::connect(&url, NoTls).await.expect("connect");
-    tokio::spawn(conn);
-    (url, db)
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_nanos();
-    format!("{:x}{:x}", nanos, std::process::id())
+    (url.clone(), jobline::testing::connect_raw(&url).await)
 }
 
 fn jobline(url: &str) -> Command {

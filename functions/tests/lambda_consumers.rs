@@ -10,134 +10,35 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use jobline::domain::job::Schedule;
-use jobline::domain::{JobStatus, ManualClock, NewJob, RetryPolicy};
+use jobline::domain::{JobStatus, NewJob};
 use jobline::queue::sqs::SqsQueue;
 use jobline::queue::{Message, Publisher};
-use jobline::store::migrate::{self, MIGRATIONS};
 use jobline::store::pool::{self, PoolOptions};
 use jobline::store::{ClaimByIdOutcome, Store, StoreSettings};
 use jobline::sweeper::{SweepConfig, sweep_once};
+use jobline::testing::{TestDb, test_db};
 use jobline::worker::{
     Disposition, HandlerError, HandlerOutput, JobContext, JobHandler, Processor, Registry,
 };
 use jobline_functions::consumer::{Consumer, ConsumerOptions, QueueArn, delivery_of};
 use jobline_functions::sweep::Sweeper;
 use serde_json::{Value, json};
-use tokio_postgres::NoTls;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------------------
-// The test bed (the minimum of shared/tests/integration/support.rs).
+// The test bed: jobline::testing, plus a few helpers of these tests.
 
-struct TestDb {
-    store: Store,
-    clock: ManualClock,
-    client: tokio_postgres::Client,
+trait Scenes {
+    async fn create(&self, new: NewJob) -> Uuid;
+    async fn create_published(&self, new: NewJob) -> Uuid;
+    async fn job(&self, id: Uuid) -> jobline::Job;
+    async fn count_for(&self, sql: &str, id: Uuid) -> i64;
 }
 
-fn admin_url() -> String {
-    std::env::var("JOBLINE_TEST_DATABASE_URL").expect(
-        "JOBLINE_TEST_DATABASE_URL is not set: run the suite with scripts/test (it starts a throwaway Postgres)",
-    )
-}
-
-fn url_for(db: &str) -> String {
-    let admin = admin_url();
-    let (base, _) = admin.rsplit_once('/').expect("URL has a database part");
-    format!("{base}/{db}")
-}
-
-async fn connect_raw(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, NoTls)
-        .await
-        .expect("connect to test Postgres");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    client
-}
-
-/// The same template as shared's tests: named by the migrations' checksums,
-/// created once per cluster under advisory lock 4242.
-fn template_name() -> String {
-    let sum: String = MIGRATIONS.iter().map(|m| m.checksum()).collect();
-    let digest = {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        sum.hash(&mut h);
-        h.finish()
-    };
-    format!("jobline_tpl_{digest:016x}")
-}
-
-async fn ensure_template(admin: &tokio_postgres::Client) -> String {
-    let name = template_name();
-    admin
-        .execute("SELECT pg_advisory_lock(4242)", &[])
-        .await
-        .expect("lock");
-    let exists = admin
-        .query_opt("SELECT 1 FROM pg_database WHERE datname = $1", &[&name])
-        .await
-        .expect("query pg_database")
-        .is_some();
-    if !exists {
-        admin
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create template");
-        let mut client = connect_raw(&url_for(&name)).await;
-        migrate::run(&mut client).await.expect("migrate template");
-        drop(client);
-    }
-    admin
-        .execute("SELECT pg_advisory_unlock(4242)", &[])
-        .await
-        .expect("unlock");
-    name
-}
-
-async fn test_db() -> TestDb {
-    let admin = connect_raw(&admin_url()).await;
-    let template = ensure_template(&admin).await;
-    let name = format!("t_{}", Uuid::new_v4().simple());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match admin
-            .batch_execute(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-            .await
-        {
-            Ok(()) => break,
-            Err(e)
-                if tokio::time::Instant::now() < deadline
-                    && e.to_string().contains("accessed by other users") =>
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("create test database: {e}"),
-        }
-    }
-    let url = url_for(&name);
-    let clock = ManualClock::new(Utc::now());
-    let pool = pool::build(&PoolOptions::new(url.clone(), 16)).expect("pool");
-    let settings = StoreSettings {
-        retry: RetryPolicy::new(Duration::from_secs(2), Duration::from_secs(60)),
-        ..StoreSettings::default()
-    };
-    let store = Store::with_clock(pool, settings, Arc::new(clock.clone()));
-    let client = connect_raw(&url).await;
-    TestDb { store, clock, client }
-}
-
-impl TestDb {
-    fn advance(&self, secs: i64) {
-        self.clock.advance(chrono::Duration::seconds(secs));
-    }
-
+impl Scenes for TestDb {
     async fn create(&self, new: NewJob) -> Uuid {
         self.store.create("acme", new).await.expect("create").job.id
     }
@@ -147,7 +48,10 @@ impl TestDb {
     async fn create_published(&self, new: NewJob) -> Uuid {
         let created = self.store.create("acme", new).await.expect("create");
         let outbox = created.outbox_id.expect("an outbox row");
-        self.store.mark_published(&[outbox], "test").await.expect("mark");
+        assert_eq!(
+            self.store.mark_published(&[outbox], "test").await.expect("mark"),
+            1
+        );
         let sent: i64 = self
             .client
             .query_one(
@@ -165,20 +69,7 @@ impl TestDb {
         self.store.get_any(id).await.expect("get").expect("found")
     }
 
-    async fn events(&self, id: Uuid) -> Vec<String> {
-        self.client
-            .query(
-                "SELECT event FROM job_events WHERE job_id = $1 ORDER BY id",
-                &[&id],
-            )
-            .await
-            .expect("events")
-            .iter()
-            .map(|r| r.get(0))
-            .collect()
-    }
-
-    async fn count(&self, sql: &str, id: Uuid) -> i64 {
+    async fn count_for(&self, sql: &str, id: Uuid) -> i64 {
         self.client.query_one(sql, &[&id]).await.expect(sql).get(0)
     }
 }
@@ -191,16 +82,7 @@ fn noop() -> NewJob {
 // SQS (moto).
 
 fn sqs() -> Client {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_SQS")
-        .expect("AWS_ENDPOINT_URL_SQS is not set: run the suite with scripts/test (it starts moto)");
-    jobline::store::pool::install_crypto_provider();
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(endpoint)
-        .build();
-    Client::from_conf(config)
+    jobline::testing::sqs_client()
 }
 
 fn endpoint() -> String {
@@ -209,27 +91,8 @@ fn endpoint() -> String {
 
 /// A fresh queue; its URL and ARN.
 async fn fresh_queue(client: &Client, visibility_secs: u32) -> (String, String) {
-    let url = client
-        .create_queue()
-        .queue_name(format!("t_{}", Uuid::new_v4().simple()))
-        .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
-        .send()
-        .await
-        .expect("create queue")
-        .queue_url()
-        .expect("url")
-        .to_owned();
-    let arn = client
-        .get_queue_attributes()
-        .queue_url(&url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("queue arn")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    (url, arn)
+    let q = jobline::testing::fresh_sqs_queue(client, visibility_secs, 10).await;
+    (q.url, q.arn)
 }
 
 async fn send(client: &Client, url: &str, body: &str) {
@@ -861,7 +724,7 @@ async fn the_sweeper_releases_relays_and_rewakes_and_reports_it() {
     );
     for id in &s.untouched {
         assert_eq!(
-            db.count("SELECT count(*) FROM outbox WHERE job_id = $1", *id)
+            db.count_for("SELECT count(*) FROM outbox WHERE job_id = $1", *id)
                 .await,
             1
         );
@@ -873,7 +736,7 @@ async fn the_sweeper_releases_relays_and_rewakes_and_reports_it() {
     db.advance(299);
     assert_eq!(sweeper.sweep().await.expect("sweep").rewoken.rewoken, 1);
     assert_eq!(
-        db.count("SELECT count(*) FROM outbox WHERE job_id = $1", s.untouched[0])
+        db.count_for("SELECT count(*) FROM outbox WHERE job_id = $1", s.untouched[0])
             .await,
         2
     );
@@ -932,12 +795,12 @@ async fn two_sweepers_racing_do_each_thing_once() {
     }
     for id in &s.lost {
         assert_eq!(
-            db.count("SELECT count(*) FROM outbox WHERE job_id = $1", *id)
+            db.count_for("SELECT count(*) FROM outbox WHERE job_id = $1", *id)
                 .await,
             2
         );
         assert_eq!(
-            db.count(
+            db.count_for(
                 "SELECT count(*) FROM job_events WHERE job_id = $1 AND event = 'published'",
                 *id
             )
@@ -956,7 +819,7 @@ async fn two_sweepers_racing_do_each_thing_once() {
     assert_eq!(on_queue, expected);
     for id in s.untouched {
         assert_eq!(
-            db.count("SELECT count(*) FROM outbox WHERE job_id = $1", id)
+            db.count_for("SELECT count(*) FROM outbox WHERE job_id = $1", id)
                 .await,
             1
         );

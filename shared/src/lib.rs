@@ -14,6 +14,8 @@ pub mod queue;
 pub mod store;
 pub mod sweeper;
 pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod worker;
 
 pub use async_trait::async_trait;

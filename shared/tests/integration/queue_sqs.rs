@@ -4,59 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_sqs::types::QueueAttributeName;
 use jobline::queue::sqs::SqsQueue;
 use jobline::queue::{Message, Outgoing, Queue};
 use uuid::Uuid;
 
 use crate::queue_contract::{Subject, receive_until};
 
-pub fn client() -> Client {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL_SQS")
-        .expect("AWS_ENDPOINT_URL_SQS is not set: run the suite with scripts/test (it starts moto)");
-    jobline::store::pool::install_crypto_provider();
-    let config = aws_sdk_sqs::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .endpoint_url(endpoint)
-        .build();
-    Client::from_conf(config)
-}
+pub use jobline::testing::sqs_client as client;
 
-/// A fresh queue with a dead-letter queue after `max_receives` receives.
+/// A fresh queue with a dead-letter queue after `max_receives` receives:
+/// its URL and the dead-letter queue's.
 pub async fn fresh_queue(client: &Client, visibility_secs: u32, max_receives: u32) -> (String, String) {
-    let name = format!("t_{}", Uuid::new_v4().simple());
-    let dlq = client
-        .create_queue()
-        .queue_name(format!("{name}_dlq"))
-        .send()
-        .await
-        .expect("create dlq");
-    let dlq_url = dlq.queue_url().expect("url").to_owned();
-    let dlq_arn = client
-        .get_queue_attributes()
-        .queue_url(&dlq_url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .expect("dlq arn")
-        .attributes()
-        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-        .expect("arn");
-    let queue = client
-        .create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::VisibilityTimeout, visibility_secs.to_string())
-        .attributes(
-            QueueAttributeName::RedrivePolicy,
-            format!(r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{max_receives}"}}"#),
-        )
-        .send()
-        .await
-        .expect("create queue");
-    (queue.queue_url().expect("url").to_owned(), dlq_url)
+    let q = jobline::testing::fresh_sqs_queue(client, visibility_secs, max_receives).await;
+    (q.url, q.dlq_url)
 }
 
 async fn subject() -> Subject {

@@ -52,12 +52,7 @@ impl WorkerArgs {
 }
 
 pub fn default_worker_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "worker".into());
-    format!("{host}-{}", std::process::id())
+    format!("{}-{}", jobline::worker::runner::host_name(), std::process::id())
 }
 
 /// The built-in handlers plus `webhook` and `story_script`, configured from

@@ -39,13 +39,15 @@ pub enum ClaimByIdOutcome {
     NotFound,
     /// Completed, failed or cancelled: drop the message.
     Done(JobStatus),
-    /// Not due until this time: delay the message (or drop it; the outbox
-    /// wakes the job again when it is due).
+    /// Not due until this time: delay the message by the rest.
     NotDue(DateTime<Utc>),
     /// Another worker holds it: drop the message.
     ClaimedElsewhere {
         by: Option<String>,
     },
+    /// Claimable, but not of the types this worker takes: give the message
+    /// back for a worker that does.
+    OtherType(String),
     /// It was claimable a moment ago and someone else just took or changed
     /// it: drop the message.
     Contended,
@@ -118,13 +120,24 @@ impl Store {
     }
 
     /// Claims the one job a queue message points at, or says why not.
-    #[instrument(skip(self), fields(job_id = %id, worker = worker))]
     pub async fn claim_by_id(&self, worker: &str, id: Uuid) -> Result<ClaimByIdOutcome, StoreError> {
+        self.claim_by_id_of_types(worker, id, None).await
+    }
+
+    /// [`Store::claim_by_id`] for a worker that takes only `types`.
+    #[instrument(skip(self, types), fields(job_id = %id, worker = worker))]
+    pub async fn claim_by_id_of_types(
+        &self,
+        worker: &str,
+        id: Uuid,
+        types: Option<&[String]>,
+    ) -> Result<ClaimByIdOutcome, StoreError> {
         let now = self.now();
+        let types_param: Option<Vec<String>> = types.map(<[String]>::to_vec);
         let rows = {
             let client = self.client().await?;
             sql::CLAIM_BY_ID
-                .query(&**client, &[&now, &worker.to_owned(), &id])
+                .query(&**client, &[&now, &worker.to_owned(), &id, &types_param])
                 .await?
         };
         if let Some(row) = rows.first() {
@@ -141,6 +154,9 @@ impl Store {
             s if s.is_terminal() => ClaimByIdOutcome::Done(s),
             JobStatus::Processing => ClaimByIdOutcome::ClaimedElsewhere { by: job.locked_by },
             _ if job.run_after > now => ClaimByIdOutcome::NotDue(job.run_after),
+            _ if types.is_some_and(|t| !t.contains(&job.job_type)) => {
+                ClaimByIdOutcome::OtherType(job.job_type)
+            }
             _ => ClaimByIdOutcome::Contended,
         })
     }

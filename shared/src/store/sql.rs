@@ -67,7 +67,7 @@ statement!(
 );
 statement!(JOB_TIMELINE = "job_timeline", [UUID, TEXT]);
 statement!(CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY]);
-statement!(CLAIM_BY_ID = "claim_by_id", [TIMESTAMPTZ, TEXT, UUID]);
+statement!(CLAIM_BY_ID = "claim_by_id", [TIMESTAMPTZ, TEXT, UUID, TEXT_ARRAY]);
 statement!(HEARTBEAT = "heartbeat", [TIMESTAMPTZ, UUID, INT4, TEXT, FLOAT4]);
 statement!(
     COMPLETE = "complete",

@@ -14,6 +14,9 @@ use super::registry::Registry;
 use crate::queue::Delivery;
 use crate::store::{Claim, ClaimByIdOutcome, FailOutcome, HeartbeatOutcome, JobFailure, Settled, Store};
 
+/// How soon a message for a job of another worker's type is handed out again.
+const OTHER_TYPE_DELAY: Duration = Duration::from_secs(1);
+
 /// How long a handler that was told to stop may take to do so.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
@@ -45,6 +48,8 @@ pub struct Processor {
     registry: Arc<Registry>,
     heartbeat_interval: Duration,
     worker: String,
+    /// Only jobs of these types are claimed from deliveries (`None`: all).
+    types: Option<Arc<[String]>>,
 }
 
 impl Processor {
@@ -59,7 +64,15 @@ impl Processor {
             registry,
             heartbeat_interval,
             worker: worker.into(),
+            types: None,
         }
+    }
+
+    /// Claims from deliveries only jobs of `types`; a message for another
+    /// type goes back to the broker for a worker that takes it.
+    pub fn with_types(mut self, types: Option<Vec<String>>) -> Self {
+        self.types = types.map(Arc::from);
+        self
     }
 
     pub fn worker(&self) -> &str {
@@ -84,7 +97,11 @@ impl Processor {
         let span =
             tracing::info_span!("delivery", job_id = %message.job_id, receive_count = delivery.receive_count);
         async {
-            match self.store.claim_by_id(&self.worker, message.job_id).await {
+            match self
+                .store
+                .claim_by_id_of_types(&self.worker, message.job_id, self.types.as_deref())
+                .await
+            {
                 Ok(ClaimByIdOutcome::Claimed(claim)) => {
                     let finished = self.run_claim(*claim).await;
                     match finished {
@@ -96,6 +113,10 @@ impl Processor {
                     let wait = (at - self.store.now()).to_std().unwrap_or_default();
                     tracing::debug!(?wait, "not due yet: delaying the message");
                     (Disposition::Retry(wait), None)
+                }
+                Ok(ClaimByIdOutcome::OtherType(job_type)) => {
+                    tracing::debug!(%job_type, "not a type of this worker: giving the message back");
+                    (Disposition::Retry(OTHER_TYPE_DELAY), None)
                 }
                 Ok(other) => {
                     tracing::debug!(outcome = ?other, "not claimable: dropping the message");

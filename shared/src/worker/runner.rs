@@ -102,14 +102,17 @@ pub async fn run(
     options: WorkerOptions,
     mut shutdown: watch::Receiver<bool>,
 ) -> Summary {
-    let processor = Arc::new(processor);
-    let counters = Arc::new(Counters::default());
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let mut tasks: JoinSet<()> = JoinSet::new();
+    // The types this worker takes: claims (direct) and deliveries (brokers)
+    // both filter in the claiming statement itself.
     let types = options
         .types
         .clone()
-        .or_else(|| Some(processor.registry().types()));
+        .unwrap_or_else(|| processor.registry().types());
+    let processor = Arc::new(processor.with_types(Some(types.clone())));
+    let types = Some(types);
+    let counters = Arc::new(Counters::default());
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let mut tasks: JoinSet<()> = JoinSet::new();
     let direct = queue.kind() == "postgres";
     let mut started: u64 = 0;
     let mut registry = Registration::new(&processor, queue.kind(), &options);
@@ -202,18 +205,8 @@ pub async fn run(
                             break;
                         };
                         let (p, c, q) = (processor.clone(), counters.clone(), queue.clone());
-                        let types = types.clone();
                         tasks.spawn(async move {
                             let worker = p.worker().to_owned();
-                            if let (Some(types), Some(m)) = (&types, d.message)
-                                && let Ok(Some(job)) = p.store().get_any(m.job_id).await
-                                && !types.contains(&job.job_type)
-                            {
-                                // Another worker's type: hand it back.
-                                let _ = q.nack(&worker, &d, Duration::from_secs(1)).await;
-                                drop(permit);
-                                return;
-                            }
                             let (outcome, finished) = p.handle_delivery(&d).await;
                             match finished {
                                 Some(f) => c.record(f),
@@ -276,14 +269,11 @@ struct Registration {
 
 impl Registration {
     fn new(processor: &Processor, queue: &str, options: &WorkerOptions) -> Self {
-        let host = std::fs::read_to_string("/etc/hostname")
-            .map(|h| h.trim().to_owned())
-            .unwrap_or_default();
         Self {
             enabled: options.register,
             beat: WorkerBeat {
                 id: processor.worker().to_owned(),
-                host: if host.is_empty() { "unknown".into() } else { host },
+                host: host_name(),
                 version: env!("CARGO_PKG_VERSION").to_owned(),
                 queue: queue.to_owned(),
                 concurrency: i32::try_from(options.concurrency.max(1)).unwrap_or(i32::MAX),
@@ -346,4 +336,14 @@ async fn release_mine(processor: &Processor) {
         let failure = JobFailure::retryable("WORKER_SHUTDOWN", "the worker stopped before the job finished");
         let _ = store.fail(&claim, &failure).await;
     }
+}
+
+/// This machine's name (for worker ids and the registry), `unknown` when
+/// it cannot be read.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }

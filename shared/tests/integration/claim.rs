@@ -243,3 +243,33 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
         "refused claims write nothing"
     );
 }
+
+#[tokio::test]
+async fn claim_by_id_leaves_other_types_to_their_workers() {
+    let db = test_db().await;
+    let job = db
+        .store
+        .create("acme", NewJob::new("render", json!({})))
+        .await
+        .expect("create")
+        .job;
+    let mine = ["email".to_owned()];
+    match db
+        .store
+        .claim_by_id_of_types("w", job.id, Some(&mine))
+        .await
+        .expect("claim")
+    {
+        ClaimByIdOutcome::OtherType(t) => assert_eq!(t, "render"),
+        other => panic!("expected another type, got {other:?}"),
+    }
+    assert_eq!(db.events(job.id).await, ["created"], "nothing claimed");
+    let theirs = ["render".to_owned()];
+    assert!(matches!(
+        db.store
+            .claim_by_id_of_types("w2", job.id, Some(&theirs))
+            .await
+            .expect("claim"),
+        ClaimByIdOutcome::Claimed(_)
+    ));
+}

@@ -530,3 +530,19 @@ async fn a_worker_not_seen_for_a_while_is_gone() {
     let ws = db.store.workers(Duration::from_secs(60)).await.expect("list");
     assert_eq!(ws[0].state, "gone");
 }
+
+#[tokio::test]
+async fn a_delivery_for_another_type_goes_back_unclaimed() {
+    let db = test_db().await;
+    let job = db
+        .store
+        .create("t", NewJob::new("render", json!({})))
+        .await
+        .expect("create")
+        .job;
+    let p = processor(&db, Registry::with_builtins()).with_types(Some(vec!["noop".into()]));
+    let (d, f) = p.handle_delivery(&delivery(job.id)).await;
+    assert!(matches!(d, Disposition::Retry(_)) && f.is_none(), "{d:?} {f:?}");
+    assert_eq!(status(&db, job.id).await.status, JobStatus::Pending);
+    assert_eq!(status(&db, job.id).await.attempts, 0);
+}

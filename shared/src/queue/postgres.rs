@@ -47,10 +47,6 @@ impl PostgresQueue {
         format!("jobline_{}", queue_name.replace('-', "_"))
     }
 
-    pub fn channel(&self) -> &str {
-        &self.channel
-    }
-
     /// Waits for a NOTIFY on the channel, or `timeout`.
     pub async fn wait_for_notify(&self, timeout: Duration) {
         self.ensure_listener().await;

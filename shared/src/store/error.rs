@@ -66,9 +66,4 @@ impl StoreError {
     pub(crate) fn from_pool(err: deadpool_postgres::PoolError) -> Self {
         StoreError::Unavailable(err.to_string())
     }
-
-    /// Worth trying again later (the database was unreachable).
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
 }

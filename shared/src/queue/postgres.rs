@@ -5,7 +5,6 @@
 //! consumer wakes on it (`LISTEN` on a dedicated session) or on its poll
 //! interval, whichever comes first.
 
-use std::str::FromStr as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +16,8 @@ use tokio_postgres::types::Type;
 
 use super::{Delivery, Message, Outgoing, Queue, QueueError};
 use crate::store::Store;
-use crate::store::pool::{normalize_sslmode, tls_config};
+use crate::store::StoreError;
+use crate::store::pool::{PoolOptions, connect_params};
 
 #[derive(Debug, Clone)]
 pub struct PostgresQueue {
@@ -83,12 +83,17 @@ async fn listen_forever(url: String, channel: String, wake: Arc<Notify>) {
     }
 }
 
-async fn listen_once(url: &str, channel: &str, wake: &Notify) -> Result<(), tokio_postgres::Error> {
-    let config = tokio_postgres::Config::from_str(&normalize_sslmode(url))?;
-    let tls = match tls_config(std::env::var("PGSSLROOTCERT").ok().as_deref()) {
-        Ok(c) => tokio_postgres_rustls::MakeRustlsConnect::new(c),
-        Err(_) => return Ok(()),
-    };
+/// Why a LISTEN session ended.
+#[derive(Debug, thiserror::Error)]
+enum ListenError {
+    #[error(transparent)]
+    Setup(StoreError),
+    #[error(transparent)]
+    Db(#[from] tokio_postgres::Error),
+}
+
+async fn listen_once(url: &str, channel: &str, wake: &Notify) -> Result<(), ListenError> {
+    let (config, tls) = connect_params(&PoolOptions::new(url, 1)).map_err(ListenError::Setup)?;
     let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {
@@ -112,7 +117,7 @@ async fn listen_once(url: &str, channel: &str, wake: &Notify) -> Result<(), toki
         wake.notify_waiters();
     }
     match driver.await {
-        Ok(result) => result,
+        Ok(result) => Ok(result?),
         Err(_) => Ok(()),
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::StoreError;
@@ -43,13 +44,31 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Builds the pool. Connections are opened lazily, on first use.
-pub fn build(options: &PoolOptions) -> Result<Pool, StoreError> {
+/// How to open one connection: the parsed URL and the TLS connector. The
+/// pool and the LISTEN session of the `postgres` queue both connect this way.
+///
+/// TLS is used exactly when the URL asks for it (`sslmode=require`, or
+/// libpq's `verify-ca` / `verify-full`), and then the server certificate is
+/// always verified. Without `sslmode` (libpq's default `prefer`) the
+/// connection is plain: `prefer` would otherwise mean "try TLS, and fail on a
+/// certificate we cannot verify", which is neither libpq's meaning nor safe.
+pub fn connect_params(
+    options: &PoolOptions,
+) -> Result<(tokio_postgres::Config, MakeRustlsConnect), StoreError> {
     install_crypto_provider();
     let url = normalize_sslmode(&options.url);
-    let pg = tokio_postgres::Config::from_str(&url)
+    let mut pg = tokio_postgres::Config::from_str(&url)
         .map_err(|e| StoreError::Unavailable(format!("DATABASE_URL is not a valid Postgres URL: {e}")))?;
+    if pg.get_ssl_mode() == SslMode::Prefer {
+        pg.ssl_mode(SslMode::Disable);
+    }
     let tls = MakeRustlsConnect::new(tls_config(options.extra_roots_file.as_deref())?);
+    Ok((pg, tls))
+}
+
+/// Builds the pool. Connections are opened lazily, on first use.
+pub fn build(options: &PoolOptions) -> Result<Pool, StoreError> {
+    let (pg, tls) = connect_params(options)?;
     let manager = Manager::from_config(
         pg,
         tls,
@@ -69,12 +88,12 @@ pub fn build(options: &PoolOptions) -> Result<Pool, StoreError> {
 
 /// tokio-postgres knows `disable`, `prefer` and `require`; libpq URLs often
 /// say `verify-full`. We always verify, so those mean `require` here.
-pub(crate) fn normalize_sslmode(url: &str) -> String {
+fn normalize_sslmode(url: &str) -> String {
     url.replace("sslmode=verify-full", "sslmode=require")
         .replace("sslmode=verify-ca", "sslmode=require")
 }
 
-pub(crate) fn tls_config(extra_roots_file: Option<&str>) -> Result<rustls::ClientConfig, StoreError> {
+fn tls_config(extra_roots_file: Option<&str>) -> Result<rustls::ClientConfig, StoreError> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = extra_roots_file {
@@ -105,6 +124,21 @@ mod tests {
             normalize_sslmode("postgres://u@h/db?sslmode=verify-full"),
             "postgres://u@h/db?sslmode=require"
         );
+    }
+
+    #[test]
+    fn tls_is_used_exactly_when_the_url_asks_for_it() {
+        let mode = |url: &str| {
+            connect_params(&PoolOptions::new(url, 1))
+                .expect("valid")
+                .0
+                .get_ssl_mode()
+        };
+        assert_eq!(mode("postgres://u@h/db"), SslMode::Disable);
+        assert_eq!(mode("postgres://u@h/db?sslmode=prefer"), SslMode::Disable);
+        assert_eq!(mode("postgres://u@h/db?sslmode=require"), SslMode::Require);
+        assert_eq!(mode("postgres://u@h/db?sslmode=verify-full"), SslMode::Require);
+        assert_eq!(mode("postgres://u@h/db?sslmode=disable"), SslMode::Disable);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 mod api;
 mod claim;
+mod connections;
 mod create;
 mod handlers;
 mod lambda;

@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{ADMIN_KEY, read, test_api, test_api_with};
+use crate::support::{ADMIN_KEY, send, test_api, test_api_with};
 
 fn code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("(no code)")
@@ -12,7 +12,7 @@ fn code(body: &Value) -> &str {
 #[tokio::test]
 async fn health_needs_no_key_and_reveals_nothing_secret() {
     let api = test_api().await;
-    let (status, body) = read(api.http.get(api.url("/health")).send().await.expect("send")).await;
+    let (status, body) = send(api.http.get(api.url("/health"))).await;
     assert_eq!(status, 200);
     assert_eq!(body["status"], "ok");
     assert_eq!(body["checks"]["database"], "ok");
@@ -26,14 +26,11 @@ async fn health_needs_no_key_and_reveals_nothing_secret() {
 #[tokio::test]
 async fn a_job_is_created_read_listed_cancelled_and_retried() {
     let api = test_api().await;
-    let (status, created) = read(
-        api.admin(Method::POST, "/v1/jobs")
-            .json(&json!({"type": "render", "payload": {"frames": 3}, "priority": 1, "correlation_id": "c1"}))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, created) =
+        send(api.admin(Method::POST, "/v1/jobs").json(
+            &json!({"type": "render", "payload": {"frames": 3}, "priority": 1, "correlation_id": "c1"}),
+        ))
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["already_existed"], false);
     assert_eq!(created["status"], "pending");
@@ -61,35 +58,17 @@ async fn a_job_is_created_read_listed_cancelled_and_retried() {
     }
     let id = created["id"].as_str().expect("id").to_owned();
 
-    let (status, got) = read(
-        api.admin(Method::GET, &format!("/v1/jobs/{id}"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, got) = send(api.admin(Method::GET, &format!("/v1/jobs/{id}"))).await;
     assert_eq!(status, 200);
     assert_eq!(got["payload"], json!({"frames": 3}));
 
-    let (status, list) = read(
-        api.admin(Method::GET, "/v1/jobs?type=render&status=pending")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, list) = send(api.admin(Method::GET, "/v1/jobs?type=render&status=pending")).await;
     assert_eq!(status, 200);
     assert_eq!(list["jobs"].as_array().expect("jobs").len(), 1);
     assert_eq!(list["next_cursor"], Value::Null);
 
     // Published right after commit: the outbox row is sent and the timeline says so.
-    let (_, events) = read(
-        api.admin(Method::GET, &format!("/v1/jobs/{id}/events"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (_, events) = send(api.admin(Method::GET, &format!("/v1/jobs/{id}/events"))).await;
     let names: Vec<&str> = events["events"]
         .as_array()
         .expect("events")
@@ -104,40 +83,16 @@ async fn a_job_is_created_read_listed_cancelled_and_retried() {
         1
     );
 
-    let (status, cancelled) = read(
-        api.admin(Method::POST, &format!("/v1/jobs/{id}/cancel"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, cancelled) = send(api.admin(Method::POST, &format!("/v1/jobs/{id}/cancel"))).await;
     assert_eq!(status, 200);
     assert_eq!(cancelled["status"], "cancelled");
-    let (status, again) = read(
-        api.admin(Method::POST, &format!("/v1/jobs/{id}/cancel"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, again) = send(api.admin(Method::POST, &format!("/v1/jobs/{id}/cancel"))).await;
     assert_eq!((status, code(&again)), (409, "invalid_state"));
 
-    let (status, retried) = read(
-        api.admin(Method::POST, &format!("/v1/jobs/{id}/retry"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, retried) = send(api.admin(Method::POST, &format!("/v1/jobs/{id}/retry"))).await;
     assert_eq!(status, 200, "{retried}");
     assert_eq!(retried["status"], "pending");
-    let (status, again) = read(
-        api.admin(Method::POST, &format!("/v1/jobs/{id}/retry"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, again) = send(api.admin(Method::POST, &format!("/v1/jobs/{id}/retry"))).await;
     assert_eq!((status, code(&again)), (409, "invalid_state"));
     assert_eq!(
         api.db
@@ -152,54 +107,39 @@ async fn a_job_is_created_read_listed_cancelled_and_retried() {
 async fn idempotency_keys_work_in_the_body_and_the_header() {
     let api = test_api().await;
     let body = json!({"type": "noop", "payload": {"n": 1}});
-    let first = read(
+    let first = send(
         api.admin(Method::POST, "/v1/jobs")
             .header("Idempotency-Key", "k1")
-            .json(&body)
-            .send()
-            .await
-            .expect("send"),
+            .json(&body),
     )
     .await;
     assert_eq!(first.0, 201);
-    let again = read(
+    let again = send(
         api.admin(Method::POST, "/v1/jobs")
             .header("Idempotency-Key", "k1")
-            .json(&body)
-            .send()
-            .await
-            .expect("send"),
+            .json(&body),
     )
     .await;
     assert_eq!(again.0, 200);
     assert_eq!(again.1["already_existed"], true);
     assert_eq!(again.1["id"], first.1["id"]);
-    let in_body = read(
+    let in_body = send(
         api.admin(Method::POST, "/v1/jobs")
-            .json(&json!({"type": "noop", "payload": {"n": 1}, "idempotency_key": "k1"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "noop", "payload": {"n": 1}, "idempotency_key": "k1"})),
     )
     .await;
     assert_eq!(in_body.0, 200, "the body field is the same key as the header");
-    let conflict = read(
+    let conflict = send(
         api.admin(Method::POST, "/v1/jobs")
             .header("Idempotency-Key", "k1")
-            .json(&json!({"type": "noop", "payload": {"n": 2}}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "noop", "payload": {"n": 2}})),
     )
     .await;
     assert_eq!((conflict.0, code(&conflict.1)), (409, "idempotency_conflict"));
-    let mismatch = read(
+    let mismatch = send(
         api.admin(Method::POST, "/v1/jobs")
             .header("Idempotency-Key", "a")
-            .json(&json!({"type": "noop", "idempotency_key": "b"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "noop", "idempotency_key": "b"})),
     )
     .await;
     assert_eq!((mismatch.0, code(&mismatch.1)), (422, "validation_failed"));
@@ -213,93 +153,43 @@ async fn keys_scopes_and_tenants_are_enforced() {
     let writer = api.key("acme", &["jobs:write", "jobs:read"]).await;
     let stranger = api.key("globex", &["jobs:read", "jobs:write", "admin"]).await;
 
-    let (s, b) = read(
-        api.http
-            .post(api.url("/v1/jobs"))
-            .json(&json!({"type": "noop"}))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.http.post(api.url("/v1/jobs")).json(&json!({"type": "noop"}))).await;
     assert_eq!((s, code(&b)), (401, "unauthorized"));
-    let (s, b) = read(
-        api.with_key("jl_nope", Method::GET, "/v1/jobs")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.with_key("jl_nope", Method::GET, "/v1/jobs")).await;
     assert_eq!((s, code(&b)), (401, "unauthorized"));
-    let (s, b) = read(
+    let (s, b) = send(
         api.with_key(&reader, Method::POST, "/v1/jobs")
-            .json(&json!({"type": "noop"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "noop"})),
     )
     .await;
     assert_eq!((s, code(&b)), (403, "forbidden"));
 
-    let (s, job) = read(
+    let (s, job) = send(
         api.http
             .post(api.url("/v1/jobs"))
             .header("X-Api-Key", &writer)
-            .json(&json!({"type": "noop"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "noop"})),
     )
     .await;
     assert_eq!(s, 201, "X-Api-Key works too");
     let id = job["id"].as_str().expect("id");
-    let (s, _) = read(
-        api.with_key(&reader, Method::GET, &format!("/v1/jobs/{id}"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = send(api.with_key(&reader, Method::GET, &format!("/v1/jobs/{id}"))).await;
     assert_eq!(s, 200);
-    let (s, b) = read(
-        api.with_key(&stranger, Method::GET, &format!("/v1/jobs/{id}"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.with_key(&stranger, Method::GET, &format!("/v1/jobs/{id}"))).await;
     assert_eq!(
         (s, code(&b)),
         (404, "not_found"),
         "another tenant's job does not exist for them"
     );
-    let (s, _) = read(
-        api.with_key(&stranger, Method::POST, &format!("/v1/jobs/{id}/cancel"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = send(api.with_key(&stranger, Method::POST, &format!("/v1/jobs/{id}/cancel"))).await;
     assert_eq!(s, 404);
-    let (s, b) = read(
-        api.with_key(&writer, Method::GET, "/v1/stats")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.with_key(&writer, Method::GET, "/v1/stats")).await;
     assert_eq!((s, code(&b)), (403, "forbidden"), "stats need admin");
 
     // Revoking takes effect on the next request.
     let key_id = uuid::Uuid::parse_str(&reader[3..35]).expect("key id");
     assert!(api.db.store.revoke_api_key(key_id).await.expect("revoke"));
-    let (s, _) = read(
-        api.with_key(&reader, Method::GET, &format!("/v1/jobs/{id}"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = send(api.with_key(&reader, Method::GET, &format!("/v1/jobs/{id}"))).await;
     assert_eq!(s, 401);
 }
 
@@ -398,20 +288,13 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         ),
     ];
     for (request, want_status, want_code, names) in cases {
-        let (status, body) = read(request.send().await.expect("send")).await;
+        let (status, body) = send(request).await;
         assert_eq!((status, code(&body)), (want_status, want_code), "{body}");
         let message = body["error"]["message"].as_str().expect("a message");
         assert!(message.contains(names), "the message names {names:?}: {message}");
     }
     let big = format!(r#"{{"type": "noop", "payload": "{}"}}"#, "x".repeat(300 * 1024));
-    let (status, body) = read(
-        api.admin(Method::POST, "/v1/jobs")
-            .body(big)
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (status, body) = send(api.admin(Method::POST, "/v1/jobs").body(big)).await;
     assert_eq!((status, code(&body)), (413, "payload_too_large"));
     assert_eq!(
         api.db.count("SELECT count(*) FROM jobs").await,
@@ -419,42 +302,29 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
         "nothing was written"
     );
     // And the server still serves.
-    let (status, _) = read(api.http.get(api.url("/health")).send().await.expect("send")).await;
+    let (status, _) = send(api.http.get(api.url("/health"))).await;
     assert_eq!(status, 200);
 }
 
 #[tokio::test]
 async fn a_deployment_can_restrict_job_types() {
     let api = test_api_with(&[("JOBLINE_JOB_TYPES", "noop,story_script")]).await;
-    let (s, b) = read(
+    let (s, b) = send(
         api.admin(Method::POST, "/v1/jobs")
-            .json(&json!({"type": "rm-rf"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "rm-rf"})),
     )
     .await;
     assert_eq!((s, code(&b)), (422, "unknown_job_type"));
-    let (s, _) = read(
-        api.admin(Method::POST, "/v1/jobs")
-            .json(&json!({"type": "noop"}))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = send(api.admin(Method::POST, "/v1/jobs").json(&json!({"type": "noop"}))).await;
     assert_eq!(s, 201);
 }
 
 #[tokio::test]
 async fn a_batch_is_all_or_nothing() {
     let api = test_api().await;
-    let (s, b) = read(
+    let (s, b) = send(
         api.admin(Method::POST, "/v1/jobs/batch")
-            .json(&json!({"jobs": [{"type": "noop"}, {"type": "bad type"}]}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"jobs": [{"type": "noop"}, {"type": "bad type"}]})),
     )
     .await;
     assert_eq!((s, code(&b)), (422, "validation_failed"));
@@ -467,24 +337,18 @@ async fn a_batch_is_all_or_nothing() {
     );
     assert_eq!(api.db.count("SELECT count(*) FROM jobs").await, 0);
     let too_many: Vec<Value> = (0..101).map(|_| json!({"type": "noop"})).collect();
-    let (s, _) = read(
+    let (s, _) = send(
         api.admin(Method::POST, "/v1/jobs/batch")
-            .json(&json!({"jobs": too_many}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"jobs": too_many})),
     )
     .await;
     assert_eq!(s, 422);
     let jobs: Vec<Value> = (0..100)
         .map(|i| json!({"type": "noop", "payload": {"i": i}}))
         .collect();
-    let (s, b) = read(
+    let (s, b) = send(
         api.admin(Method::POST, "/v1/jobs/batch")
-            .json(&json!({"jobs": jobs}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"jobs": jobs})),
     )
     .await;
     assert_eq!(s, 201);
@@ -504,12 +368,9 @@ async fn pages_over_http_are_stable_while_jobs_are_added() {
     let api = test_api().await;
     for i in 0..12 {
         api.db.advance(1);
-        let (s, _) = read(
+        let (s, _) = send(
             api.admin(Method::POST, "/v1/jobs")
-                .json(&json!({"type": "noop", "payload": {"i": i}}))
-                .send()
-                .await
-                .expect("send"),
+                .json(&json!({"type": "noop", "payload": {"i": i}})),
         )
         .await;
         assert_eq!(s, 201);
@@ -517,7 +378,7 @@ async fn pages_over_http_are_stable_while_jobs_are_added() {
     let mut seen = std::collections::HashSet::new();
     let mut path = "/v1/jobs?limit=5".to_owned();
     loop {
-        let (s, page) = read(api.admin(Method::GET, &path).send().await.expect("send")).await;
+        let (s, page) = send(api.admin(Method::GET, &path)).await;
         assert_eq!(s, 200);
         for job in page["jobs"].as_array().expect("jobs") {
             assert!(
@@ -526,14 +387,7 @@ async fn pages_over_http_are_stable_while_jobs_are_added() {
             );
         }
         api.db.advance(1);
-        read(
-            api.admin(Method::POST, "/v1/jobs")
-                .json(&json!({"type": "late"}))
-                .send()
-                .await
-                .expect("send"),
-        )
-        .await;
+        send(api.admin(Method::POST, "/v1/jobs").json(&json!({"type": "late"}))).await;
         match page["next_cursor"].as_str() {
             Some(c) => path = format!("/v1/jobs?limit=5&cursor={c}"),
             None => break,
@@ -545,16 +399,9 @@ async fn pages_over_http_are_stable_while_jobs_are_added() {
 #[tokio::test]
 async fn stats_report_counts_and_a_health_verdict() {
     let api = test_api().await;
-    read(
-        api.admin(Method::POST, "/v1/jobs")
-            .json(&json!({"type": "noop"}))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    send(api.admin(Method::POST, "/v1/jobs").json(&json!({"type": "noop"}))).await;
     api.db.advance(120);
-    let (s, stats) = read(api.admin(Method::GET, "/v1/stats").send().await.expect("send")).await;
+    let (s, stats) = send(api.admin(Method::GET, "/v1/stats")).await;
     assert_eq!(s, 200);
     assert_eq!(stats["by_status"]["pending"], 1);
     assert_eq!(stats["total"], 1);
@@ -570,12 +417,9 @@ async fn stats_report_counts_and_a_health_verdict() {
 #[tokio::test]
 async fn the_dead_letter_is_listed_and_replayed_once_per_token() {
     let api = test_api().await;
-    let (_, job) = read(
+    let (_, job) = send(
         api.admin(Method::POST, "/v1/jobs")
-            .json(&json!({"type": "noop", "max_attempts": 1}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "noop", "max_attempts": 1})),
     )
     .await;
     let id = uuid::Uuid::parse_str(job["id"].as_str().expect("id")).expect("uuid");
@@ -590,92 +434,53 @@ async fn the_dead_letter_is_listed_and_replayed_once_per_token() {
         .await
         .expect("fail");
 
-    let (s, dl) = read(
-        api.admin(Method::GET, "/v1/dead-letter")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, dl) = send(api.admin(Method::GET, "/v1/dead-letter")).await;
     assert_eq!(s, 200);
     assert_eq!(dl["jobs"][0]["id"], job["id"]);
     assert_eq!(dl["jobs"][0]["error_code"], "BAD");
 
-    let (s, first) = read(
+    let (s, first) = send(
         api.admin(Method::POST, "/v1/dead-letter/replay")
-            .json(&json!({"token": "t-1"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"token": "t-1"})),
     )
     .await;
     assert_eq!(s, 200, "{first}");
     assert_eq!(first["updated"], 1);
     assert_eq!(first["already_used"], false);
-    let (_, second) = read(
+    let (_, second) = send(
         api.admin(Method::POST, "/v1/dead-letter/replay")
-            .json(&json!({"token": "t-1"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"token": "t-1"})),
     )
     .await;
     assert_eq!(second["updated"], 0);
     assert_eq!(second["already_used"], true);
-    let (_, now) = read(
-        api.admin(Method::GET, &format!("/v1/jobs/{id}"))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (_, now) = send(api.admin(Method::GET, &format!("/v1/jobs/{id}"))).await;
     assert_eq!(now["status"], "pending");
-    let (s, b) = read(
-        api.admin(Method::POST, "/v1/dead-letter/replay")
-            .json(&json!({}))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.admin(Method::POST, "/v1/dead-letter/replay").json(&json!({}))).await;
     assert_eq!((s, code(&b)), (422, "validation_failed"));
 }
 
 #[tokio::test]
 async fn the_story_script_route_creates_one_job_per_story() {
     let api = test_api().await;
-    let (s, b) = read(
-        api.admin(Method::POST, "/api/generation/story-script")
-            .json(
-                &json!({"theme": "dragons", "tone": "warm", "ageRange": "4-6", "initiatedBy": "ops-runbook"}),
-            )
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) =
+        send(api.admin(Method::POST, "/api/generation/story-script").json(
+            &json!({"theme": "dragons", "tone": "warm", "ageRange": "4-6", "initiatedBy": "ops-runbook"}),
+        ))
+        .await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["ok"], true);
     let story = b["storyId"].as_str().expect("storyId");
     let ids = b["jobIds"].as_array().expect("jobIds");
     assert_eq!(ids.len(), 1);
-    let (_, job) = read(
-        api.admin(Method::GET, &format!("/v1/jobs/{}", ids[0].as_str().expect("id")))
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (_, job) = send(api.admin(Method::GET, &format!("/v1/jobs/{}", ids[0].as_str().expect("id")))).await;
     assert_eq!(job["type"], "story_script");
     assert_eq!(job["correlation_id"], story);
     assert_eq!(job["payload"]["theme"], "dragons");
     assert_eq!(job["initiated_by"], "ops-runbook");
-    let (s, b) = read(
+    let (s, b) = send(
         api.admin(Method::POST, "/api/generation/story-script")
-            .json(&json!({"tone": "warm"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"tone": "warm"})),
     )
     .await;
     assert_eq!((s, code(&b)), (422, "validation_failed"));
@@ -684,7 +489,7 @@ async fn the_story_script_route_creates_one_job_per_story() {
 #[tokio::test]
 async fn the_openapi_document_is_served() {
     let api = test_api().await;
-    let (s, doc) = read(api.http.get(api.url("/openapi.json")).send().await.expect("send")).await;
+    let (s, doc) = send(api.http.get(api.url("/openapi.json"))).await;
     assert_eq!(s, 200);
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/v1/jobs/{id}/cancel"]["post"].is_object());
@@ -706,20 +511,14 @@ async fn workers_are_listed_and_steered_by_admins_only() {
         state: "running".into(),
     };
     api.db.store.worker_beat(&beat).await.expect("beat");
-    let (s, list) = read(api.admin(Method::GET, "/v1/workers").send().await.expect("send")).await;
+    let (s, list) = send(api.admin(Method::GET, "/v1/workers")).await;
     assert_eq!(s, 200);
     assert_eq!(list["workers"][0]["id"], "edge-1");
     assert_eq!(list["workers"][0]["state"], "running");
     assert_eq!(list["workers"][0]["processed"], 10);
-    let (s, b) = read(
-        api.admin(Method::POST, "/v1/workers/edge-1/pause")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.admin(Method::POST, "/v1/workers/edge-1/pause")).await;
     assert_eq!((s, b["desired_state"].as_str()), (200, Some("paused")));
-    let (_, list) = read(api.admin(Method::GET, "/v1/workers").send().await.expect("send")).await;
+    let (_, list) = send(api.admin(Method::GET, "/v1/workers")).await;
     assert_eq!(list["workers"][0]["state"], "paused");
     let command = api.db.store.worker_beat(&beat).await.expect("beat");
     assert_eq!(
@@ -727,37 +526,13 @@ async fn workers_are_listed_and_steered_by_admins_only() {
         jobline::store::workers::WorkerCommand::Paused,
         "the worker learns it on its next beat"
     );
-    let (s, _) = read(
-        api.admin(Method::POST, "/v1/workers/edge-1/drain")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = send(api.admin(Method::POST, "/v1/workers/edge-1/drain")).await;
     assert_eq!(s, 200);
-    let (s, _) = read(
-        api.admin(Method::POST, "/v1/workers/edge-1/resume")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, _) = send(api.admin(Method::POST, "/v1/workers/edge-1/resume")).await;
     assert_eq!(s, 200);
-    let (s, b) = read(
-        api.admin(Method::POST, "/v1/workers/nobody/pause")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.admin(Method::POST, "/v1/workers/nobody/pause")).await;
     assert_eq!((s, code(&b)), (404, "not_found"));
     let writer = api.key("acme", &["jobs:write", "jobs:read"]).await;
-    let (s, b) = read(
-        api.with_key(&writer, Method::POST, "/v1/workers/edge-1/pause")
-            .send()
-            .await
-            .expect("send"),
-    )
-    .await;
+    let (s, b) = send(api.with_key(&writer, Method::POST, "/v1/workers/edge-1/pause")).await;
     assert_eq!((s, code(&b)), (403, "forbidden"));
 }

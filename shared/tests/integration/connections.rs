@@ -9,7 +9,7 @@ use jobline::{Store, StoreError, StoreSettings};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{ADMIN_KEY, read};
+use crate::support::{ADMIN_KEY, send};
 
 fn tls_url() -> String {
     format!("{}?sslmode=require", jobline::testing::admin_url())
@@ -84,17 +84,14 @@ async fn with_postgres_down_health_is_503_and_writes_are_refused_with_unavailabl
     let base = api_without_postgres().await;
     let http = reqwest::Client::new();
     let started = std::time::Instant::now();
-    let (status, body) = read(http.get(format!("{base}/health")).send().await.expect("send")).await;
+    let (status, body) = send(http.get(format!("{base}/health"))).await;
     assert_eq!(status, 503);
     assert_eq!(body["checks"]["database"], "unavailable");
     assert_eq!(body["status"], "unavailable");
-    let (status, body) = read(
+    let (status, body) = send(
         http.request(Method::POST, format!("{base}/v1/jobs"))
             .bearer_auth(ADMIN_KEY)
-            .json(&json!({"type": "noop"}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "noop"})),
     )
     .await;
     assert_eq!(status, 503, "{body}");

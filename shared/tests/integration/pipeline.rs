@@ -10,15 +10,12 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::support::{TestApi, read, test_api_with};
+use crate::support::{TestApi, send, test_api_with};
 
 async fn create_and_complete(api: TestApi) {
-    let (status, job) = read(
+    let (status, job) = send(
         api.admin(Method::POST, "/v1/jobs")
-            .json(&json!({"type": "sleep", "payload": {"ms": 5}}))
-            .send()
-            .await
-            .expect("send"),
+            .json(&json!({"type": "sleep", "payload": {"ms": 5}})),
     )
     .await;
     assert_eq!(status, 201, "{job}");

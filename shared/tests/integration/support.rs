@@ -69,6 +69,11 @@ impl TestApi {
     }
 }
 
+/// Sends a request; its status and JSON body.
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+    read(request.send().await.expect("send")).await
+}
+
 /// Status and JSON body of a response.
 pub async fn read(resp: reqwest::Response) -> (u16, serde_json::Value) {
     let status = resp.status().as_u16();

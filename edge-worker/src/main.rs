@@ -26,8 +26,8 @@ enum Command {
     /// Release claims whose heartbeat timed out.
     ReleaseStale,
     /// One sweeper pass: release stale claims, relay the outbox, re-wake due
-    /// jobs whose message was lost.
-    Sweep,
+    /// jobs whose message was lost (`--every SECS` to keep sweeping).
+    Sweep(commands::ops::SweepArgs),
     /// Serve every route of the HTTP API on one port.
     Serve(commands::serve::ServeArgs),
     /// API keys: create, list, revoke.
@@ -83,7 +83,7 @@ async fn main() -> std::process::ExitCode {
         Command::Demo(args) => commands::demo::run(&config, args).await,
         Command::Stats(args) => commands::ops::stats(&config, args).await,
         Command::ReleaseStale => commands::ops::release_stale(&config).await,
-        Command::Sweep => commands::ops::sweep(&config).await,
+        Command::Sweep(args) => commands::ops::sweep(&config, args).await,
         Command::Serve(args) => commands::serve::run(&config, args).await,
         Command::Keys(cmd) => commands::keys::run(&config, cmd).await,
         Command::Outbox(OutboxCommand::Relay) => commands::outbox::relay(&config).await,

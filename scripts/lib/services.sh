@@ -169,3 +169,29 @@ apt_install() {
   as_root "${apt[@]}" install -y --no-install-recommends "$@" >>"$aptlog" 2>&1 ||
     die_with_log "$aptlog" "apt-get install $* failed"
 }
+
+# The Python test tools (moto, schemathesis: scripts/requirements-test.txt)
+# in <repo>/.venv, created when missing, reinstalled when the requirements
+# change. Sets VENV.
+VENV="$JOBLINE_ROOT/.venv"
+ensure_test_venv() {
+  local python="${JOBLINE_PYTHON:-python3}" reqs="$JOBLINE_SCRIPTS/requirements-test.txt"
+  if [[ ! -x $VENV/bin/python ]]; then
+    command -v "$python" >/dev/null 2>&1 || die "$python not found (set JOBLINE_PYTHON)"
+    log "creating Python venv at $VENV"
+    if ! "$python" -m venv "$VENV" >&2 9>&-; then
+      # Debian's system python needs the python3-venv package for this.
+      rm -rf "$VENV"
+      apt_install python3-venv
+      "$python" -m venv "$VENV" >&2 9>&- || die "could not create a venv at $VENV"
+    fi
+  fi
+  local stamp="$VENV/.jobline-requirements-test.sha256" want_sha
+  want_sha="$(sha256sum "$reqs" | cut -d' ' -f1)"
+  if [[ $(cat "$stamp" 2>/dev/null || true) != "$want_sha" ]]; then
+    log "installing $(grep -v '^#' "$reqs" | xargs) into $VENV"
+    "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$reqs" </dev/null >&2 9>&- ||
+      die "pip install -r $reqs failed"
+    echo "$want_sha" >"$stamp"
+  fi
+}

@@ -82,6 +82,14 @@ pub struct Config {
     /// `JOBLINE_HEARTBEAT_TIMEOUT_SECONDS` (default 60): a claim without a
     /// heartbeat for this long is released.
     pub heartbeat_timeout: Duration,
+    /// `JOBLINE_STALE_PENDING_SECONDS` (default 300): the sweeper publishes
+    /// a due `pending` job again when nothing was published for it this
+    /// long (its message may have been lost with the broker's state).
+    pub stale_pending_after: Duration,
+    /// `JOBLINE_OUTBOX_GRACE_SECONDS` (default 30): how long the relay
+    /// leaves a fresh outbox row to the process that created it (which
+    /// publishes right after its commit) before publishing it itself.
+    pub outbox_grace: Duration,
     /// `JOBLINE_BACKOFF_BASE_SECONDS` (2), `JOBLINE_BACKOFF_MAX_SECONDS` (600).
     pub retry: RetryPolicy,
     /// `JOBLINE_MAX_ATTEMPTS` (default 5): per-job default.
@@ -119,6 +127,8 @@ impl Config {
                 "must be longer than JOBLINE_HEARTBEAT_INTERVAL_SECONDS",
             ));
         }
+        let stale_pending_after = env.seconds("JOBLINE_STALE_PENDING_SECONDS", 300)?;
+        let outbox_grace = env.seconds("JOBLINE_OUTBOX_GRACE_SECONDS", 30)?;
         let base = env.seconds("JOBLINE_BACKOFF_BASE_SECONDS", 2)?;
         let cap = env.seconds("JOBLINE_BACKOFF_MAX_SECONDS", 600)?;
         if cap < base {
@@ -173,6 +183,8 @@ impl Config {
             queue_reason,
             heartbeat_interval,
             heartbeat_timeout,
+            stale_pending_after,
+            outbox_grace,
             retry: RetryPolicy::new(base, cap),
             max_attempts: env.number("JOBLINE_MAX_ATTEMPTS", 5, 1, 100)?,
             max_body_bytes: env.number("JOBLINE_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024)?,
@@ -406,6 +418,8 @@ mod tests {
         assert_eq!(c.pool_size, 10);
         assert_eq!(c.queue_name, "generation_jobs");
         assert_eq!(c.heartbeat_timeout, Duration::from_secs(60));
+        assert_eq!(c.stale_pending_after, Duration::from_secs(300));
+        assert_eq!(c.outbox_grace, Duration::from_secs(30));
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.max_body_bytes, 262_144);
         assert_eq!(c.log_format, LogFormat::Json);
@@ -428,6 +442,29 @@ mod tests {
         assert_eq!(
             config(&[("JOBLINE_MAX_ATTEMPTS", "1000")]).unwrap_err().var,
             "JOBLINE_MAX_ATTEMPTS"
+        );
+    }
+
+    #[test]
+    fn the_sweeper_and_relay_timings_are_read() {
+        let c = config(&[
+            ("JOBLINE_STALE_PENDING_SECONDS", "3"),
+            ("JOBLINE_OUTBOX_GRACE_SECONDS", "2"),
+        ])
+        .expect("valid");
+        assert_eq!(c.stale_pending_after, Duration::from_secs(3));
+        assert_eq!(c.outbox_grace, Duration::from_secs(2));
+        assert_eq!(
+            crate::sweeper::SweepConfig::from_config(&c).stale_pending_after,
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            crate::StoreSettings::from_config(&c).outbox_grace,
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            config(&[("JOBLINE_OUTBOX_GRACE_SECONDS", "0")]).unwrap_err().var,
+            "JOBLINE_OUTBOX_GRACE_SECONDS"
         );
     }
 

@@ -31,7 +31,8 @@ pub struct SweepConfig {
     /// (`JOBLINE_HEARTBEAT_TIMEOUT_SECONDS`).
     pub heartbeat_timeout: Duration,
     /// A pending job due for this long, with no outbox row written or
-    /// published since, is woken again (default 5 minutes).
+    /// published since, is woken again (`JOBLINE_STALE_PENDING_SECONDS`,
+    /// default 5 minutes).
     pub stale_pending_after: Duration,
     /// Rows per statement.
     pub batch: u32,
@@ -52,10 +53,11 @@ impl Default for SweepConfig {
 }
 
 impl SweepConfig {
-    /// The defaults, with the deployment's heartbeat timeout.
+    /// The defaults, with the deployment's timeouts.
     pub fn from_config(config: &crate::Config) -> Self {
         Self {
             heartbeat_timeout: config.heartbeat_timeout,
+            stale_pending_after: config.stale_pending_after,
             ..Self::default()
         }
     }

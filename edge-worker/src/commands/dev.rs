@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use jobline::Config;
-use jobline::queue::Publisher;
 use jobline::worker::runner::run;
 use jobline::worker::{Processor, WorkerOptions};
 use tokio::sync::watch;
@@ -99,10 +98,11 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
         },
         rx.clone(),
     ));
-    let sweeper = tokio::spawn(sweep_forever(
+    let sweeper = tokio::spawn(super::ops::sweep_forever(
         state.store.clone(),
         state.publisher.clone(),
         jobline::sweeper::SweepConfig::from_config(config),
+        Duration::from_secs(5),
         rx.clone(),
     ));
 
@@ -130,23 +130,4 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let _ = sweeper.await;
     println!("stopped; the worker processed {} jobs", summary.processed);
     Ok(())
-}
-
-/// The sweeper's chores every few seconds: release stale claims, relay the
-/// outbox, re-wake due jobs whose message was lost.
-async fn sweep_forever(
-    store: jobline::Store,
-    publisher: Publisher,
-    config: jobline::sweeper::SweepConfig,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        if let Err(e) = jobline::sweeper::sweep_once(&store, &publisher, &config).await {
-            tracing::warn!(error = %e, "sweep failed");
-        }
-        tokio::select! {
-            () = tokio::time::sleep(Duration::from_secs(5)) => {}
-            _ = stop.changed() => return,
-        }
-    }
 }

@@ -1,7 +1,10 @@
 //! Operator commands over the store.
 
+use std::time::Duration;
+
 use anyhow::Context as _;
 use jobline::Config;
+use tokio::sync::watch;
 
 pub async fn migrate(config: &Config) -> anyhow::Result<()> {
     let url = config.require_database_url()?;
@@ -52,17 +55,62 @@ pub async fn release_stale(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One sweeper pass (what the sweeper Lambda does on its schedule).
-pub async fn sweep(config: &Config) -> anyhow::Result<()> {
+#[derive(Debug, clap::Args)]
+pub struct SweepArgs {
+    /// Sweep again every this many seconds until SIGTERM or ctrl-c (the
+    /// sweeper Lambda's schedule, on a host without one). Without it: one
+    /// pass, its report printed as JSON.
+    #[arg(long)]
+    every: Option<f64>,
+}
+
+/// One sweeper pass (what the sweeper Lambda does on its schedule), or one
+/// every `--every` seconds.
+pub async fn sweep(config: &Config, args: SweepArgs) -> anyhow::Result<()> {
     let store = jobline::connect(config)?;
     let queue = jobline::app::queue(config, &store).await?;
     let publisher = jobline::queue::Publisher::new(store.clone(), queue, "sweeper");
-    let report = jobline::sweeper::sweep_once(
-        &store,
-        &publisher,
-        &jobline::sweeper::SweepConfig::from_config(config),
-    )
-    .await?;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    let sweep_config = jobline::sweeper::SweepConfig::from_config(config);
+    let Some(every) = args.every else {
+        let report = jobline::sweeper::sweep_once(&store, &publisher, &sweep_config).await?;
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    };
+    let interval = Duration::try_from_secs_f64(every)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .context("--every must be a positive number of seconds")?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        super::serve::shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    sweep_forever(store, publisher, sweep_config, interval, rx).await;
     Ok(())
+}
+
+/// Sweeps every `interval` until `stop` changes. A failed sweep is logged
+/// and tried again at the next tick (every step is idempotent).
+pub async fn sweep_forever(
+    store: jobline::Store,
+    publisher: jobline::queue::Publisher,
+    config: jobline::sweeper::SweepConfig,
+    interval: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        match jobline::sweeper::sweep_once(&store, &publisher, &config).await {
+            Ok(r) => tracing::debug!(
+                released = r.released.requeued + r.released.failed,
+                relayed = r.relayed.published,
+                rewoken = r.rewoken.rewoken,
+                "sweep"
+            ),
+            Err(e) => tracing::warn!(error = %e, "sweep failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }

@@ -65,7 +65,7 @@ impl StoreSettings {
             queue_name: config.queue_name.clone(),
             retry: config.retry,
             default_max_attempts: config.max_attempts,
-            ..Self::default()
+            outbox_grace: config.outbox_grace,
         }
     }
 }

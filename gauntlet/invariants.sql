@@ -1,0 +1,48 @@
+-- The gauntlet's invariant check over a whole database: one JSON object.
+-- Every job's timeline must be a chain: the first transition is `created`
+-- (into pending), each next one starts where the previous ended, the last
+-- ends in the job's status, and there is one `claimed` event per attempt.
+-- Events without a transition (`published`) are not part of the chain.
+WITH chain AS (
+    SELECT e.job_id, e.event, e.from_status, e.to_status,
+           lag(e.to_status) OVER w AS previous_to,
+           row_number() OVER w AS n
+    FROM job_events e
+    WHERE e.to_status IS NOT NULL
+    WINDOW w AS (PARTITION BY e.job_id ORDER BY e.id)
+),
+last_transition AS (
+    SELECT DISTINCT ON (job_id) job_id, to_status
+    FROM job_events
+    WHERE to_status IS NOT NULL
+    ORDER BY job_id, id DESC
+),
+per_job AS (
+    SELECT job_id,
+           count(*) FILTER (WHERE event = 'completed') AS completions,
+           count(*) FILTER (WHERE event = 'claimed') AS claims
+    FROM job_events
+    GROUP BY job_id
+)
+SELECT json_build_object(
+    'created', (SELECT count(*) FROM jobs),
+    'by_status', (SELECT coalesce(json_object_agg(status, n), '{}')
+                  FROM (SELECT status::text, count(*) AS n FROM jobs GROUP BY status) s),
+    'completed_twice', (SELECT count(*) FROM per_job WHERE completions > 1),
+    'event_gaps', (SELECT count(DISTINCT job_id) FROM chain
+                   WHERE (n = 1 AND (event <> 'created' OR from_status IS NOT NULL))
+                      OR (n > 1 AND from_status IS DISTINCT FROM previous_to)),
+    'status_not_last_event', (SELECT count(*) FROM jobs j
+                              LEFT JOIN last_transition l ON l.job_id = j.id
+                              WHERE l.to_status IS DISTINCT FROM j.status),
+    'claims_not_attempts', (SELECT count(*) FROM jobs j
+                            LEFT JOIN per_job p ON p.job_id = j.id
+                            WHERE coalesce(p.claims, 0) <> j.attempts),
+    -- Unsent rows of due jobs (a future job's row waits for its time) and
+    -- dead-lettered rows.
+    'outbox_stuck', (SELECT count(*) FROM outbox o JOIN jobs j ON j.id = o.job_id
+                     WHERE o.status = 'dead_letter'
+                        OR (o.status <> 'sent' AND j.run_after <= now())),
+    'outbox_retried', (SELECT count(DISTINCT job_id) FROM outbox WHERE attempts > 1),
+    'rerun', (SELECT count(*) FROM jobs WHERE attempts > 1)
+);

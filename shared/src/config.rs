@@ -90,6 +90,10 @@ pub struct Config {
     /// leaves a fresh outbox row to the process that created it (which
     /// publishes right after its commit) before publishing it itself.
     pub outbox_grace: Duration,
+    /// `JOBLINE_PREPARED_STATEMENTS` (default true): prepare each statement
+    /// once per connection; `false` sends them unnamed (planned on every
+    /// call), for a transaction-mode pooler without prepared statements.
+    pub prepared_statements: bool,
     /// `JOBLINE_BACKOFF_BASE_SECONDS` (2), `JOBLINE_BACKOFF_MAX_SECONDS` (600).
     pub retry: RetryPolicy,
     /// `JOBLINE_MAX_ATTEMPTS` (default 5): per-job default.
@@ -185,6 +189,7 @@ impl Config {
             heartbeat_timeout,
             stale_pending_after,
             outbox_grace,
+            prepared_statements: env.flag("JOBLINE_PREPARED_STATEMENTS", true)?,
             retry: RetryPolicy::new(base, cap),
             max_attempts: env.number("JOBLINE_MAX_ATTEMPTS", 5, 1, 100)?,
             max_body_bytes: env.number("JOBLINE_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024)?,

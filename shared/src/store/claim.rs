@@ -71,7 +71,7 @@ impl Store {
     pub async fn due_job_ids(&self, limit: u32) -> Result<Vec<(Uuid, i32)>, StoreError> {
         let client = self.client().await?;
         let rows = sql::DUE_JOB_IDS
-            .query(&**client, &[&self.now(), &i64::from(limit)])
+            .query(client.on(), &[&self.now(), &i64::from(limit)])
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
@@ -91,7 +91,10 @@ impl Store {
         let now = self.now();
         let types: Option<Vec<String>> = types.map(<[String]>::to_vec);
         let rows = sql::CLAIM_BATCH
-            .query(&**client, &[&now, &worker.to_owned(), &i64::from(limit), &types])
+            .query(
+                client.on(),
+                &[&now, &worker.to_owned(), &i64::from(limit), &types],
+            )
             .await?;
         rows.iter()
             .map(|row| {
@@ -107,7 +110,7 @@ impl Store {
     /// The claims `worker` holds right now.
     pub async fn claims_of(&self, worker: &str) -> Result<Vec<Claim>, StoreError> {
         let client = self.client().await?;
-        let rows = sql::CLAIMS_OF.query(&**client, &[&worker.to_owned()]).await?;
+        let rows = sql::CLAIMS_OF.query(client.on(), &[&worker.to_owned()]).await?;
         rows.iter()
             .map(|row| {
                 Job::from_row(row).map(|job| Claim {
@@ -137,7 +140,7 @@ impl Store {
         let rows = {
             let client = self.client().await?;
             sql::CLAIM_BY_ID
-                .query(&**client, &[&now, &worker.to_owned(), &id, &types_param])
+                .query(client.on(), &[&now, &worker.to_owned(), &id, &types_param])
                 .await?
         };
         if let Some(row) = rows.first() {
@@ -175,7 +178,7 @@ impl Store {
             let client = self.client().await?;
             !sql::HEARTBEAT
                 .query(
-                    &**client,
+                    client.on(),
                     &[
                         &now,
                         &token.job_id,

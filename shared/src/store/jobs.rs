@@ -67,7 +67,7 @@ impl Store {
     #[instrument(skip_all, fields(tenant = tenant, job_type = %new.job_type))]
     pub async fn create(&self, tenant: &str, new: NewJob) -> Result<Created, StoreError> {
         let client = self.client().await?;
-        let mut created = self.insert_jobs(&**client, tenant, vec![new]).await?;
+        let mut created = self.insert_jobs(client.on(), tenant, vec![new]).await?;
         Ok(created.remove(0))
     }
 
@@ -82,14 +82,16 @@ impl Store {
             .transaction()
             .await
             .map_err(|e| StoreError::from_db("begin", e))?;
-        let created = self.insert_jobs(&*tx, tenant, news).await?;
+        let created = self
+            .insert_jobs(sql::On::Tx(&tx, self.settings.prepared_statements), tenant, news)
+            .await?;
         tx.commit().await.map_err(|e| StoreError::from_db("commit", e))?;
         Ok(created)
     }
 
-    async fn insert_jobs<C: tokio_postgres::GenericClient + Sync>(
+    async fn insert_jobs(
         &self,
-        client: &C,
+        on: sql::On<'_>,
         tenant: &str,
         news: Vec<NewJob>,
     ) -> Result<Vec<Created>, StoreError> {
@@ -120,7 +122,7 @@ impl Store {
         let tenant = tenant.to_owned();
         let rows = sql::CREATE_JOBS
             .query(
-                client,
+                on,
                 &[
                     &now,
                     &tenant,
@@ -156,7 +158,7 @@ impl Store {
                 .filter(|(_, id)| !inserted.contains_key(id))
                 .filter_map(|(k, _)| k.clone())
                 .collect();
-            for row in sql::FIND_BY_KEYS.query(client, &[&tenant, &taken]).await? {
+            for row in sql::FIND_BY_KEYS.query(on, &[&tenant, &taken]).await? {
                 let job = Job::from_row(&row).map_err(|e| StoreError::from_db("find_by_keys", e))?;
                 let hash: Option<String> = row
                     .try_get("request_hash")
@@ -212,7 +214,7 @@ impl Store {
     pub(crate) async fn fetch(&self, tenant: Option<&str>, id: Uuid) -> Result<Option<Job>, StoreError> {
         let client = self.client().await?;
         let tenant = tenant.map(str::to_owned);
-        let rows = sql::GET_JOB.query(&**client, &[&id, &tenant]).await?;
+        let rows = sql::GET_JOB.query(client.on(), &[&id, &tenant]).await?;
         rows.first()
             .map(Job::from_row)
             .transpose()
@@ -232,7 +234,7 @@ impl Store {
         let status = filter.status.map(|s| s.as_str().to_owned());
         let rows = sql::LIST_JOBS
             .query(
-                &**client,
+                client.on(),
                 &[
                     &tenant.to_owned(),
                     &status,
@@ -269,7 +271,7 @@ impl Store {
     ) -> Result<Option<Vec<JobEvent>>, StoreError> {
         let client = self.client().await?;
         let tenant = tenant.map(str::to_owned);
-        let rows = sql::JOB_TIMELINE.query(&**client, &[&id, &tenant]).await?;
+        let rows = sql::JOB_TIMELINE.query(client.on(), &[&id, &tenant]).await?;
         if rows.is_empty() {
             // Every job has at least its `created` event.
             return Ok(None);

@@ -91,7 +91,7 @@ impl Store {
         let client = self.client().await?;
         sql::API_KEY_CREATE
             .query(
-                &**client,
+                client.on(),
                 &[
                     &id,
                     &tenant.to_owned(),
@@ -115,7 +115,7 @@ impl Store {
             return Ok(None);
         };
         let client = self.client().await?;
-        let rows = sql::API_KEY_FIND.query(&**client, &[&id]).await?;
+        let rows = sql::API_KEY_FIND.query(client.on(), &[&id]).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
@@ -136,7 +136,7 @@ impl Store {
     pub async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKeyInfo>, StoreError> {
         let client = self.client().await?;
         let rows = sql::API_KEY_LIST
-            .query(&**client, &[&tenant.map(str::to_owned)])
+            .query(client.on(), &[&tenant.map(str::to_owned)])
             .await?;
         rows.iter()
             .map(|r| {
@@ -157,7 +157,7 @@ impl Store {
     pub async fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
         let client = self.client().await?;
         Ok(!sql::API_KEY_REVOKE
-            .query(&**client, &[&id, &self.now()])
+            .query(client.on(), &[&id, &self.now()])
             .await?
             .is_empty())
     }

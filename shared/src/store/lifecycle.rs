@@ -98,7 +98,7 @@ impl Store {
         let token = claim.token();
         let rows = sql::COMPLETE
             .query(
-                &**client,
+                client.on(),
                 &[
                     &self.now(),
                     &token.job_id,
@@ -144,7 +144,7 @@ impl Store {
         let client = self.client().await?;
         let rows = sql::FAIL
             .query(
-                &**client,
+                client.on(),
                 &[
                     &now,
                     &token.job_id,
@@ -174,7 +174,7 @@ impl Store {
             let client = self.client().await?;
             sql::CANCEL
                 .query(
-                    &**client,
+                    client.on(),
                     &[&self.now(), &id, &tenant.map(str::to_owned), &actor.to_owned()],
                 )
                 .await?
@@ -201,7 +201,7 @@ impl Store {
             let client = self.client().await?;
             sql::RETRY
                 .query(
-                    &**client,
+                    client.on(),
                     &[
                         &now,
                         &id,
@@ -239,7 +239,7 @@ impl Store {
         let client = self.client().await?;
         let rows = sql::RELEASE_STALE
             .query(
-                &**client,
+                client.on(),
                 &[
                     &now,
                     &cutoff,

@@ -46,6 +46,10 @@ pub struct StoreSettings {
     /// How long the relay leaves a fresh outbox row to the process that
     /// created it (which publishes right after commit) before taking over.
     pub outbox_grace: Duration,
+    /// Statements prepared once per connection (`true`) or sent unnamed and
+    /// planned on every call (`false`, for a transaction-mode pooler that
+    /// cannot carry named statements).
+    pub prepared_statements: bool,
 }
 
 impl Default for StoreSettings {
@@ -55,6 +59,7 @@ impl Default for StoreSettings {
             retry: RetryPolicy::default(),
             default_max_attempts: 5,
             outbox_grace: Duration::from_secs(30),
+            prepared_statements: true,
         }
     }
 }
@@ -66,6 +71,7 @@ impl StoreSettings {
             retry: config.retry,
             default_max_attempts: config.max_attempts,
             outbox_grace: config.outbox_grace,
+            prepared_statements: config.prepared_statements,
         }
     }
 }
@@ -114,11 +120,40 @@ impl Store {
         Ok(())
     }
 
-    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(StoreError::from_pool)
+    async fn client(&self) -> Result<Conn, StoreError> {
+        let object = self.pool.get().await.map_err(StoreError::from_pool)?;
+        Ok(Conn {
+            object,
+            prepared: self.settings.prepared_statements,
+        })
     }
 
     fn outbox_due(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         now + chrono::Duration::from_std(self.settings.outbox_grace).unwrap_or_default()
+    }
+}
+
+/// A pooled connection that knows how this store sends statements.
+struct Conn {
+    object: deadpool_postgres::Object,
+    prepared: bool,
+}
+
+impl Conn {
+    fn on(&self) -> sql::On<'_> {
+        sql::On::Client(&self.object, self.prepared)
+    }
+}
+
+impl std::ops::Deref for Conn {
+    type Target = deadpool_postgres::Object;
+    fn deref(&self) -> &Self::Target {
+        &self.object
+    }
+}
+
+impl std::ops::DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.object
     }
 }

@@ -59,7 +59,10 @@ impl Store {
     ) -> Result<Vec<LeasedRow>, StoreError> {
         let client = self.client().await?;
         let rows = sql::RELAY_CLAIM
-            .query(&**client, &[&self.now(), &i64::from(limit), &lease.as_secs_f64()])
+            .query(
+                client.on(),
+                &[&self.now(), &i64::from(limit), &lease.as_secs_f64()],
+            )
             .await?;
         rows.iter()
             .map(|r| {
@@ -82,7 +85,10 @@ impl Store {
         }
         let client = self.client().await?;
         let rows = sql::MARK_PUBLISHED
-            .query(&**client, &[&self.now(), &outbox_ids.to_vec(), &actor.to_owned()])
+            .query(
+                client.on(),
+                &[&self.now(), &outbox_ids.to_vec(), &actor.to_owned()],
+            )
             .await?;
         Ok(rows.len() as u64)
     }
@@ -101,7 +107,7 @@ impl Store {
         let retry = self.settings.retry;
         let rows = sql::MARK_PUBLISH_FAILED
             .query(
-                &**client,
+                client.on(),
                 &[
                     &self.now(),
                     &outbox_ids.to_vec(),
@@ -137,7 +143,7 @@ impl Store {
     ) -> Result<Vec<DeadLetterOutboxRow>, StoreError> {
         let client = self.client().await?;
         let rows = sql::DEAD_LETTER_OUTBOX
-            .query(&**client, &[&tenant.to_owned(), &i64::from(limit)])
+            .query(client.on(), &[&tenant.to_owned(), &i64::from(limit)])
             .await?;
         rows.iter()
             .map(|r| {
@@ -171,7 +177,7 @@ impl Store {
             .clamp(1, 100);
         let rows = sql::REPLAY_DEAD_LETTER
             .query(
-                &**client,
+                client.on(),
                 &[
                     &self.now(),
                     &tenant.to_owned(),

@@ -31,7 +31,7 @@ impl Store {
         let client = self.client().await?;
         let rows = sql::REWAKE_DUE
             .query(
-                &**client,
+                client.on(),
                 &[&now, &threshold, &i64::from(limit), &self.settings.queue_name],
             )
             .await?;

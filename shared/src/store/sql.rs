@@ -1,13 +1,15 @@
 //! The statements of `store/sql/`, each with the types of its parameters.
 //!
-//! Statements run with `query_typed`: one round trip, an unnamed statement,
-//! no prepared-statement state left on the connection, so a pooler in
-//! transaction mode (PgBouncer) can hand the connection to anyone after.
+//! Statements are prepared once per connection and cached; with
+//! `JOBLINE_PREPARED_STATEMENTS=false` they run with `query_typed` instead:
+//! one round trip, an unnamed statement, no prepared-statement state left on
+//! the connection, so a pooler in transaction mode (PgBouncer) can hand the
+//! connection to anyone after.
 
 use std::sync::LazyLock;
 
+use tokio_postgres::Row;
 use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::{GenericClient, Row};
 
 use super::StoreError;
 
@@ -128,10 +130,21 @@ statement!(API_KEY_FIND = "api_key_find", [UUID]);
 statement!(API_KEY_LIST = "api_key_list", [TEXT]);
 statement!(API_KEY_REVOKE = "api_key_revoke", [UUID, TIMESTAMPTZ]);
 
+/// Where a statement runs: a pooled connection or a transaction on one, and
+/// how it is sent. Prepared (`JOBLINE_PREPARED_STATEMENTS`, the default):
+/// named once per connection and cached, so Postgres plans it once. Unnamed
+/// (`query_typed`): parsed and planned on every call, which is what a
+/// transaction-mode pooler without prepared-statement support needs.
+#[derive(Clone, Copy)]
+pub(crate) enum On<'a> {
+    Client(&'a deadpool_postgres::ClientWrapper, bool),
+    Tx(&'a deadpool_postgres::Transaction<'a>, bool),
+}
+
 impl Statement {
-    pub(crate) async fn query<C: GenericClient + Sync>(
+    pub(crate) async fn query(
         &self,
-        client: &C,
+        on: On<'_>,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
         assert_eq!(
@@ -141,15 +154,27 @@ impl Statement {
             self.name,
             self.types.len()
         );
-        let typed: Vec<(&(dyn ToSql + Sync), Type)> = params
+        let db = |e| StoreError::from_db(self.name, e);
+        match on {
+            On::Client(c, true) => {
+                let prepared = c.prepare_typed_cached(&self.text, self.types).await.map_err(db)?;
+                c.query(&prepared, params).await.map_err(db)
+            }
+            On::Tx(t, true) => {
+                let prepared = t.prepare_typed_cached(&self.text, self.types).await.map_err(db)?;
+                t.query(&prepared, params).await.map_err(db)
+            }
+            On::Client(c, false) => c.query_typed(&self.text, &self.typed(params)).await.map_err(db),
+            On::Tx(t, false) => t.query_typed(&self.text, &self.typed(params)).await.map_err(db),
+        }
+    }
+
+    fn typed<'p>(&self, params: &[&'p (dyn ToSql + Sync)]) -> Vec<(&'p (dyn ToSql + Sync), Type)> {
+        params
             .iter()
             .zip(self.types)
             .map(|(value, ty)| (*value, ty.clone()))
-            .collect();
-        client
-            .query_typed(&self.text, &typed)
-            .await
-            .map_err(|e| StoreError::from_db(self.name, e))
+            .collect()
     }
 }
 

@@ -40,7 +40,7 @@ impl Store {
     /// heartbeat age.
     pub async fn running(&self) -> Result<Vec<RunningJob>, StoreError> {
         let client = self.client().await?;
-        let rows = sql::RUNNING.query(&**client, &[&self.now()]).await?;
+        let rows = sql::RUNNING.query(client.on(), &[&self.now()]).await?;
         rows.iter()
             .map(|r| {
                 Ok(RunningJob {
@@ -62,7 +62,7 @@ impl Store {
     pub async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
         let client = self.client().await?;
         let rows = sql::STATS
-            .query(&**client, &[&tenant.map(str::to_owned), &self.now()])
+            .query(client.on(), &[&tenant.map(str::to_owned), &self.now()])
             .await?;
         let row = rows
             .first()

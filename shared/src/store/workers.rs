@@ -77,7 +77,7 @@ impl Store {
         let client = self.client().await?;
         let rows = sql::WORKER_BEAT
             .query(
-                &**client,
+                client.on(),
                 &[
                     &self.now(),
                     &beat.id,
@@ -107,7 +107,7 @@ impl Store {
         let now = self.now();
         let cutoff = now - chrono::Duration::from_std(gone_after).unwrap_or_default();
         let client = self.client().await?;
-        let rows = sql::WORKER_LIST.query(&**client, &[&now, &cutoff]).await?;
+        let rows = sql::WORKER_LIST.query(client.on(), &[&now, &cutoff]).await?;
         rows.iter()
             .map(|r| {
                 Ok(WorkerInfo {
@@ -134,7 +134,7 @@ impl Store {
     pub async fn steer_worker(&self, id: &str, command: WorkerCommand) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let rows = sql::WORKER_STEER
-            .query(&**client, &[&id.to_owned(), &command.as_str().to_owned()])
+            .query(client.on(), &[&id.to_owned(), &command.as_str().to_owned()])
             .await?;
         Ok(!rows.is_empty())
     }

@@ -25,6 +25,54 @@ fn store_over(options: PoolOptions) -> Store {
     Store::new(pool::build(&options).expect("pool"), StoreSettings::default())
 }
 
+/// A job's whole life on a one-connection pool, then the statements that
+/// connection holds prepared.
+async fn prepared_after_a_lifecycle(prepared_statements: bool) -> i64 {
+    let db = jobline::testing::test_db().await;
+    let settings = StoreSettings {
+        prepared_statements,
+        ..StoreSettings::default()
+    };
+    let store = Store::new(
+        pool::build(&PoolOptions::new(db.url.clone(), 1)).expect("pool"),
+        settings,
+    );
+    let created = store
+        .create("t", jobline::NewJob::new("noop", json!({})))
+        .await
+        .expect("create");
+    let claims = store.claim("w", 1, None).await.expect("claim");
+    assert_eq!(claims.len(), 1);
+    let done = store.complete(&claims[0], None, None).await.expect("complete");
+    assert!(matches!(done, jobline::store::Settled::Applied(_)), "{done:?}");
+    assert_eq!(created.job.id, claims[0].job.id);
+    let client = store.pool().get().await.expect("the same connection");
+    // The simple query protocol: asking must not prepare anything itself.
+    let rows = client
+        .simple_query("SELECT count(*) FROM pg_prepared_statements")
+        .await
+        .expect("pg_prepared_statements");
+    rows.iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse().ok()),
+            _ => None,
+        })
+        .expect("a count")
+}
+
+#[tokio::test]
+async fn statements_are_prepared_once_per_connection_by_default() {
+    assert!(
+        prepared_after_a_lifecycle(true).await >= 3,
+        "create, claim and complete are prepared"
+    );
+}
+
+#[tokio::test]
+async fn without_prepared_statements_nothing_is_left_on_the_connection_for_a_pooler() {
+    assert_eq!(prepared_after_a_lifecycle(false).await, 0);
+}
+
 #[tokio::test]
 async fn sslmode_require_connects_over_tls_to_a_verified_server() {
     let store = store_over(PoolOptions {

@@ -338,7 +338,7 @@ class Bench:
             done = txs * per_tx
             jobs_per_s = tps * per_tx
         suffix = "" if mode == "prepared" else f".{mode}"
-        how = "" if mode == "prepared" else (", unnamed statements re-planned per call (-M extended, as jobline sends them)")
+        how = "" if mode == "prepared" else (", unnamed statements re-planned per call (-M extended, as jobline sends them with JOBLINE_PREPARED_STATEMENTS=false)")
         self.add(
             f"pgbench.{script}.c{clients}{suffix}",
             jobs_per_s,
@@ -650,8 +650,8 @@ class Bench:
                   "jobline.drain.postgres.c16", "pgbench.drain_single.c16")
             ratio("jobline drain concurrency 16 / pgbench drain of the same backlog, 50 per transaction (16 clients)",
                   "jobline.drain.postgres.c16", "pgbench.drain_batch50.c16")
-            ratio("jobline drain concurrency 16 / pgbench running jobline's own claim + complete statements as jobline sends them (16 clients)",
-                  "jobline.drain.postgres.c16", "pgbench.jobline_drain_single.c16.extended")
+            ratio("jobline drain concurrency 16 / pgbench running jobline's own claim + complete statements, prepared as jobline sends them (16 clients)",
+                  "jobline.drain.postgres.c16", "pgbench.jobline_drain_single.c16")
             for c in (1, 4, 16):
                 ratio(f"jobline drain concurrency {c} / pgbench unbatched lifecycle {c} clients",
                       f"jobline.drain.postgres.c{c}", f"pgbench.lifecycle_single.c{c}")
@@ -661,8 +661,8 @@ class Bench:
             ratio("jobline drain, sqs adapter (moto) / postgres adapter (both concurrency 16)", "jobline.drain.sqs.c16", "jobline.drain.postgres.c16")
         ratio(f"jobline API create / pgbench insert+outbox (best: {ins_c} clients)", "jobline.api.create.jobs_per_s",
               f"pgbench.insert_single.c{ins_c}", None, ins_best)
-        ratio("jobline API create / pgbench running the API's own create + notify + mark_published statements as jobline sends them (16 clients)",
-              "jobline.api.create.jobs_per_s", "pgbench.jobline_create_single.c16.extended")
+        ratio("jobline API create / pgbench running the API's own create + notify + mark_published statements, prepared as jobline sends them (16 clients)",
+              "jobline.api.create.jobs_per_s", "pgbench.jobline_create_single.c16")
         ratio("pgbench: jobline's claim + complete statements (prepared) / the minimal ones (16 clients)",
               "pgbench.jobline_drain_single.c16", "pgbench.drain_single.c16")
         ratio("pgbench: jobline's claim + complete statements, re-planned per call / prepared",

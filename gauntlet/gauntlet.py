@@ -192,6 +192,16 @@ class Stack:
     def sweeper(self) -> None:
         self.spawn("sweeper", ["sweep", "--every", "1"])
 
+    def start(self, workers: int, sweeper: bool = True) -> list[str]:
+        """The API, the sweeper and `workers` workers (labels w1, w2, ...)."""
+        self.serve()
+        if sweeper:
+            self.sweeper()
+        labels = [f"w{i + 1}" for i in range(workers)]
+        for label in labels:
+            self.worker(label)
+        return labels
+
     def kill9(self, label: str) -> None:
         p = self.procs.pop(label)
         p.send_signal(signal.SIGKILL)
@@ -226,6 +236,12 @@ class Stack:
                         for k, v in re.findall(r"(\w+)=(\d+)", line):
                             total[k] = total.get(k, 0) + int(v)
         return total
+
+    def __enter__(self) -> "Stack":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def close(self) -> None:
         for label in list(self.procs):
@@ -314,8 +330,7 @@ def create_all(stack: Stack, jobs: list[dict], threads: int = 4, per_request: in
 def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
     """The invariant check must see what it looks for: break each invariant
     on purpose in a database of its own and expect every one reported."""
-    stack = Stack("gauntlet_self", "postgres")
-    try:
+    with Stack("gauntlet_self", "postgres") as stack:
         stack.serve()
         ids = sorted(create_all(stack, [{"type": "noop", "payload": {}} for _ in range(4)]))
         a, b, c, d = ids
@@ -339,22 +354,13 @@ def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
         missed = [k for k, ok in expected.items() if not ok]
         result = {**seen, "broken": [f"the check missed: {', '.join(missed)} ({seen['broken']})"] if missed else []}
         return result, f"violations_planted={len(expected)} violations_reported={len(expected) - len(missed)}"
-    finally:
-        stack.close()
 
 
 def chaos(size: dict, rng: random.Random) -> tuple[dict, str]:
     """kill -9 a random worker every few seconds; start a new one."""
-    stack = Stack("gauntlet_chaos", "postgres")
-    try:
-        stack.serve()
-        stack.sweeper()
-        serial = 0
-        live = []
-        for _ in range(3):
-            serial += 1
-            stack.worker(f"w{serial}")
-            live.append(f"w{serial}")
+    with Stack("gauntlet_chaos", "postgres") as stack:
+        live = stack.start(workers=3)
+        serial = len(live)
         accepted: set[str] = set()
         creating = concurrent.futures.ThreadPoolExecutor(1).submit(
             lambda: accepted.update(create_all(stack, sleep_jobs(size["chaos_jobs"], rng)))
@@ -385,18 +391,12 @@ def chaos(size: dict, rng: random.Random) -> tuple[dict, str]:
         if kills == 0:
             result["broken"].append("no worker was killed")
         return result, f"kills={kills} rerun_after_kill={result['rerun']}"
-    finally:
-        stack.close()
 
 
 def pg_restart(size: dict, rng: random.Random) -> tuple[dict, str]:
     """Postgres fast-stopped mid-run, down a few seconds, started again."""
-    stack = Stack("gauntlet_pg", "postgres")
-    try:
-        stack.serve()
-        stack.sweeper()
-        stack.worker("w1")
-        stack.worker("w2")
+    with Stack("gauntlet_pg", "postgres") as stack:
+        stack.start(workers=2)
         stop = threading.Event()
         lock = threading.Lock()
         accepted: dict[str, str] = {}  # idempotency key -> job id
@@ -425,11 +425,13 @@ def pg_restart(size: dict, rng: random.Random) -> tuple[dict, str]:
         time.sleep(size["pg_before"])
         log("pg: stopping Postgres (fast)")
         run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", PG_DATA, "-m", "fast", "-w", "stop"]))
-        for _ in deadline_loop(size["pg_down"], 0.25):
-            health_during.append(http("GET", stack.base + "/health")[0])
-        log("pg: starting Postgres again")
-        # `restart` on a stopped server starts it with its last options.
-        run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", PG_DATA, "-w", "-t", "30", "-l", os.path.join(os.path.dirname(PG_DATA), "postgres.log"), "restart"]))
+        try:
+            for _ in deadline_loop(size["pg_down"], 0.25):
+                health_during.append(http("GET", stack.base + "/health")[0])
+        finally:
+            log("pg: starting Postgres again")
+            # `restart` on a stopped server starts it with its last options.
+            run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", PG_DATA, "-w", "-t", "30", "-l", os.path.join(os.path.dirname(PG_DATA), "postgres.log"), "restart"]))
         restarted_at = time.monotonic()
         time.sleep(size["pg_after"])
         stop.set()
@@ -452,33 +454,30 @@ def pg_restart(size: dict, rng: random.Random) -> tuple[dict, str]:
             result["broken"].append(f"{len(accepted)} keys accepted, {result['created']} jobs exist")
         health = ",".join(f"{s}x{health_during.count(s)}" for s in sorted(set(health_during)))
         return result, f"answers={json.dumps(dict(sorted(seen.items())), separators=(',', ':'))} health_while_down={health} created_after_restart={created_after}"
-    finally:
-        stack.close()
 
 
 def queue_outage(size: dict, rng: random.Random) -> tuple[dict, str]:
     """The redis server stopped while jobs are created; started again (empty)."""
-    stack = Stack("gauntlet_queue", "redis")
     port = REDIS_URL.rsplit(":", 1)[1]
-    try:
-        stack.serve()
-        stack.sweeper()
-        stack.worker("w1")
-        stack.worker("w2")
+    with Stack("gauntlet_queue", "redis") as stack:
+        stack.start(workers=2)
         n = size["queue_jobs"]
         accepted = create_all(stack, sleep_jobs(n, rng))
         log("queue: stopping redis")
         run([os.path.join(ROOT, "scripts", "services-down"), "redis"])
         slowest = 0.0
         during: set[str] = set()
-        for chunk in range(0, n, 50):
-            started = time.monotonic()
-            during.update(stack.create_batch(sleep_jobs(min(50, n - chunk), rng)))
-            slowest = max(slowest, time.monotonic() - started)
-        time.sleep(size["queue_down"])
-        unsent = int(psql(stack.db_url, "SELECT count(*) FROM outbox WHERE status <> 'sent'"))
-        log(f"queue: starting redis again ({unsent} outbox rows waiting)")
-        run([os.path.join(ROOT, "scripts", "redis-up")], env={**os.environ, "JOBLINE_REDIS_PORT": port})
+        try:
+            for chunk in range(0, n, 50):
+                started = time.monotonic()
+                during.update(stack.create_batch(sleep_jobs(min(50, n - chunk), rng)))
+                slowest = max(slowest, time.monotonic() - started)
+            time.sleep(size["queue_down"])
+            unsent = int(psql(stack.db_url, "SELECT count(*) FROM outbox WHERE status <> 'sent'"))
+        finally:
+            # Up again even when this scenario fails: the next ones need it.
+            log("queue: starting redis again")
+            run([os.path.join(ROOT, "scripts", "redis-up")], env={**os.environ, "JOBLINE_REDIS_PORT": port})
         accepted |= during
         accepted |= create_all(stack, sleep_jobs(n, rng))
         stack.wait_completed(len(accepted), 90)
@@ -486,14 +485,11 @@ def queue_outage(size: dict, rng: random.Random) -> tuple[dict, str]:
         if unsent < len(during):
             result["broken"].append(f"only {unsent} outbox rows waited while redis was down ({len(during)} jobs created)")
         return result, f"created_while_down={len(during)} waiting_in_outbox={unsent} slowest_create_while_down={slowest * 1000:.0f}ms"
-    finally:
-        stack.close()
 
 
 def duplicates(size: dict, rng: random.Random) -> tuple[dict, str]:
     """Every message in the broker pushed twice more: three deliveries each."""
-    stack = Stack("gauntlet_dup", "redis")
-    try:
+    with Stack("gauntlet_dup", "redis") as stack:
         stack.serve()
         n = size["dup_jobs"]
         accepted = create_all(stack, sleep_jobs(n, rng))
@@ -526,19 +522,14 @@ def duplicates(size: dict, rng: random.Random) -> tuple[dict, str]:
         if summary.get("dropped", 0) != 2 * n:
             result["broken"].append(f"workers dropped {summary.get('dropped', 0)} duplicates, expected {2 * n}")
         return result, f"deliveries={deliveries} duplicates_dropped={summary.get('dropped', 0)}"
-    finally:
-        stack.close()
 
 
 def fuzz(size: dict, rng: random.Random) -> tuple[dict, str]:
     """schemathesis against the API while valid traffic runs."""
     # Only `noop` may be created: the fuzzer's own jobs finish at once (a
     # `sleep` of an hour or a webhook to nowhere would only slow the run).
-    stack = Stack("gauntlet_fuzz", "postgres", JOBLINE_JOB_TYPES="noop")
-    try:
-        stack.serve()
-        stack.sweeper()
-        stack.worker("w1")
+    with Stack("gauntlet_fuzz", "postgres", JOBLINE_JOB_TYPES="noop") as stack:
+        stack.start(workers=1)
         stop = threading.Event()
         valid: dict[int, int] = {}
         accepted: set[str] = set()
@@ -610,8 +601,6 @@ def fuzz(size: dict, rng: random.Random) -> tuple[dict, str]:
             f"fuzz_cases={cases.group(1) if cases else '?'} server_errors={len(server_errors)} "
             f"valid_requests={sum(valid.values())} valid_ok={valid.get(201, 0)} valid_completed={valid_done}"
         )
-    finally:
-        stack.close()
 
 
 SIZES = {

@@ -1,10 +1,13 @@
 //! Finishing, failing, cancelling, retrying and releasing jobs.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::completer::Completion;
 use super::{Claim, Store, StoreError, sql};
 use crate::domain::{FailureKind, Job, JobStatus, NextStep};
 
@@ -86,7 +89,9 @@ impl ReleaseReport {
 const MAX_REASON_CHARS: usize = 4000;
 
 impl Store {
-    /// processing → completed, only with the current claim.
+    /// processing → completed, only with the current claim. Concurrent
+    /// completions of this store share one statement (see
+    /// [`super::completer`]); each is still fenced by its own claim.
     #[instrument(skip(self, claim, result), fields(job_id = %claim.job.id, attempt = claim.job.attempts))]
     pub async fn complete(
         &self,
@@ -94,22 +99,46 @@ impl Store {
         result: Option<Value>,
         result_uri: Option<&str>,
     ) -> Result<Settled<Job>, StoreError> {
+        let completion = Completion {
+            token: claim.token(),
+            result,
+            result_uri: result_uri.map(str::to_owned),
+            worker: claim.worker.clone(),
+        };
+        self.completer.complete(self, completion).await
+    }
+
+    /// processing → completed for many claims in one statement, answering
+    /// in input order; a completion whose claim is no longer current is
+    /// `Stale` and changes nothing.
+    pub async fn complete_many(&self, completions: &[Completion]) -> Result<Vec<Settled<Job>>, StoreError> {
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<Uuid> = completions.iter().map(|c| c.token.job_id).collect();
+        let attempts: Vec<i32> = completions.iter().map(|c| c.token.attempt).collect();
+        let results: Vec<Option<Value>> = completions.iter().map(|c| c.result.clone()).collect();
+        let uris: Vec<Option<String>> = completions.iter().map(|c| c.result_uri.clone()).collect();
+        let workers: Vec<String> = completions.iter().map(|c| c.worker.clone()).collect();
         let client = self.client().await?;
-        let token = claim.token();
-        let rows = sql::COMPLETE
+        let rows = sql::COMPLETE_MANY
             .query(
                 client.on(),
-                &[
-                    &self.now(),
-                    &token.job_id,
-                    &token.attempt,
-                    &result,
-                    &result_uri.map(str::to_owned),
-                    &claim.worker,
-                ],
+                &[&self.now(), &ids, &attempts, &results, &uris, &workers],
             )
             .await?;
-        settled(rows.first(), "complete")
+        let mut done: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let job = Job::from_row(row).map_err(|e| StoreError::from_db("complete_many", e))?;
+            done.insert(job.id, job);
+        }
+        Ok(completions
+            .iter()
+            .map(|c| match done.remove(&c.token.job_id) {
+                Some(job) if job.attempts == c.token.attempt => Settled::Applied(job),
+                _ => Settled::Stale,
+            })
+            .collect())
     }
 
     /// processing → pending (backoff) or failed, as the retry policy decides,

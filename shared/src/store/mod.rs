@@ -8,6 +8,7 @@
 //! half-applied change. The SQL lives in `store/sql/`, one file per operation.
 
 mod claim;
+mod completer;
 mod error;
 mod jobs;
 pub mod keys;
@@ -27,6 +28,7 @@ use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
 pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
+pub use completer::Completion;
 pub use error::StoreError;
 pub use jobs::{Created, JobFilter, JobPage, PageCursor};
 pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};
@@ -82,6 +84,7 @@ pub struct Store {
     pool: Pool,
     clock: Arc<dyn Clock>,
     settings: Arc<StoreSettings>,
+    completer: Arc<completer::Completer>,
 }
 
 impl Store {
@@ -95,6 +98,18 @@ impl Store {
             pool,
             clock,
             settings: Arc::new(settings),
+            completer: Arc::default(),
+        }
+    }
+
+    /// The same pool, clock and settings with a completer of its own (for
+    /// the completion task, which must not keep its own queue open).
+    fn detached(&self) -> Self {
+        Self {
+            pool: self.pool.clone(),
+            clock: self.clock.clone(),
+            settings: self.settings.clone(),
+            completer: Arc::default(),
         }
     }
 

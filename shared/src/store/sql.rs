@@ -72,8 +72,15 @@ statement!(CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY]);
 statement!(CLAIM_BY_ID = "claim_by_id", [TIMESTAMPTZ, TEXT, UUID, TEXT_ARRAY]);
 statement!(HEARTBEAT = "heartbeat", [TIMESTAMPTZ, UUID, INT4, TEXT, FLOAT4]);
 statement!(
-    COMPLETE = "complete",
-    [TIMESTAMPTZ, UUID, INT4, JSONB, TEXT, TEXT]
+    COMPLETE_MANY = "complete_many",
+    [
+        TIMESTAMPTZ,
+        UUID_ARRAY,
+        INT4_ARRAY,
+        JSONB_ARRAY,
+        TEXT_ARRAY,
+        TEXT_ARRAY
+    ]
 );
 statement!(
     FAIL = "fail",
@@ -195,7 +202,7 @@ mod tests {
             &CLAIM_BATCH,
             &CLAIM_BY_ID,
             &HEARTBEAT,
-            &COMPLETE,
+            &COMPLETE_MANY,
             &FAIL,
             &CANCEL,
             &RETRY,

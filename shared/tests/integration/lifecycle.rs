@@ -1,6 +1,8 @@
 use jobline::StoreError;
 use jobline::domain::{JobStatus, NewJob};
-use jobline::store::{Claim, ClaimByIdOutcome, FailOutcome, HeartbeatOutcome, JobFailure, Settled};
+use jobline::store::{
+    Claim, ClaimByIdOutcome, Completion, FailOutcome, HeartbeatOutcome, JobFailure, Settled,
+};
 use serde_json::json;
 
 use crate::support::{TestDb, test_db};
@@ -67,6 +69,93 @@ async fn completing_stores_the_result_and_releases_the_claim() {
     assert_eq!(done.completed_at, Some(db.now()));
     assert_eq!(done.locked_by, None);
     assert_eq!(done.heartbeat_at, None);
+}
+
+#[tokio::test]
+async fn completions_of_many_claims_apply_together_each_through_its_own_claim() {
+    let db = test_db().await;
+    let mut claims = Vec::new();
+    for _ in 0..5 {
+        claims.push(claimed(&db, 3).await);
+    }
+    // The third claim is no longer current: released, and claimed again.
+    db.store
+        .fail(&claims[2], &JobFailure::retryable("X", "released"))
+        .await
+        .expect("fail");
+    db.advance(3600);
+    let newer = reclaim(&db, claims[2].job.id).await;
+    let completions: Vec<Completion> = claims
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Completion {
+            token: c.token(),
+            result: Some(json!({ "n": i })),
+            result_uri: None,
+            worker: c.worker.clone(),
+        })
+        .collect();
+    let answers = db.store.complete_many(&completions).await.expect("complete_many");
+    assert_eq!(answers.len(), 5);
+    for (i, answer) in answers.iter().enumerate() {
+        match (i, answer) {
+            (2, Settled::Stale) => {}
+            (2, Settled::Applied(_)) => panic!("an outdated claim completed the job"),
+            (_, Settled::Applied(job)) => {
+                assert_eq!(job.id, claims[i].job.id, "answers come in input order");
+                assert_eq!(job.result, Some(json!({ "n": i })));
+            }
+            (_, Settled::Stale) => panic!("claim {i} is current"),
+        }
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM job_events WHERE event = 'completed'")
+            .await,
+        4
+    );
+    let still = db.store.get_any(newer.job.id).await.expect("get").expect("found");
+    assert_eq!(
+        still.status,
+        JobStatus::Processing,
+        "the newer claim still holds it"
+    );
+    assert!(db.store.complete_many(&[]).await.expect("nothing").is_empty());
+}
+
+#[tokio::test]
+async fn concurrent_completions_each_answer_for_their_own_job() {
+    let db = test_db().await;
+    let mut claims = Vec::new();
+    for _ in 0..40 {
+        claims.push(claimed(&db, 3).await);
+    }
+    let answers = futures::future::join_all(claims.iter().map(|c| {
+        let store = db.store.clone();
+        async move { store.complete(c, Some(json!({ "id": c.job.id })), None).await }
+    }))
+    .await;
+    for (claim, answer) in claims.iter().zip(answers) {
+        match answer.expect("complete") {
+            Settled::Applied(job) => {
+                assert_eq!(job.id, claim.job.id);
+                assert_eq!(job.result, Some(json!({ "id": claim.job.id })));
+            }
+            Settled::Stale => panic!("every claim is current"),
+        }
+    }
+    assert_eq!(
+        db.count("SELECT count(*) FROM jobs WHERE status = 'completed'")
+            .await,
+        40
+    );
+    // Completing again changes nothing and says so.
+    assert!(
+        db.store
+            .complete(&claims[0], None, None)
+            .await
+            .expect("again")
+            .is_stale()
+    );
 }
 
 #[tokio::test]

@@ -91,3 +91,46 @@ async fn receive_points_at_due_jobs_only_in_claim_order() {
     let got = queue.receive("c", 10, Duration::ZERO).await.expect("receive");
     assert!(got.iter().any(|d| d.message.map(|m| m.job_id) == Some(later.id)));
 }
+
+#[tokio::test]
+async fn concurrent_publishes_share_notifies_and_each_is_answered() {
+    use futures::StreamExt as _;
+    let db = test_db().await;
+    let queue = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    // A LISTEN session of our own, counting what arrives.
+    let (listener, mut connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = stream.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.channel().to_owned());
+            }
+        }
+    });
+    let channel = PostgresQueue::channel_for(&db.store.settings().queue_name);
+    listener
+        .batch_execute(&format!("LISTEN \"{channel}\""))
+        .await
+        .expect("listen");
+    let message = [jobline::queue::Outgoing {
+        message: jobline::queue::Message::new(uuid::Uuid::new_v4(), db.now()),
+        delay: Duration::ZERO,
+    }];
+    let answers = futures::future::join_all((0..50).map(|_| queue.publish(&message))).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    let first = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a NOTIFY within 10 s");
+    assert_eq!(first.as_deref(), Some(channel.as_str()));
+    // Every publish was answered after its NOTIFY committed, and they
+    // shared statements: fewer notifications than publishes.
+    listener.batch_execute("SELECT 1").await.expect("round trip");
+    let mut got = 1;
+    while rx.try_recv().is_ok() {
+        got += 1;
+    }
+    assert!(got < 50, "{got} notifications for 50 publishes");
+}

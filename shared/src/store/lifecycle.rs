@@ -7,7 +7,7 @@ use serde_json::Value;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::completer::Completion;
+use super::batcher::Completion;
 use super::{Claim, Store, StoreError, sql};
 use crate::domain::{FailureKind, Job, JobStatus, NextStep};
 
@@ -91,7 +91,7 @@ const MAX_REASON_CHARS: usize = 4000;
 impl Store {
     /// processing → completed, only with the current claim. Concurrent
     /// completions of this store share one statement (see
-    /// [`super::completer`]); each is still fenced by its own claim.
+    /// [`super::batcher`]); each is still fenced by its own claim.
     #[instrument(skip(self, claim, result), fields(job_id = %claim.job.id, attempt = claim.job.attempts))]
     pub async fn complete(
         &self,
@@ -105,7 +105,7 @@ impl Store {
             result_uri: result_uri.map(str::to_owned),
             worker: claim.worker.clone(),
         };
-        self.completer.complete(self, completion).await
+        self.completions.run(self, completion).await
     }
 
     /// processing → completed for many claims in one statement, answering

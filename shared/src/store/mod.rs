@@ -7,8 +7,8 @@
 //! in the state this change needs": the caller gets a typed answer, never a
 //! half-applied change. The SQL lives in `store/sql/`, one file per operation.
 
+mod batcher;
 mod claim;
-mod completer;
 mod error;
 mod jobs;
 pub mod keys;
@@ -27,8 +27,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
+pub use batcher::Completion;
 pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
-pub use completer::Completion;
 pub use error::StoreError;
 pub use jobs::{Created, JobFilter, JobPage, PageCursor};
 pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};
@@ -84,7 +84,8 @@ pub struct Store {
     pool: Pool,
     clock: Arc<dyn Clock>,
     settings: Arc<StoreSettings>,
-    completer: Arc<completer::Completer>,
+    completions: Arc<batcher::Batcher<batcher::Complete>>,
+    published: Arc<batcher::Batcher<batcher::MarkPublished>>,
 }
 
 impl Store {
@@ -98,18 +99,20 @@ impl Store {
             pool,
             clock,
             settings: Arc::new(settings),
-            completer: Arc::default(),
+            completions: Arc::default(),
+            published: Arc::default(),
         }
     }
 
-    /// The same pool, clock and settings with a completer of its own (for
-    /// the completion task, which must not keep its own queue open).
+    /// The same pool, clock and settings with batchers of its own (for a
+    /// batching task, which must not keep its own queue open).
     fn detached(&self) -> Self {
         Self {
             pool: self.pool.clone(),
             clock: self.clock.clone(),
             settings: self.settings.clone(),
-            completer: Arc::default(),
+            completions: Arc::default(),
+            published: Arc::default(),
         }
     }
 

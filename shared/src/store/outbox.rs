@@ -1,11 +1,14 @@
 //! The outbox: marking messages published or failed, the dead letter of
 //! undeliverable messages, and replaying it.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tracing::instrument;
 use uuid::Uuid;
 
+use super::batcher::Published;
 use super::{Store, StoreError, sql};
 
 /// An outbox row that exhausted its publish attempts.
@@ -78,19 +81,40 @@ impl Store {
 
     /// Marks outbox rows sent and writes each job's `published` event.
     /// Returns how many rows this call marked (rows another publisher already
-    /// marked are not counted twice).
+    /// marked are not counted twice). Concurrent calls share one statement
+    /// (see `store::batcher`).
     pub async fn mark_published(&self, outbox_ids: &[i64], actor: &str) -> Result<u64, StoreError> {
         if outbox_ids.is_empty() {
             return Ok(0);
         }
+        let item = Published {
+            outbox_ids: outbox_ids.to_vec(),
+            actor: actor.to_owned(),
+        };
+        self.published.run(self, item).await
+    }
+
+    /// `mark_published` for many callers in one statement, answering in
+    /// input order.
+    pub(crate) async fn mark_published_many(&self, items: &[Published]) -> Result<Vec<u64>, StoreError> {
+        let ids: Vec<i64> = items.iter().flat_map(|i| i.outbox_ids.iter().copied()).collect();
+        let actors: Vec<String> = items
+            .iter()
+            .flat_map(|i| std::iter::repeat_n(i.actor.clone(), i.outbox_ids.len()))
+            .collect();
         let client = self.client().await?;
         let rows = sql::MARK_PUBLISHED
-            .query(
-                client.on(),
-                &[&self.now(), &outbox_ids.to_vec(), &actor.to_owned()],
-            )
+            .query(client.on(), &[&self.now(), &ids, &actors])
             .await?;
-        Ok(rows.len() as u64)
+        let marked: HashSet<i64> = rows
+            .iter()
+            .map(|r| r.try_get("id"))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::from_db("mark_published", e))?;
+        Ok(items
+            .iter()
+            .map(|i| i.outbox_ids.iter().filter(|id| marked.contains(id)).count() as u64)
+            .collect())
     }
 
     /// Records a failed publish: backoff, and the dead letter after

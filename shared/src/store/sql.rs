@@ -96,7 +96,10 @@ statement!(
     [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TEXT]
 );
 statement!(STATS = "stats", [TEXT, TIMESTAMPTZ]);
-statement!(MARK_PUBLISHED = "mark_published", [TIMESTAMPTZ, INT8_ARRAY, TEXT]);
+statement!(
+    MARK_PUBLISHED = "mark_published",
+    [TIMESTAMPTZ, INT8_ARRAY, TEXT_ARRAY]
+);
 statement!(
     MARK_PUBLISH_FAILED = "mark_publish_failed",
     [TIMESTAMPTZ, INT8_ARRAY, TEXT, INT4, FLOAT8, FLOAT8]

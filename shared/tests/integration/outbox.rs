@@ -193,3 +193,50 @@ async fn marking_published_counts_only_rows_it_changed() {
     );
     assert_eq!(db.events(created.job.id).await, ["created", "published"]);
 }
+
+#[tokio::test]
+async fn concurrent_publishers_share_statements_each_counting_its_own_rows() {
+    let db = test_db().await;
+    let mut rows = Vec::new();
+    for _ in 0..30 {
+        let created = db
+            .store
+            .create("acme", NewJob::new("noop", json!({})))
+            .await
+            .expect("create");
+        rows.push((created.job.id, created.outbox_id.expect("new")));
+    }
+    // Thirty publishers of one row each, at once; then a late one again.
+    let calls: Vec<(Vec<i64>, String)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (_, outbox))| (vec![*outbox], format!("publisher-{i}")))
+        .collect();
+    let marked = futures::future::join_all(calls.iter().map(|(ids, actor)| {
+        let store = db.store.clone();
+        async move { store.mark_published(ids, actor).await }
+    }))
+    .await;
+    for m in &marked {
+        assert_eq!(*m.as_ref().expect("mark"), 1);
+    }
+    let first_three: Vec<i64> = rows[..3].iter().map(|(_, o)| *o).collect();
+    assert_eq!(
+        db.store.mark_published(&first_three, "late").await.expect("mark"),
+        0
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
+            .await,
+        30
+    );
+    for (i, (job, _)) in rows.iter().enumerate() {
+        assert_eq!(db.events(*job).await, ["created", "published"]);
+        let actor = db
+            .count(&format!(
+                "SELECT count(*) FROM job_events WHERE job_id = '{job}' AND event = 'published' AND actor = 'publisher-{i}'"
+            ))
+            .await;
+        assert_eq!(actor, 1, "job {i}'s event names its own publisher");
+    }
+}

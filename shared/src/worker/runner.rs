@@ -148,6 +148,10 @@ pub async fn run(
             _ = shutdown.changed() => continue,
         };
         drop(free);
+        // Completions come back together (they share statements): let the
+        // other finishing tasks free their slots, then claim for all of them
+        // in one statement.
+        tokio::task::yield_now().await;
         let available = permits.available_permits().max(1);
         let want = match options.limit {
             Some(l) => available.min((l - started) as usize),

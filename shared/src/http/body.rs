@@ -17,10 +17,40 @@ pub async fn json_object(body: Body, limit: usize) -> Result<Map<String, Value>,
         return Ok(Map::new());
     }
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => match nul_at(&map, String::new()) {
+            None => Ok(map),
+            Some(path) => Err(ApiError::validation(
+                &path,
+                "must not contain the NUL character (\\u0000): Postgres cannot store it",
+            )),
+        },
         Ok(_) => Err(ApiError::validation("body", "must be a JSON object")),
         Err(e) => Err(ApiError::invalid_json(e)),
     }
+}
+
+/// Where in a JSON object a string (a value or a key) holds `\0`, as a
+/// field path (`payload.scenes[2].title`); `None` when nowhere.
+fn nul_at(map: &Map<String, Value>, prefix: String) -> Option<String> {
+    fn walk(value: &Value, path: String) -> Option<String> {
+        match value {
+            Value::String(s) if s.contains('\0') => Some(path),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, v)| walk(v, format!("{path}[{i}]"))),
+            Value::Object(map) => nul_at(map, format!("{path}.")),
+            _ => None,
+        }
+    }
+    map.iter().find_map(|(key, value)| {
+        let path = format!("{prefix}{key}");
+        if key.contains('\0') {
+            Some(path)
+        } else {
+            walk(value, path)
+        }
+    })
 }
 
 /// A job id from the path; anything that is not a UUID is simply not found.

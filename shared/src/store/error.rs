@@ -27,7 +27,7 @@ pub enum StoreError {
     #[error("rejected by the store: {0}")]
     Rejected(String),
     /// Any other database error: a bug or an operational problem (500).
-    #[error("{statement}: {source}")]
+    #[error("{statement}: {}", describe(source))]
     Database {
         statement: &'static str,
         #[source]
@@ -50,8 +50,9 @@ impl StoreError {
             None => StoreError::Unavailable(format!("{statement}: {source}")),
             Some(db) => {
                 let code = db.code().code();
-                if code == "23514" || code == "22001" || code == "22P02" {
-                    // check_violation, string too long, invalid text representation
+                if matches!(code, "23514" | "22001" | "22P02" | "22021" | "22P05") {
+                    // check_violation, string too long, invalid text
+                    // representation, a NUL byte in text, \u0000 in jsonb
                     StoreError::Rejected(db.message().to_owned())
                 } else if code.starts_with("08") || code == "57P01" || code == "57P03" {
                     // connection exceptions, admin shutdown, cannot connect now
@@ -77,5 +78,19 @@ impl StoreError {
             source = cause.source();
         }
         StoreError::Unavailable(text)
+    }
+}
+
+/// A database error with what Postgres said (tokio-postgres' own text is
+/// only "db error").
+fn describe(source: &tokio_postgres::Error) -> String {
+    match source.as_db_error() {
+        Some(db) => format!(
+            "{} ({}){}",
+            db.message(),
+            db.code().code(),
+            db.detail().map(|d| format!(": {d}")).unwrap_or_default()
+        ),
+        None => source.to_string(),
     }
 }

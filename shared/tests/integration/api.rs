@@ -286,6 +286,40 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
             "validation_failed",
             "jobs",
         ),
+        // Postgres cannot store NUL in text or jsonb: refused by name,
+        // wherever it is (found by the gauntlet's fuzzer as 500s).
+        (
+            post(r#"{"type": "noop", "payload": {"scenes": [{"title": "a\u0000b"}]}}"#),
+            422,
+            "validation_failed",
+            "payload.scenes[0].title",
+        ),
+        (
+            post(r#"{"type": "noop", "correlation_id": "x\u0000"}"#),
+            422,
+            "validation_failed",
+            "correlation_id",
+        ),
+        (
+            api.admin(Method::POST, "/v1/dead-letter/replay")
+                .json(&json!({"token": "t\u{0}"})),
+            422,
+            "validation_failed",
+            "token",
+        ),
+        (
+            api.admin(Method::POST, "/api/generation/story-script")
+                .json(&json!({"theme": "\u{0}"})),
+            422,
+            "validation_failed",
+            "theme",
+        ),
+        (
+            api.admin(Method::GET, "/v1/jobs?type=a%00b"),
+            422,
+            "validation_failed",
+            "",
+        ),
     ];
     for (request, want_status, want_code, names) in cases {
         let (status, body) = send(request).await;

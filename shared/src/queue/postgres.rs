@@ -4,24 +4,21 @@
 //! create transaction serializes commits), and a waiting consumer wakes on it
 //! (`LISTEN` on a dedicated session) or on its poll interval, whichever comes
 //! first. Publishes that arrive while a NOTIFY is being sent share the next
-//! one: under load, one statement wakes the workers for many requests.
+//! one (`Store::notify`, a `store::batcher` kind): under load, one statement
+//! wakes the workers for many requests.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt as _;
-use tokio::sync::{Notify, OnceCell, mpsc, oneshot};
+use tokio::sync::{Notify, OnceCell};
 use tokio_postgres::AsyncMessage;
-use tokio_postgres::types::Type;
 
 use super::{Delivery, Message, Outgoing, Queue, QueueError};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::pool::{PoolOptions, connect_params};
-
-/// A publisher waiting for the NOTIFY that covers its jobs.
-type NotifyWaiter = oneshot::Sender<Result<(), String>>;
 
 #[derive(Debug, Clone)]
 pub struct PostgresQueue {
@@ -32,8 +29,6 @@ pub struct PostgresQueue {
     listen_url: Option<String>,
     wake: Arc<Notify>,
     listener: Arc<OnceCell<()>>,
-    /// Publishers waiting for the next NOTIFY (see `notify_many`).
-    notifier: Arc<std::sync::OnceLock<mpsc::UnboundedSender<NotifyWaiter>>>,
 }
 
 impl PostgresQueue {
@@ -45,27 +40,6 @@ impl PostgresQueue {
             listen_url,
             wake: Arc::new(Notify::new()),
             listener: Arc::new(OnceCell::new()),
-            notifier: Arc::default(),
-        }
-    }
-
-    /// Sends one NOTIFY for this publish and every other one waiting with it.
-    async fn notify_shared(&self) -> Result<(), QueueError> {
-        let queue = self.notifier.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(notify_many(self.store.clone(), self.channel.clone(), rx));
-            tx
-        });
-        let (reply, answer) = oneshot::channel();
-        if queue.send(reply).is_err() {
-            // The task is gone (its runtime shut down): notify directly.
-            return notify(&self.store, &self.channel)
-                .await
-                .map_err(QueueError::Unavailable);
-        }
-        match answer.await {
-            Ok(result) => result.map_err(QueueError::Unavailable),
-            Err(_) => Err(QueueError::Unavailable("the notify task stopped".into())),
         }
     }
 
@@ -92,31 +66,6 @@ impl PostgresQueue {
             })
             .await;
     }
-}
-
-/// One NOTIFY at a time; the publishers that queued up while it ran share
-/// the next one (a waiting worker re-reads the table, so one wake-up serves
-/// any number of new jobs). Ends when the queue's last clone is dropped.
-async fn notify_many(store: Store, channel: String, mut waiting: mpsc::UnboundedReceiver<NotifyWaiter>) {
-    while let Some(first) = waiting.recv().await {
-        let mut replies = vec![first];
-        while let Ok(reply) = waiting.try_recv() {
-            replies.push(reply);
-        }
-        let result = notify(&store, &channel).await;
-        for reply in replies {
-            let _ = reply.send(result.clone());
-        }
-    }
-}
-
-async fn notify(store: &Store, channel: &str) -> Result<(), String> {
-    let client = store.pool().get().await.map_err(|e| e.to_string())?;
-    client
-        .query_typed("SELECT pg_notify($1, '')", &[(&channel, Type::TEXT)])
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string())
 }
 
 /// Keeps a LISTEN session open, reconnecting with backoff, and wakes
@@ -189,7 +138,10 @@ impl Queue for PostgresQueue {
         if messages.is_empty() {
             return Ok(());
         }
-        self.notify_shared().await
+        self.store
+            .notify(&self.channel)
+            .await
+            .map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 
     /// Pointers to due pending jobs (not locked: the claim decides who runs

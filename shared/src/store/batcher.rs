@@ -1,6 +1,7 @@
 //! Hot writes share statements. A busy worker finishes many jobs at once and
-//! a busy API marks many outbox rows sent at once; one statement and one
-//! commit each made the database's CPU the limit. So such a write is handed
+//! a busy API marks many outbox rows sent (and, with the `postgres` adapter,
+//! sends many NOTIFYs) at once; one statement and one commit each made the
+//! database's CPU the limit. So such a write is handed
 //! to one task per store and kind, which gathers whatever is waiting (up to
 //! `MAX_BATCH`) and applies it with one statement. Nothing waits on a timer:
 //! a lone write runs at once, and writes arriving while a statement runs
@@ -19,6 +20,14 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{ClaimToken, Settled, Store, StoreError};
 use crate::domain::Job;
+
+/// Every kind of shared write of one store (see [`Store`]'s clones).
+#[derive(Debug, Default)]
+pub(crate) struct Batchers {
+    pub complete: Batcher<Complete>,
+    pub mark_published: Batcher<MarkPublished>,
+    pub notify: Batcher<Notify>,
+}
 
 /// Items per statement at most.
 const MAX_BATCH: usize = 128;
@@ -181,5 +190,19 @@ impl Batched for MarkPublished {
         items: &[Published],
     ) -> impl Future<Output = Result<Vec<u64>, StoreError>> + Send {
         store.mark_published_many(items)
+    }
+}
+
+/// Wake-ups of the `postgres` queue adapter's listeners: `notify`, one
+/// `NOTIFY` per channel for everyone waiting.
+pub(crate) struct Notify;
+
+impl Batched for Notify {
+    /// The channel.
+    type Item = String;
+    type Answer = ();
+    const NAME: &'static str = "notify";
+    fn apply(store: &Store, items: &[String]) -> impl Future<Output = Result<Vec<()>, StoreError>> + Send {
+        store.notify_many(items)
     }
 }

@@ -105,7 +105,7 @@ impl Store {
             result_uri: result_uri.map(str::to_owned),
             worker: claim.worker.clone(),
         };
-        self.completions.run(self, completion).await
+        self.batchers.complete.run(self, completion).await
     }
 
     /// processing → completed for many claims in one statement, answering

@@ -84,8 +84,7 @@ pub struct Store {
     pool: Pool,
     clock: Arc<dyn Clock>,
     settings: Arc<StoreSettings>,
-    completions: Arc<batcher::Batcher<batcher::Complete>>,
-    published: Arc<batcher::Batcher<batcher::MarkPublished>>,
+    batchers: Arc<batcher::Batchers>,
 }
 
 impl Store {
@@ -99,8 +98,7 @@ impl Store {
             pool,
             clock,
             settings: Arc::new(settings),
-            completions: Arc::default(),
-            published: Arc::default(),
+            batchers: Arc::default(),
         }
     }
 
@@ -111,8 +109,7 @@ impl Store {
             pool: self.pool.clone(),
             clock: self.clock.clone(),
             settings: self.settings.clone(),
-            completions: Arc::default(),
-            published: Arc::default(),
+            batchers: Arc::default(),
         }
     }
 
@@ -126,6 +123,19 @@ impl Store {
 
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+
+    /// Wakes the listeners of `channel` (`NOTIFY`). Concurrent calls share
+    /// one statement (see `store::batcher`).
+    pub(crate) async fn notify(&self, channel: &str) -> Result<(), StoreError> {
+        self.batchers.notify.run(self, channel.to_owned()).await
+    }
+
+    /// One `NOTIFY` per distinct channel of `channels`.
+    pub(crate) async fn notify_many(&self, channels: &[String]) -> Result<Vec<()>, StoreError> {
+        let client = self.client().await?;
+        sql::NOTIFY.query(client.on(), &[&channels.to_vec()]).await?;
+        Ok(vec![(); channels.len()])
     }
 
     /// `SELECT 1` through the pool: is Postgres reachable?

@@ -91,7 +91,7 @@ impl Store {
             outbox_ids: outbox_ids.to_vec(),
             actor: actor.to_owned(),
         };
-        self.published.run(self, item).await
+        self.batchers.mark_published.run(self, item).await
     }
 
     /// `mark_published` for many callers in one statement, answering in

@@ -96,6 +96,7 @@ statement!(
     [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TEXT]
 );
 statement!(STATS = "stats", [TEXT, TIMESTAMPTZ]);
+statement!(NOTIFY = "notify", [TEXT_ARRAY]);
 statement!(
     MARK_PUBLISHED = "mark_published",
     [TIMESTAMPTZ, INT8_ARRAY, TEXT_ARRAY]
@@ -206,6 +207,7 @@ mod tests {
             &CLAIM_BY_ID,
             &HEARTBEAT,
             &COMPLETE_MANY,
+            &NOTIFY,
             &FAIL,
             &CANCEL,
             &RETRY,

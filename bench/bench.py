@@ -52,6 +52,14 @@ PGBENCH_LABELS = {
     "jobline_create_single": "what one API create runs: jobline's create + pg_notify + mark_published (real schema, events)",
 }
 
+# The minimal scripts are composed of two parts (bench/pgbench/), run with
+# -D batch=N: what each measurement runs, in order, in one pgbench script.
+MINIMAL_SCRIPTS = {
+    "insert": ["enqueue.sql"],
+    "lifecycle": ["enqueue.sql", "claim_complete.sql"],
+    "drain": ["claim_complete.sql"],
+}
+
 SECTIONS = ["pgbench", "drain", "latency", "api", "redis", "sqs", "peers", "lambda"]
 
 
@@ -298,6 +306,19 @@ class Bench:
 
     # --- 1. the physical limit -----------------------------------------------
 
+    def pgbench_script(self, script: str, per_tx: int) -> list[str]:
+        """pgbench's -f (and -D) arguments for `script`: a jobline_* file as it
+        is, a minimal one composed of its parts with its batch size."""
+        if script.startswith("jobline_"):
+            return ["-f", os.path.join(PGBENCH_DIR, f"{script}.sql")]
+        parts = MINIMAL_SCRIPTS[script.rsplit("_", 1)[0]]
+        path = os.path.join(tempfile.gettempdir(), f"jobline-bench-{script.rsplit('_', 1)[0]}.sql")
+        with open(path, "w") as f:
+            for part in parts:
+                with open(os.path.join(PGBENCH_DIR, part)) as src:
+                    f.write(src.read() + "\n")
+        return ["-D", f"batch={per_tx}", "-f", path]
+
     def pgbench_run(self, script: str, clients: int, mode: str = "prepared") -> None:
         self.psql("TRUNCATE limit_bench.jobs CASCADE")
         per_tx = 50 if "batch50" in script else 1
@@ -320,7 +341,7 @@ class Bench:
         self.psql("CHECKPOINT")
         cmd = [
             self.pgbench, "-n", "-M", mode, "-c", str(clients), "-j", str(min(clients, 2)),
-            *length, "-f", os.path.join(PGBENCH_DIR, f"{script}.sql"), self.url,
+            *length, *self.pgbench_script(script, per_tx), self.url,
         ]
         m = Measured(cmd, os.environ, self.postmaster, timeout=self.pgbench_seconds + 600)
         out = m.out

@@ -1,23 +1,15 @@
--- One job's life, 50 job(s) per transaction, three transactions (autocommit):
--- 1. enqueue: job rows + outbox rows in one statement;
--- 2. claim: due pending jobs in claim order, FOR UPDATE SKIP LOCKED, marked
---    processing (the ids come back in :ids);
--- 3. complete: those jobs, guarded by status (the fencing check).
--- scripts/bench counts completed rows afterwards, so a claim that found fewer
--- jobs than it asked for is not counted as work done.
-WITH j AS (
-    INSERT INTO limit_bench.jobs (id, job_type)
-    SELECT gen_random_uuid(), 'noop' FROM generate_series(1, 50)
-    RETURNING id
-)
-INSERT INTO limit_bench.outbox (job_id, message)
-SELECT id, jsonb_build_object('jobId', id) FROM j;
-
+-- Claim up to :batch due pending jobs in claim order with FOR UPDATE SKIP
+-- LOCKED, marked processing (the ids come back in :ids), then complete them
+-- guarded by status (the fencing check): two transactions (autocommit).
+-- scripts/bench runs it alone on a backlog filled first (drain_*, with -t so
+-- the clients claim exactly the backlog) or after enqueue.sql (lifecycle_*);
+-- jobs/s counts completed rows, so a claim that found fewer jobs than it
+-- asked for is not counted as work done.
 WITH picked AS (
     SELECT id FROM limit_bench.jobs
     WHERE status = 'pending' AND run_after <= now() AND attempts < max_attempts
     ORDER BY priority, run_after, created_at, id
-    LIMIT 50
+    LIMIT :batch
     FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE limit_bench.jobs j

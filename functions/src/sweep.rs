@@ -27,8 +27,7 @@ impl Sweeper {
     /// The store and the queue adapter the configuration chose.
     pub async fn from_config(config: &jobline::Config) -> Result<Self, StartError> {
         let store = jobline::connect(config)?;
-        let queue = jobline::app::queue(config, &store).await?;
-        let publisher = Publisher::new(store.clone(), queue, "sweeper");
+        let publisher = jobline::app::publisher(config, &store, "sweeper").await?;
         Ok(Self::new(store, publisher, SweepConfig::from_config(config)))
     }
 

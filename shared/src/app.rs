@@ -38,6 +38,12 @@ pub async fn queue(config: &Config, store: &Store) -> Result<Arc<dyn Queue>, Sta
     Ok(queue)
 }
 
+/// A publisher over the configured queue; `actor` names this process in
+/// timelines (`published`).
+pub async fn publisher(config: &Config, store: &Store, actor: &str) -> Result<Publisher, StartError> {
+    Ok(Publisher::new(store.clone(), queue(config, store).await?, actor))
+}
+
 /// The API's state; `actor` names this process in timelines (`published`).
 pub async fn state(config: &Config, actor: &str) -> Result<AppState, StartError> {
     let store = crate::connect(config)?;
@@ -46,9 +52,8 @@ pub async fn state(config: &Config, actor: &str) -> Result<AppState, StartError>
 
 /// The API's state over an existing store (tests pass one with a manual clock).
 pub async fn state_with(config: &Config, store: Store, actor: &str) -> Result<AppState, StartError> {
-    let queue = queue(config, &store).await?;
     Ok(AppState {
-        publisher: Publisher::new(store.clone(), queue, actor),
+        publisher: publisher(config, &store, actor).await?,
         store,
         settings: Arc::new(ApiSettings::from_config(config)),
     })

@@ -20,8 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use jobline::queue::{OutboxItem, Publisher};
-use jobline::store::Created;
+use jobline::queue::Publisher;
 use jobline::{Config, NewJob};
 use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -108,19 +107,6 @@ pub async fn run(config: &Config, cmd: BenchCommand) -> anyhow::Result<()> {
     }
 }
 
-fn outbox_items(created: &[Created]) -> Vec<OutboxItem> {
-    created
-        .iter()
-        .filter_map(|c| {
-            c.outbox_id.map(|outbox_id| OutboxItem {
-                outbox_id,
-                job_id: c.job.id,
-                run_after: c.job.run_after,
-            })
-        })
-        .collect()
-}
-
 async fn enqueue(config: &Config, args: EnqueueArgs) -> anyhow::Result<()> {
     if args.batch == 0 || args.parallel == 0 {
         bail!("--batch and --parallel must be at least 1");
@@ -152,7 +138,7 @@ async fn enqueue(config: &Config, args: EnqueueArgs) -> anyhow::Result<()> {
                     .collect();
                 let created = store.create_many(&args.tenant, news).await?;
                 if let Some(p) = &publisher {
-                    let outcome = p.publish(&outbox_items(&created)).await;
+                    let outcome = p.publish_created(&created).await;
                     if outcome.failed > 0 {
                         bail!("publishing failed for {} jobs", outcome.failed);
                     }
@@ -194,9 +180,7 @@ async fn latency(config: &Config, args: LatencyArgs) -> anyhow::Result<()> {
         let created = store
             .create(&args.tenant, NewJob::new(args.job_type.clone(), json!({})))
             .await?;
-        publisher
-            .publish(&outbox_items(std::slice::from_ref(&created)))
-            .await;
+        publisher.publish_created(std::slice::from_ref(&created)).await;
         ids.push(created.job.id);
     }
     let deadline = Instant::now() + Duration::try_from_secs_f64(args.timeout)?;

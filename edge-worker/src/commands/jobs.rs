@@ -44,17 +44,8 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
             new.max_attempts = max_attempts;
             new.initiated_by = Some("cli".into());
             let created = store.create(&tenant, new).await?;
-            let queue = jobline::app::queue(config, &store).await?;
-            let publisher = jobline::queue::Publisher::new(store.clone(), queue, "cli");
-            if let Some(outbox_id) = created.outbox_id {
-                publisher
-                    .publish(&[jobline::queue::OutboxItem {
-                        outbox_id,
-                        job_id: created.job.id,
-                        run_after: created.job.run_after,
-                    }])
-                    .await;
-            }
+            let publisher = jobline::app::publisher(config, &store, "cli").await?;
+            publisher.publish_created(std::slice::from_ref(&created)).await;
             println!("{}", created.job.id);
         }
         JobsCommand::Show { id } => {
@@ -80,15 +71,8 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
         }
         JobsCommand::Retry { id, attempts } => {
             let requeued = store.retry(None, id, "cli", attempts).await?;
-            let queue = jobline::app::queue(config, &store).await?;
-            let publisher = jobline::queue::Publisher::new(store.clone(), queue, "cli");
-            publisher
-                .publish(&[jobline::queue::OutboxItem {
-                    outbox_id: requeued.outbox_id,
-                    job_id: requeued.job.id,
-                    run_after: requeued.job.run_after,
-                }])
-                .await;
+            let publisher = jobline::app::publisher(config, &store, "cli").await?;
+            publisher.publish_requeued(&requeued).await;
             println!(
                 "{} {} (max_attempts {})",
                 requeued.job.id, requeued.job.status, requeued.job.max_attempts

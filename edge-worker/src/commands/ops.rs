@@ -68,8 +68,7 @@ pub struct SweepArgs {
 /// every `--every` seconds.
 pub async fn sweep(config: &Config, args: SweepArgs) -> anyhow::Result<()> {
     let store = jobline::connect(config)?;
-    let queue = jobline::app::queue(config, &store).await?;
-    let publisher = jobline::queue::Publisher::new(store.clone(), queue, "sweeper");
+    let publisher = jobline::app::publisher(config, &store, "sweeper").await?;
     let sweep_config = jobline::sweeper::SweepConfig::from_config(config);
     let Some(every) = args.every else {
         let report = jobline::sweeper::sweep_once(&store, &publisher, &sweep_config).await?;

@@ -1,13 +1,11 @@
 //! `jobline outbox relay` and `jobline dead-letter list|replay`.
 
 use jobline::Config;
-use jobline::queue::Publisher;
 use jobline::queue::relay::relay_all;
 
 pub async fn relay(config: &Config) -> anyhow::Result<()> {
     let store = jobline::connect(config)?;
-    let queue = jobline::app::queue(config, &store).await?;
-    let publisher = Publisher::new(store.clone(), queue, "relay");
+    let publisher = jobline::app::publisher(config, &store, "relay").await?;
     let report = relay_all(&store, &publisher, 500).await?;
     println!(
         "leased={} published={} deferred={} failed={}",

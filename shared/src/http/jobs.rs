@@ -13,8 +13,7 @@ use super::body::{Fields, job_id, json_object};
 use super::{ApiError, AppState, Caller};
 use crate::domain::job::Schedule;
 use crate::domain::{Job, JobStatus, NewJob, Priority};
-use crate::queue::OutboxItem;
-use crate::store::{Created, JobFilter, PageCursor};
+use crate::store::{JobFilter, PageCursor};
 
 pub const MAX_BATCH: usize = 100;
 const CREATE_FIELDS: &[&str] = &[
@@ -121,23 +120,6 @@ fn header_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
-/// Publishes the jobs this request created (after their commit).
-pub async fn publish_created(state: &AppState, created: &[Created]) {
-    let items: Vec<OutboxItem> = created
-        .iter()
-        .filter_map(|c| {
-            c.outbox_id.map(|outbox_id| OutboxItem {
-                outbox_id,
-                job_id: c.job.id,
-                run_after: c.job.run_after,
-            })
-        })
-        .collect();
-    if !items.is_empty() {
-        state.publisher.publish(&items).await;
-    }
-}
-
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,7 +132,10 @@ pub async fn create(
     let mut new = parse_new_job(&map, "", key.as_deref(), &state)?;
     new.initiated_by = Some(caller.actor());
     let created = state.store.create(tenant, new).await?;
-    publish_created(&state, std::slice::from_ref(&created)).await;
+    state
+        .publisher
+        .publish_created(std::slice::from_ref(&created))
+        .await;
     let status = if created.already_existed {
         StatusCode::OK
     } else {
@@ -197,7 +182,7 @@ pub async fn create_batch(
         news.push(new);
     }
     let created = state.store.create_many(tenant, news).await?;
-    publish_created(&state, &created).await;
+    state.publisher.publish_created(&created).await;
     let status = if created.iter().any(|c| !c.already_existed) {
         StatusCode::CREATED
     } else {
@@ -321,13 +306,6 @@ pub async fn retry(
         .store
         .retry(Some(tenant), id, &caller.actor(), extra)
         .await?;
-    state
-        .publisher
-        .publish(&[OutboxItem {
-            outbox_id: requeued.outbox_id,
-            job_id: requeued.job.id,
-            run_after: requeued.job.run_after,
-        }])
-        .await;
+    state.publisher.publish_requeued(&requeued).await;
     Ok(Json(requeued.job))
 }

@@ -9,7 +9,6 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::body::{Fields, json_object};
-use super::jobs::publish_created;
 use super::{ApiError, AppState, Caller};
 use crate::NewJob;
 
@@ -36,7 +35,10 @@ pub async fn create(
     .correlation_id(story_id.to_string());
     new.initiated_by = Some(initiated_by.unwrap_or_else(|| caller.actor()));
     let created = state.store.create(tenant, new).await?;
-    publish_created(&state, std::slice::from_ref(&created)).await;
+    state
+        .publisher
+        .publish_created(std::slice::from_ref(&created))
+        .await;
     Ok(Json(json!({
         "ok": true,
         "storyId": story_id,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{Message, Outgoing, Queue};
-use crate::store::Store;
+use crate::store::{Created, Requeued, Store};
 
 /// An outbox row to publish.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,32 @@ impl Publisher {
 
     pub fn queue(&self) -> &Arc<dyn Queue> {
         &self.queue
+    }
+
+    /// Publishes what a create wrote, after its commit (a job that already
+    /// existed for its idempotency key has no new outbox row).
+    pub async fn publish_created(&self, created: &[Created]) -> PublishOutcome {
+        let items: Vec<OutboxItem> = created
+            .iter()
+            .filter_map(|c| {
+                c.outbox_id.map(|outbox_id| OutboxItem {
+                    outbox_id,
+                    job_id: c.job.id,
+                    run_after: c.job.run_after,
+                })
+            })
+            .collect();
+        self.publish(&items).await
+    }
+
+    /// Publishes a job an operator retry put back to pending.
+    pub async fn publish_requeued(&self, requeued: &Requeued) -> PublishOutcome {
+        self.publish(&[OutboxItem {
+            outbox_id: requeued.outbox_id,
+            job_id: requeued.job.id,
+            run_after: requeued.job.run_after,
+        }])
+        .await
     }
 
     /// Publishes the items the broker can take now; never fails the caller.

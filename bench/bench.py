@@ -34,6 +34,9 @@ import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from harness import free_port, run  # noqa: E402
+
 BIN = os.path.join(ROOT, "target", "release", "jobline")
 PGBENCH_DIR = os.path.join(ROOT, "bench", "pgbench")
 PEERS_DIR = os.path.join(ROOT, "bench", "peers")
@@ -73,25 +76,6 @@ def last_json(text: str) -> dict:
         if line.startswith("{"):
             return json.loads(line)
     raise RuntimeError(f"no JSON in output: {text[-500:]!r}")
-
-
-def free_port() -> int:
-    import socket
-
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def run(cmd, env=None, timeout=None, check=True) -> subprocess.CompletedProcess:
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise RuntimeError(
-            f"{shlex.join(cmd)} exited {p.returncode}\n--- stdout\n{p.stdout[-2000:]}\n--- stderr\n{p.stderr[-3000:]}"
-        )
-    return p
 
 
 def stop(proc: subprocess.Popen, sig=signal.SIGTERM, wait=20.0) -> None:

@@ -33,7 +33,6 @@ import json
 import os
 import random
 import re
-import shlex
 import signal
 import socket
 import subprocess
@@ -45,6 +44,9 @@ import urllib.request
 import uuid
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
+from harness import CommandFailed, free_port, run  # noqa: E402
+
 INVARIANTS = os.path.join(ROOT, "gauntlet", "invariants.sql")
 SCENARIOS = ["self", "chaos", "pg", "queue", "dup", "fuzz"]
 
@@ -53,23 +55,8 @@ def log(msg: str) -> None:
     print(f"gauntlet: {msg}", file=sys.stderr, flush=True)
 
 
-class Failed(Exception):
-    """A scenario could not be run or its check failed."""
-
-
-def run(cmd, env=None, check=True, timeout=120) -> subprocess.CompletedProcess:
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise Failed(f"{shlex.join(cmd)} exited {p.returncode}: {p.stderr.strip()[-1500:]}")
-    return p
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+# A scenario could not be run (a command failed) or its check failed.
+Failed = CommandFailed
 
 
 def deadline_loop(seconds: float, every: float = 0.2):
@@ -100,7 +87,7 @@ def as_postgres(cmd: list[str]) -> list[str]:
 
 
 def redis(*args: str, check=True) -> str:
-    return run(["redis-cli", "-u", REDIS_URL, *args], check=check).stdout
+    return run(["redis-cli", "-u", REDIS_URL, *args], check=check, timeout=60).stdout
 
 
 # --- HTTP --------------------------------------------------------------------
@@ -157,8 +144,8 @@ class Stack:
             "JOBLINE_LOG": "warn",
             **env,
         }
-        run([BIN, "migrate"], env=self.env)
-        out = run([BIN, "keys", "create", "--tenant", "gauntlet", "--scopes", "jobs:read,jobs:write,admin"], env=self.env)
+        run([BIN, "migrate"], env=self.env, timeout=120)
+        out = run([BIN, "keys", "create", "--tenant", "gauntlet", "--scopes", "jobs:read,jobs:write,admin"], env=self.env, timeout=120)
         self.key = out.stdout.strip().splitlines()[-1]
         self.procs: dict[str, subprocess.Popen] = {}
         self.logs: dict[str, str] = {}
@@ -424,14 +411,14 @@ def pg_restart(size: dict, rng: random.Random) -> tuple[dict, str]:
             t.start()
         time.sleep(size["pg_before"])
         log("pg: stopping Postgres (fast)")
-        run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", PG_DATA, "-m", "fast", "-w", "stop"]))
+        run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", PG_DATA, "-m", "fast", "-w", "stop"]), timeout=120)
         try:
             for _ in deadline_loop(size["pg_down"], 0.25):
                 health_during.append(http("GET", stack.base + "/health")[0])
         finally:
             log("pg: starting Postgres again")
             # `restart` on a stopped server starts it with its last options.
-            run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", PG_DATA, "-w", "-t", "30", "-l", os.path.join(os.path.dirname(PG_DATA), "postgres.log"), "restart"]))
+            run(as_postgres([f"{PG_BIN}/pg_ctl", "-D", PG_DATA, "-w", "-t", "30", "-l", os.path.join(os.path.dirname(PG_DATA), "postgres.log"), "restart"]), timeout=120)
         restarted_at = time.monotonic()
         time.sleep(size["pg_after"])
         stop.set()
@@ -464,7 +451,7 @@ def queue_outage(size: dict, rng: random.Random) -> tuple[dict, str]:
         n = size["queue_jobs"]
         accepted = create_all(stack, sleep_jobs(n, rng))
         log("queue: stopping redis")
-        run([os.path.join(ROOT, "scripts", "services-down"), "redis"])
+        run([os.path.join(ROOT, "scripts", "services-down"), "redis"], timeout=120)
         slowest = 0.0
         during: set[str] = set()
         try:
@@ -477,7 +464,7 @@ def queue_outage(size: dict, rng: random.Random) -> tuple[dict, str]:
         finally:
             # Up again even when this scenario fails: the next ones need it.
             log("queue: starting redis again")
-            run([os.path.join(ROOT, "scripts", "redis-up")], env={**os.environ, "JOBLINE_REDIS_PORT": port})
+            run([os.path.join(ROOT, "scripts", "redis-up")], env={**os.environ, "JOBLINE_REDIS_PORT": port}, timeout=120)
         accepted |= during
         accepted |= create_all(stack, sleep_jobs(n, rng))
         stack.wait_completed(len(accepted), 90)

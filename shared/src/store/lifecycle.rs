@@ -117,9 +117,9 @@ impl Store {
         }
         let ids: Vec<Uuid> = completions.iter().map(|c| c.token.job_id).collect();
         let attempts: Vec<i32> = completions.iter().map(|c| c.token.attempt).collect();
-        let results: Vec<Option<Value>> = completions.iter().map(|c| c.result.clone()).collect();
-        let uris: Vec<Option<String>> = completions.iter().map(|c| c.result_uri.clone()).collect();
-        let workers: Vec<String> = completions.iter().map(|c| c.worker.clone()).collect();
+        let results: Vec<Option<&Value>> = completions.iter().map(|c| c.result.as_ref()).collect();
+        let uris: Vec<Option<&str>> = completions.iter().map(|c| c.result_uri.as_deref()).collect();
+        let workers: Vec<&str> = completions.iter().map(|c| c.worker.as_str()).collect();
         let client = self.client().await?;
         let rows = sql::COMPLETE_MANY
             .query(

@@ -134,7 +134,7 @@ impl Store {
     /// One `NOTIFY` per distinct channel of `channels`.
     pub(crate) async fn notify_many(&self, channels: &[String]) -> Result<Vec<()>, StoreError> {
         let client = self.client().await?;
-        sql::NOTIFY.query(client.on(), &[&channels.to_vec()]).await?;
+        sql::NOTIFY.query(client.on(), &[&channels]).await?;
         Ok(vec![(); channels.len()])
     }
 

@@ -98,9 +98,9 @@ impl Store {
     /// input order.
     pub(crate) async fn mark_published_many(&self, items: &[Published]) -> Result<Vec<u64>, StoreError> {
         let ids: Vec<i64> = items.iter().flat_map(|i| i.outbox_ids.iter().copied()).collect();
-        let actors: Vec<String> = items
+        let actors: Vec<&str> = items
             .iter()
-            .flat_map(|i| std::iter::repeat_n(i.actor.clone(), i.outbox_ids.len()))
+            .flat_map(|i| std::iter::repeat_n(i.actor.as_str(), i.outbox_ids.len()))
             .collect();
         let client = self.client().await?;
         let rows = sql::MARK_PUBLISHED

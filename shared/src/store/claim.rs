@@ -89,12 +89,8 @@ impl Store {
     ) -> Result<Vec<Claim>, StoreError> {
         let client = self.client().await?;
         let now = self.now();
-        let types: Option<Vec<String>> = types.map(<[String]>::to_vec);
         let rows = sql::CLAIM_BATCH
-            .query(
-                client.on(),
-                &[&now, &worker.to_owned(), &i64::from(limit), &types],
-            )
+            .query(client.on(), &[&now, &worker, &i64::from(limit), &types])
             .await?;
         rows.iter()
             .map(|row| {
@@ -110,7 +106,7 @@ impl Store {
     /// The claims `worker` holds right now.
     pub async fn claims_of(&self, worker: &str) -> Result<Vec<Claim>, StoreError> {
         let client = self.client().await?;
-        let rows = sql::CLAIMS_OF.query(client.on(), &[&worker.to_owned()]).await?;
+        let rows = sql::CLAIMS_OF.query(client.on(), &[&worker]).await?;
         rows.iter()
             .map(|row| {
                 Job::from_row(row).map(|job| Claim {
@@ -136,11 +132,10 @@ impl Store {
         types: Option<&[String]>,
     ) -> Result<ClaimByIdOutcome, StoreError> {
         let now = self.now();
-        let types_param: Option<Vec<String>> = types.map(<[String]>::to_vec);
         let rows = {
             let client = self.client().await?;
             sql::CLAIM_BY_ID
-                .query(client.on(), &[&now, &worker.to_owned(), &id, &types_param])
+                .query(client.on(), &[&now, &worker, &id, &types])
                 .await?
         };
         if let Some(row) = rows.first() {

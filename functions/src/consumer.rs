@@ -27,6 +27,7 @@ use jobline::queue::sqs::SqsQueue;
 use jobline::queue::{Delivery, Message, Queue as _};
 use jobline::worker::{Disposition, Finished, Processor, Registry};
 use jobline::{ConfigError, StartError};
+use tokio::sync::OnceCell;
 
 /// Records processed at once when `JOBLINE_CONSUMER_CONCURRENCY` is unset.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -103,7 +104,10 @@ impl RecordOutcome {
 #[derive(Debug, Clone)]
 pub struct Consumer {
     processor: Processor,
-    sqs: aws_sdk_sqs::Client,
+    /// Built at the first record that needs it (a delay to apply), not at
+    /// cold start: most batches complete without an SQS call, and loading
+    /// the AWS config is most of this function's time to readiness.
+    sqs: Arc<OnceCell<aws_sdk_sqs::Client>>,
     options: Arc<ConsumerOptions>,
 }
 
@@ -111,7 +115,7 @@ impl Consumer {
     pub fn new(processor: Processor, sqs: aws_sdk_sqs::Client, options: ConsumerOptions) -> Self {
         Self {
             processor,
-            sqs,
+            sqs: Arc::new(OnceCell::new_with(Some(sqs))),
             options: Arc::new(options),
         }
     }
@@ -127,8 +131,29 @@ impl Consumer {
             config.heartbeat_interval,
             worker_id(),
         );
-        let sqs = SqsQueue::from_env(options.queue_url.clone().unwrap_or_default()).await;
-        Ok(Self::new(processor, sqs.client().clone(), options))
+        Ok(Self::lazy(processor, options))
+    }
+
+    /// A consumer whose SQS client is loaded from the AWS environment
+    /// (`aws_config`) the first time a record needs it.
+    pub fn lazy(processor: Processor, options: ConsumerOptions) -> Self {
+        Self {
+            processor,
+            sqs: Arc::new(OnceCell::new()),
+            options: Arc::new(options),
+        }
+    }
+
+    /// Whether the SQS client has been built yet.
+    pub fn sqs_loaded(&self) -> bool {
+        self.sqs.initialized()
+    }
+
+    /// The SQS client, built from the environment on first use.
+    async fn sqs(&self) -> &aws_sdk_sqs::Client {
+        self.sqs
+            .get_or_init(|| async { SqsQueue::from_env(String::new()).await.client().clone() })
+            .await
     }
 
     pub fn processor(&self) -> &Processor {
@@ -211,7 +236,7 @@ impl Consumer {
             return false;
         };
         let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
-        let queue = SqsQueue::with_client(self.sqs.clone(), url);
+        let queue = SqsQueue::with_client(self.sqs().await.clone(), url);
         match queue
             .nack("sqs-consumer", delivery, Duration::from_secs(secs))
             .await

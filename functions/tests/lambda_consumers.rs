@@ -317,6 +317,51 @@ async fn a_batch_names_only_the_records_that_should_come_back() {
 }
 
 #[tokio::test]
+async fn the_consumer_loads_its_sqs_client_only_when_a_record_needs_a_delay() {
+    let db = test_db().await;
+    let client = sqs();
+    let (url, arn) = fresh_queue(&client, 30).await;
+    let done = db.create(noop()).await;
+    let later = db.create(noop().schedule(Schedule::AfterSeconds(120))).await;
+    let now = Utc::now().timestamp_millis();
+    send(&client, &url, &body_of(done, now)).await;
+    let first = receive_all(&client, &url, &arn).await;
+    send(&client, &url, &body_of(later, now)).await;
+    let second = receive_all(&client, &url, &arn).await;
+
+    // Built as `Consumer::from_env` builds it: the client comes from the AWS
+    // environment scripts/test exports (moto's endpoint, region, keys).
+    let processor = Processor::new(
+        db.store.clone(),
+        Arc::new(Registry::with_builtins()),
+        Duration::from_secs(1),
+        "lazy-consumer",
+    );
+    let consumer = Consumer::lazy(processor, sqs_options(8));
+    assert!(!consumer.sqs_loaded(), "nothing built at cold start");
+
+    let response = consumer.handle(event(first)).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert_eq!(db.job(done).await.status, JobStatus::Completed);
+    assert!(
+        !consumer.sqs_loaded(),
+        "a batch that only completes needs no SQS call"
+    );
+
+    let outcomes = consumer.process(event(second)).await;
+    assert_eq!(outcomes.len(), 1);
+    assert_eq!(
+        outcomes[0].disposition,
+        Disposition::Retry(Duration::from_secs(120))
+    );
+    assert!(consumer.sqs_loaded(), "the first delay built the client");
+    assert!(
+        outcomes[0].delay_applied,
+        "and ChangeMessageVisibility went through it to moto"
+    );
+}
+
+#[tokio::test]
 async fn the_batch_response_names_retryable_failures_and_jobs_not_yet_due() {
     let db = test_db().await;
     let done = db.create(noop()).await;

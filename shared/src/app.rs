@@ -1,47 +1,87 @@
-//! Building a process's shared state once: the store, the queue adapter and
-//! the publisher. Every binary calls [`state`] at start (once per Lambda cold
+//! Building a process's parts once, from its one [`Config`]: the store, the
+//! queue adapter (as the [`Feed`] its consumers need and the [`Queue`] its
+//! publishers need), the handler registry, the processor, the enqueuer and
+//! the API's state. Every binary calls these at start (once per Lambda cold
 //! start), never per request.
 
 use std::sync::Arc;
 
 use crate::config::QueueChoice;
+use crate::enqueue::Enqueuer;
 use crate::http::{ApiSettings, AppState};
 use crate::queue::postgres::PostgresQueue;
 use crate::queue::redis::{RedisOptions, RedisQueue};
 use crate::queue::sqs::SqsQueue;
 use crate::queue::upstash::{UpstashOptions, UpstashQueue};
-use crate::queue::{Publisher, Queue};
+use crate::queue::{Feed, Publisher, Queue};
+use crate::worker::{Processor, Registry};
 use crate::{Config, StartError, Store};
 
 /// The queue adapter the configuration chose (`JOBLINE_QUEUE`, or what is
-/// configured), logged with the reason.
-pub async fn queue(config: &Config, store: &Store) -> Result<Arc<dyn Queue>, StartError> {
-    let queue: Arc<dyn Queue> = match &config.queue {
-        QueueChoice::Postgres => Arc::new(PostgresQueue::new(store.clone(), config.database_url.clone())),
-        QueueChoice::Sqs { queue_url } => Arc::new(SqsQueue::from_env(queue_url.clone()).await),
-        QueueChoice::Redis { url } => {
-            Arc::new(RedisQueue::connect(url, &config.queue_name, RedisOptions::default()).await?)
+/// configured), as the feed its consumers take, logged with the reason.
+pub async fn feed(config: &Config, store: &Store) -> Result<Feed, StartError> {
+    let feed = match &config.queue {
+        QueueChoice::Postgres => Feed::Claim(Arc::new(PostgresQueue::new(
+            store.clone(),
+            config.database_url.clone(),
+        ))),
+        QueueChoice::Sqs { queue_url } => {
+            Feed::Deliveries(Arc::new(SqsQueue::from_env(queue_url.clone()).await))
         }
-        QueueChoice::Upstash { url, token } => Arc::new(UpstashQueue::new(
+        QueueChoice::Redis { url } => Feed::Deliveries(Arc::new(
+            RedisQueue::connect(url, &config.queue_name, RedisOptions::default()).await?,
+        )),
+        QueueChoice::Upstash { url, token } => Feed::Deliveries(Arc::new(UpstashQueue::new(
             url,
             token,
             &config.queue_name,
             UpstashOptions::default(),
-        )?),
+        )?)),
     };
     tracing::info!(
-        queue = queue.kind(),
+        queue = feed.kind(),
         name = %config.queue_name,
         reason = %config.queue_reason,
         "queue adapter chosen"
     );
-    Ok(queue)
+    Ok(feed)
+}
+
+/// The configured adapter's publishing side.
+pub async fn queue(config: &Config, store: &Store) -> Result<Arc<dyn Queue>, StartError> {
+    Ok(feed(config, store).await?.queue())
 }
 
 /// A publisher over the configured queue; `actor` names this process in
 /// timelines (`published`).
 pub async fn publisher(config: &Config, store: &Store, actor: &str) -> Result<Publisher, StartError> {
     Ok(Publisher::new(store.clone(), queue(config, store).await?, actor))
+}
+
+/// The one way to create jobs, over `queue`: the job-type rules of
+/// `config`, one transaction, the publish after commit.
+pub fn enqueuer(config: &Config, store: &Store, queue: Arc<dyn Queue>, actor: &str) -> Enqueuer {
+    Enqueuer::new(
+        Publisher::new(store.clone(), queue, actor),
+        config.job_types.clone(),
+    )
+}
+
+/// The handlers a deployment runs (built-ins, `webhook`, `story_script`),
+/// configured from `config`'s sections.
+pub fn registry(config: &Config) -> Registry {
+    crate::handlers::production(config)
+}
+
+/// The processing core for a consumer named `worker`: the production
+/// registry and the configured heartbeat.
+pub fn processor(config: &Config, store: Store, worker: impl Into<String>) -> Processor {
+    Processor::new(
+        store,
+        Arc::new(registry(config)),
+        config.heartbeat_interval,
+        worker,
+    )
 }
 
 /// The API's state; `actor` names this process in timelines (`published`).
@@ -52,11 +92,18 @@ pub async fn state(config: &Config, actor: &str) -> Result<AppState, StartError>
 
 /// The API's state over an existing store (tests pass one with a manual clock).
 pub async fn state_with(config: &Config, store: Store, actor: &str) -> Result<AppState, StartError> {
-    Ok(AppState {
-        publisher: publisher(config, &store, actor).await?,
+    let queue = queue(config, &store).await?;
+    Ok(state_on(config, store, queue, actor))
+}
+
+/// The API's state over an existing store and queue (`jobline dev` shares
+/// its adapter with its worker).
+pub fn state_on(config: &Config, store: Store, queue: Arc<dyn Queue>, actor: &str) -> AppState {
+    AppState {
+        enqueuer: enqueuer(config, &store, queue, actor),
         store,
         settings: Arc::new(ApiSettings::from_config(config)),
-    })
+    }
 }
 
 /// Serves the whole API on `listener` until `shutdown` resolves (graceful:

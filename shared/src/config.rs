@@ -2,13 +2,17 @@
 //!
 //! Every variable has a documented default (see README.md, "Configuration");
 //! an invalid value stops the process with an error that names the variable.
+//! The handlers' and the SQS consumer's sections are read here too, so a
+//! process reads its environment exactly once, at start.
 
 use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::domain::health::HealthThresholds;
 use crate::domain::retry::RetryPolicy;
-use crate::http::HealthThresholds;
+use crate::handlers::story::StoryConfig;
+use crate::handlers::webhook::WebhookConfig;
 
 /// A bad configuration value: which variable, what it held, what was wrong.
 #[derive(Debug, Error)]
@@ -111,6 +115,59 @@ pub struct Config {
     pub job_types: Option<Vec<String>>,
     /// `JOBLINE_HEALTH_*`: when `/v1/stats` says degraded or unhealthy.
     pub health: HealthThresholds,
+    /// `JOBLINE_WEBHOOK_*`: the `webhook` handler.
+    pub webhook: WebhookConfig,
+    /// `OPENAI_*`, `JOBLINE_STORY_*`: the `story_script` handler.
+    pub story: StoryConfig,
+    /// `JOBLINE_CONSUMER_CONCURRENCY`, `SQS_QUEUE_URL`,
+    /// `AWS_ENDPOINT_URL_SQS`: the SQS consumer Lambda.
+    pub consumer: ConsumerConfig,
+}
+
+/// Records processed at once by the SQS consumer Lambda when
+/// `JOBLINE_CONSUMER_CONCURRENCY` is unset.
+pub const DEFAULT_CONSUMER_CONCURRENCY: usize = 8;
+
+/// The SQS consumer Lambda's own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// `JOBLINE_CONSUMER_CONCURRENCY` (default 8): records in flight at most.
+    pub concurrency: usize,
+    /// `SQS_QUEUE_URL`: the queue's URL, used when a record's
+    /// `eventSourceARN` names this queue or cannot be mapped.
+    pub queue_url: Option<String>,
+    /// `AWS_ENDPOINT_URL_SQS` (or `AWS_ENDPOINT_URL`): the SQS endpoint a
+    /// queue URL mapped from an ARN points at (a compatible server); unset:
+    /// `https://sqs.<region>.amazonaws.com`.
+    pub endpoint_url: Option<String>,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: DEFAULT_CONSUMER_CONCURRENCY,
+            queue_url: None,
+            endpoint_url: None,
+        }
+    }
+}
+
+impl ConsumerConfig {
+    /// Reads the consumer's variables; an invalid value is an error naming it.
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
+        Ok(Self {
+            concurrency: env.number(
+                "JOBLINE_CONSUMER_CONCURRENCY",
+                DEFAULT_CONSUMER_CONCURRENCY,
+                1,
+                1000,
+            )?,
+            queue_url: env.get("SQS_QUEUE_URL"),
+            endpoint_url: env
+                .get("AWS_ENDPOINT_URL_SQS")
+                .or_else(|| env.get("AWS_ENDPOINT_URL")),
+        })
+    }
 }
 
 impl Config {
@@ -231,6 +288,9 @@ impl Config {
                     1_000_000_000,
                 )?,
             },
+            webhook: WebhookConfig::read(&env)?,
+            story: StoryConfig::read(&env)?,
+            consumer: ConsumerConfig::read(&env)?,
         })
     }
 
@@ -554,6 +614,26 @@ mod tests {
             config(&[("JOBLINE_QUEUE", "kafka")]).unwrap_err().var,
             "JOBLINE_QUEUE"
         );
+    }
+
+    #[test]
+    fn handler_and_consumer_sections_are_read_with_the_rest() {
+        let c = config(&[
+            ("JOBLINE_WEBHOOK_TIMEOUT_SECONDS", "3"),
+            ("JOBLINE_STORY_MODEL", "m"),
+            ("JOBLINE_CONSUMER_CONCURRENCY", "2"),
+        ])
+        .expect("valid");
+        assert_eq!(c.webhook.timeout, Duration::from_secs(3));
+        assert_eq!(c.story.model, "m");
+        assert_eq!(c.consumer.concurrency, 2);
+        for (var, bad) in [
+            ("JOBLINE_WEBHOOK_ALLOW_PRIVATE", "maybe"),
+            ("JOBLINE_STORY_MAX_TOKENS", "0"),
+            ("JOBLINE_CONSUMER_CONCURRENCY", "0"),
+        ] {
+            assert_eq!(config(&[(var, bad)]).unwrap_err().var, var);
+        }
     }
 
     #[test]

@@ -1,14 +1,19 @@
 //! jobline: a durable job pipeline for serverless back ends.
 //!
 //! Everything the binaries run lives here: the domain ([`domain`]), the
-//! Postgres store ([`store`]), configuration ([`config`]) and logging
-//! ([`telemetry`]). The binaries in `functions/` and `edge-worker/` only wire
-//! these together. See `docs/architecture.md`.
+//! Postgres store ([`store`]), the one way to create jobs ([`enqueue`]), the
+//! queue adapters ([`queue`]), the engine that runs jobs ([`worker`]) apart
+//! from the handlers it runs ([`handlers`]), the HTTP API ([`http`]), the
+//! sweeper ([`sweeper`]), configuration ([`config`]) and logging
+//! ([`telemetry`]); [`app`] builds a process's parts from its config. The
+//! binaries in `functions/` and `edge-worker/` only wire these together. See
+//! `docs/architecture.md`.
 
 pub mod app;
 pub mod config;
 pub mod domain;
-pub mod drill;
+pub mod enqueue;
+pub mod handlers;
 pub mod http;
 pub mod queue;
 pub mod store;

@@ -16,3 +16,21 @@ pub fn init(config: &Config) {
         LogFormat::Pretty => builder.compact().try_init(),
     };
 }
+
+/// An error with its causes, `"outer: inner: innermost"`, skipping a cause
+/// whose text the message already holds (many libraries repeat it). The one
+/// copy of this walk: reqwest, deadpool and tokio-postgres leave causes out
+/// of their own messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -20,7 +20,9 @@ pub async fn run(config: &Config, args: DemoArgs) -> anyhow::Result<()> {
     let news: Vec<NewJob> = (0..args.jobs)
         .map(|i| NewJob::new("noop", json!({ "step": i })).correlation_id(story.clone()))
         .collect();
-    let created = store.create_many("default", news).await?;
+    let queue = jobline::app::queue(config, &store).await?;
+    let enqueuer = jobline::app::enqueuer(config, &store, queue, "demo");
+    let created = enqueuer.enqueue_many("default", "demo", news).await?;
     println!("created {} jobs for story {story}", created.len());
     for (i, c) in created.iter().enumerate() {
         let ClaimByIdOutcome::Claimed(mut claim) = store.claim_by_id(&worker, c.job.id).await? else {

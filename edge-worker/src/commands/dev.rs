@@ -3,13 +3,12 @@
 //! README's `scripts/dev` starts a throwaway one).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use jobline::Config;
+use jobline::worker::WorkerOptions;
 use jobline::worker::runner::run;
-use jobline::worker::{Processor, WorkerOptions};
 use tokio::sync::watch;
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +63,10 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
         .await
         .context("migrating")?;
     eprintln!("schema ready (applied {:?})", report.applied);
-    let state = jobline::app::state(config, "dev").await?;
+    let store = jobline::connect(config)?;
+    // One adapter for both sides: the API publishes on it, the worker is fed by it.
+    let feed = jobline::app::feed(config, &store).await?;
+    let state = jobline::app::state_on(config, store, feed.queue(), "dev");
     let key = match &config.admin_key {
         Some(k) => k.clone(),
         None => {
@@ -82,15 +84,11 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = watch::channel(false);
 
-    let processor = Processor::new(
-        state.store.clone(),
-        Arc::new(super::worker::registry()?),
-        config.heartbeat_interval,
-        format!("dev-{}", std::process::id()),
-    );
+    let processor =
+        jobline::app::processor(config, state.store.clone(), format!("dev-{}", std::process::id()));
     let worker = tokio::spawn(run(
         processor,
-        state.publisher.queue().clone(),
+        feed,
         WorkerOptions {
             concurrency: args.concurrency,
             poll_interval: Duration::from_secs(1),
@@ -100,7 +98,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     ));
     let sweeper = tokio::spawn(super::ops::sweep_forever(
         state.store.clone(),
-        state.publisher.clone(),
+        state.enqueuer.publisher().clone(),
         jobline::sweeper::SweepConfig::from_config(config),
         Duration::from_secs(5),
         rx.clone(),

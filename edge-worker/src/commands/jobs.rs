@@ -43,9 +43,9 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
             let mut new = jobline::NewJob::new(job_type, payload);
             new.max_attempts = max_attempts;
             new.initiated_by = Some("cli".into());
-            let created = store.create(&tenant, new).await?;
-            let publisher = jobline::app::publisher(config, &store, "cli").await?;
-            publisher.publish_created(std::slice::from_ref(&created)).await;
+            let queue = jobline::app::queue(config, &store).await?;
+            let enqueuer = jobline::app::enqueuer(config, &store, queue, "cli");
+            let created = enqueuer.enqueue(&tenant, "cli", new).await?;
             println!("{}", created.job.id);
         }
         JobsCommand::Show { id } => {
@@ -70,13 +70,10 @@ pub async fn run(config: &Config, cmd: JobsCommand) -> anyhow::Result<()> {
             println!("{} {}", job.id, job.status);
         }
         JobsCommand::Retry { id, attempts } => {
-            let requeued = store.retry(None, id, "cli", attempts).await?;
-            let publisher = jobline::app::publisher(config, &store, "cli").await?;
-            publisher.publish_requeued(&requeued).await;
-            println!(
-                "{} {} (max_attempts {})",
-                requeued.job.id, requeued.job.status, requeued.job.max_attempts
-            );
+            let queue = jobline::app::queue(config, &store).await?;
+            let enqueuer = jobline::app::enqueuer(config, &store, queue, "cli");
+            let job = enqueuer.retry(None, id, "cli", attempts).await?;
+            println!("{} {} (max_attempts {})", job.id, job.status, job.max_attempts);
         }
     }
     Ok(())

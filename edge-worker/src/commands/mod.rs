@@ -1,4 +1,3 @@
-pub mod bench;
 pub mod demo;
 pub mod dev;
 pub mod drill;

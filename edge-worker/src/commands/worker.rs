@@ -1,11 +1,10 @@
 //! `jobline worker`: the long-running edge worker.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use jobline::Config;
+use jobline::worker::WorkerOptions;
 use jobline::worker::runner::run;
-use jobline::worker::{Processor, Registry, WorkerOptions};
 use tokio::sync::watch;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -55,24 +54,18 @@ pub fn default_worker_id() -> String {
     format!("{}-{}", jobline::worker::runner::host_name(), std::process::id())
 }
 
-/// The built-in handlers plus `webhook` and `story_script`, configured from
-/// the environment (a bad value stops the worker naming the variable).
-pub fn registry() -> anyhow::Result<Registry> {
-    Ok(Registry::try_with_production_handlers()?)
-}
-
 pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
     let options = args.options()?;
     let store = jobline::connect(config)?;
-    let queue = jobline::app::queue(config, &store).await?;
+    let feed = jobline::app::feed(config, &store).await?;
     let id = args.id.clone().unwrap_or_else(default_worker_id);
-    let processor = Processor::new(store, Arc::new(registry()?), config.heartbeat_interval, id);
+    let processor = jobline::app::processor(config, store, id);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         super::serve::shutdown_signal().await;
         let _ = tx.send(true);
     });
-    let summary = run(processor, queue, options, rx).await;
+    let summary = run(processor, feed, options, rx).await;
     println!(
         "processed={} succeeded={} failed={} retried={} dropped={}",
         summary.processed, summary.succeeded, summary.failed, summary.retried, summary.dropped

@@ -33,6 +33,47 @@ impl Default for Priority {
     }
 }
 
+/// A job type's name: 1 to 64 characters of letters, digits and
+/// `_ . : -`, starting with a letter or digit. Whether a deployment takes
+/// it is the [`Enqueuer`](crate::enqueue::Enqueuer)'s allow-list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct JobType(String);
+
+impl JobType {
+    pub const MAX_LEN: usize = 64;
+    /// What a valid name looks like (for error messages).
+    pub const RULE: &'static str =
+        "1 to 64 letters, digits and _ . : - only, starting with a letter or digit";
+
+    pub fn parse(name: &str) -> Result<Self, JobTypeError> {
+        let valid = name.len() <= Self::MAX_LEN
+            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
+        if valid {
+            Ok(Self(name.to_owned()))
+        } else {
+            Err(JobTypeError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for JobType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A name that is not a valid [`JobType`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("a job type is {}", JobType::RULE)]
+pub struct JobTypeError;
+
 /// When a new job becomes due.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

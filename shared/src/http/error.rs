@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::StoreError;
+use crate::domain::JobType;
+use crate::enqueue::EnqueueError;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -79,6 +81,25 @@ impl ApiError {
 
     fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+}
+
+impl ApiError {
+    /// An enqueue refusal, naming the type field of the job it is about
+    /// (`field(index)`: `type` for a single create, `jobs[i].type` in a batch).
+    pub fn from_enqueue(e: EnqueueError, field: impl Fn(usize) -> String) -> Self {
+        match e {
+            EnqueueError::InvalidType { index, .. } => ApiError::validation(&field(index), JobType::RULE),
+            EnqueueError::UnknownType { index, job_type } => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_job_type",
+                format!(
+                    "{}: {job_type:?} is not a job type of this deployment",
+                    field(index)
+                ),
+            ),
+            EnqueueError::Store(e) => e.into(),
+        }
     }
 }
 

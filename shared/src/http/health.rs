@@ -18,7 +18,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(3);
 pub async fn health(State(state): State<AppState>) -> Response {
     let db = tokio::time::timeout(CHECK_TIMEOUT, state.store.ping()).await;
     let db_ok = matches!(db, Ok(Ok(())));
-    let queue = tokio::time::timeout(CHECK_TIMEOUT, state.publisher.queue().check()).await;
+    let queue = tokio::time::timeout(CHECK_TIMEOUT, state.enqueuer.publisher().queue().check()).await;
     let queue_ok = matches!(queue, Ok(Ok(())));
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let status = if db_ok {

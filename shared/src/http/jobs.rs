@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::body::{Fields, job_id, json_object};
 use super::{ApiError, AppState, Caller};
 use crate::domain::job::Schedule;
-use crate::domain::{Job, JobStatus, NewJob, Priority};
+use crate::domain::{Job, JobStatus, JobType, NewJob, Priority};
 use crate::store::{JobFilter, PageCursor};
 
 pub const MAX_BATCH: usize = 100;
@@ -40,32 +40,12 @@ pub fn parse_new_job(
     map: &Map<String, Value>,
     prefix: &str,
     header_key: Option<&str>,
-    state: &AppState,
 ) -> Result<NewJob, ApiError> {
     let f = Fields::new(map, prefix);
     f.only(CREATE_FIELDS)?;
-    let job_type = f.required_string("type", 64)?;
-    let valid_type = job_type.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && job_type
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'));
-    if !valid_type {
-        return Err(ApiError::validation(
-            &f.name("type"),
-            "letters, digits and _ . : - only, starting with a letter or digit",
-        ));
-    }
-    if let Some(allowed) = &state.settings.job_types
-        && !allowed.contains(&job_type)
-    {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown_job_type",
-            format!(
-                "{}: {job_type:?} is not a job type of this deployment",
-                f.name("type")
-            ),
-        ));
+    let job_type = f.required_string("type", JobType::MAX_LEN)?;
+    if JobType::parse(&job_type).is_err() {
+        return Err(ApiError::validation(&f.name("type"), JobType::RULE));
     }
     let payload = f.value("payload").cloned().unwrap_or_else(|| json!({}));
     let mut new = NewJob::new(job_type, payload);
@@ -129,13 +109,14 @@ pub async fn create(
     let tenant = caller.require("jobs:write")?;
     let map = json_object(body, state.settings.max_body_bytes).await?;
     let key = header_key(&headers)?;
-    let mut new = parse_new_job(&map, "", key.as_deref(), &state)?;
-    new.initiated_by = Some(caller.actor());
-    let created = state.store.create(tenant, new).await?;
-    state
-        .publisher
-        .publish_created(std::slice::from_ref(&created))
-        .await;
+    let mut new = parse_new_job(&map, "", key.as_deref())?;
+    let actor = caller.actor();
+    new.initiated_by = Some(actor.clone());
+    let created = state
+        .enqueuer
+        .enqueue(tenant, &actor, new)
+        .await
+        .map_err(|e| ApiError::from_enqueue(e, |_| "type".into()))?;
     let status = if created.already_existed {
         StatusCode::OK
     } else {
@@ -177,12 +158,15 @@ pub async fn create_batch(
                 "must be a JSON object",
             ));
         };
-        let mut new = parse_new_job(obj, &prefix, None, &state)?;
+        let mut new = parse_new_job(obj, &prefix, None)?;
         new.initiated_by = Some(caller.actor());
         news.push(new);
     }
-    let created = state.store.create_many(tenant, news).await?;
-    state.publisher.publish_created(&created).await;
+    let created = state
+        .enqueuer
+        .enqueue_many(tenant, &caller.actor(), news)
+        .await
+        .map_err(|e| ApiError::from_enqueue(e, |i| format!("jobs[{i}].type")))?;
     let status = if created.iter().any(|c| !c.already_existed) {
         StatusCode::CREATED
     } else {
@@ -302,10 +286,9 @@ pub async fn retry(
     let f = Fields::new(&map, "");
     f.only(&["max_attempts"])?;
     let extra = f.integer("max_attempts", 1, 100)?.map(|n| n as i32);
-    let requeued = state
-        .store
+    let job = state
+        .enqueuer
         .retry(Some(tenant), id, &caller.actor(), extra)
         .await?;
-    state.publisher.publish_requeued(&requeued).await;
-    Ok(Json(requeued.job))
+    Ok(Json(job))
 }

@@ -19,12 +19,12 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};
 use axum::routing::{MethodRouter, get, post};
 
-pub use admin::{Health, HealthThresholds};
+pub use crate::domain::health::{Health, HealthThresholds};
 pub use auth::Caller;
 pub use error::ApiError;
 pub use health::OPENAPI;
 
-use crate::queue::Publisher;
+use crate::enqueue::Enqueuer;
 use crate::{Config, Store};
 
 /// What the routes need to know about the deployment.
@@ -32,8 +32,6 @@ use crate::{Config, Store};
 pub struct ApiSettings {
     pub admin_key: Option<String>,
     pub max_body_bytes: usize,
-    /// When set, only these job types may be created.
-    pub job_types: Option<Vec<String>>,
     pub health: HealthThresholds,
 }
 
@@ -42,7 +40,6 @@ impl ApiSettings {
         Self {
             admin_key: config.admin_key.clone(),
             max_body_bytes: config.max_body_bytes,
-            job_types: config.job_types.clone(),
             health: config.health,
         }
     }
@@ -52,7 +49,8 @@ impl ApiSettings {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
-    pub publisher: Publisher,
+    /// The one way to create jobs (type rules, one transaction, publish).
+    pub enqueuer: Enqueuer,
     pub settings: Arc<ApiSettings>,
 }
 

@@ -12,8 +12,6 @@ use super::body::{Fields, json_object};
 use super::{ApiError, AppState, Caller};
 use crate::NewJob;
 
-pub const STORY_SCRIPT: &str = "story_script";
-
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -29,16 +27,19 @@ pub async fn create(
     let initiated_by = f.string("initiatedBy", 200)?;
     let story_id = Uuid::new_v4();
     let mut new = NewJob::new(
-        STORY_SCRIPT,
+        crate::handlers::story::JOB_TYPE,
         json!({ "theme": theme, "tone": tone, "ageRange": age_range, "storyId": story_id }),
     )
     .correlation_id(story_id.to_string());
-    new.initiated_by = Some(initiated_by.unwrap_or_else(|| caller.actor()));
-    let created = state.store.create(tenant, new).await?;
-    state
-        .publisher
-        .publish_created(std::slice::from_ref(&created))
-        .await;
+    let actor = caller.actor();
+    // `initiatedBy` is data (who the application says asked); the timeline's
+    // actor is always the caller's key.
+    new.initiated_by = Some(initiated_by.unwrap_or_else(|| actor.clone()));
+    let created = state
+        .enqueuer
+        .enqueue(tenant, &actor, new)
+        .await
+        .map_err(|e| ApiError::from_enqueue(e, |_| "type".into()))?;
     Ok(Json(json!({
         "ok": true,
         "storyId": story_id,

@@ -2,9 +2,12 @@
 //! job (`{"jobId": "...", "timestamp": <ms>}`); a message for a job that is
 //! not claimable is acknowledged and dropped by the consumer.
 //!
-//! One trait, one adapter per broker. The `postgres` adapter needs nothing
-//! but the database: consumers claim straight from `jobs`, and a publish is a
-//! `NOTIFY` after commit that wakes them early.
+//! Adapters say what they can do, not what they are called: every adapter
+//! is a [`Queue`] (it publishes); a broker (SQS, Redis, Upstash) is also a
+//! [`Broker`] that hands out deliveries; the `postgres` adapter is a
+//! [`Wakeups`]: consumers claim straight from `jobs` and a publish is a
+//! `NOTIFY` after commit that wakes them early. A consumer asks for the
+//! [`Feed`] the configured adapter gives.
 
 pub mod postgres;
 mod publisher;
@@ -14,6 +17,7 @@ pub mod relay;
 pub mod sqs;
 pub mod upstash;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -79,9 +83,12 @@ pub struct Delivery {
     pub receive_count: u32,
 }
 
+/// What every adapter does: announce jobs after their commit.
 #[async_trait]
 pub trait Queue: Send + Sync + std::fmt::Debug {
-    /// The adapter's name (`postgres`, `sqs`, `upstash`, `redis`).
+    /// The adapter's name (`postgres`, `sqs`, `upstash`, `redis`), for logs,
+    /// the workers registry and reports only: code never branches on it
+    /// (it asks for a [`Feed`] instead).
     fn kind(&self) -> &'static str;
 
     /// The longest delay the broker itself can hold a message back; longer
@@ -92,6 +99,14 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// retries of transient and per-entry failures).
     async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError>;
 
+    /// Is the broker reachable? (for `/health`)
+    async fn check(&self) -> Result<(), QueueError>;
+}
+
+/// A broker that hands messages out (SQS, Redis, Upstash): consumers
+/// receive deliveries, claim the job each names by id, then ack or nack.
+#[async_trait]
+pub trait Broker: Queue {
     /// Up to `max` messages, waiting up to `wait` for the first one.
     /// `consumer` names the receiving process (Redis keeps a processing list
     /// per consumer).
@@ -104,9 +119,43 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     async fn nack(&self, consumer: &str, delivery: &Delivery, delay: Duration) -> Result<(), QueueError>;
 
     /// Puts back messages that consumers which stopped heartbeating left
-    /// in flight; returns how many. (SQS does this itself: visibility timeout.)
+    /// in flight; returns how many. A broker that does this itself (SQS,
+    /// through the visibility timeout) has nothing to put back and says 0.
     async fn recover(&self) -> Result<usize, QueueError>;
+}
 
-    /// Is the broker reachable? (for `/health`)
-    async fn check(&self) -> Result<(), QueueError>;
+/// An adapter whose consumers claim straight from Postgres (the `postgres`
+/// adapter): the queue carries no messages, it only wakes them.
+#[async_trait]
+pub trait Wakeups: Queue {
+    /// Returns at the next wake-up (a publish anywhere) or after `timeout`,
+    /// whichever comes first.
+    async fn wait(&self, timeout: Duration);
+}
+
+/// How a consumer is fed, as the adapter can do it.
+#[derive(Debug, Clone)]
+pub enum Feed {
+    /// Claim due jobs from Postgres in batches; the adapter only wakes.
+    Claim(Arc<dyn Wakeups>),
+    /// Receive deliveries from a broker and claim each by id.
+    Deliveries(Arc<dyn Broker>),
+}
+
+impl Feed {
+    /// The publishing side of the same adapter.
+    pub fn queue(&self) -> Arc<dyn Queue> {
+        match self {
+            Feed::Claim(w) => w.clone(),
+            Feed::Deliveries(b) => b.clone(),
+        }
+    }
+
+    /// The adapter's name (logs and reports only).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Feed::Claim(w) => w.kind(),
+            Feed::Deliveries(b) => b.kind(),
+        }
+    }
 }

@@ -15,7 +15,7 @@ use futures::StreamExt as _;
 use tokio::sync::{Notify, OnceCell};
 use tokio_postgres::AsyncMessage;
 
-use super::{Delivery, Message, Outgoing, Queue, QueueError};
+use super::{Outgoing, Queue, QueueError, Wakeups};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::pool::{PoolOptions, connect_params};
@@ -144,39 +144,6 @@ impl Queue for PostgresQueue {
             .map_err(|e| QueueError::Unavailable(e.to_string()))
     }
 
-    /// Pointers to due pending jobs (not locked: the claim decides who runs
-    /// them), waiting up to `wait` for a NOTIFY when there are none.
-    async fn receive(
-        &self,
-        _consumer: &str,
-        max: usize,
-        wait: Duration,
-    ) -> Result<Vec<Delivery>, QueueError> {
-        let max = max.clamp(1, 1000) as u32;
-        let due = self.due(max).await?;
-        if !due.is_empty() || wait.is_zero() {
-            return Ok(due);
-        }
-        self.wait_for_notify(wait).await;
-        self.due(max).await
-    }
-
-    /// The claim is the acknowledgement: nothing to do.
-    async fn ack(&self, _consumer: &str, _delivery: &Delivery) -> Result<(), QueueError> {
-        Ok(())
-    }
-
-    /// The job stays pending (or was rescheduled by the store): nothing to do.
-    async fn nack(&self, _consumer: &str, _delivery: &Delivery, _delay: Duration) -> Result<(), QueueError> {
-        Ok(())
-    }
-
-    /// Nothing is ever in flight outside Postgres; stale claims are released
-    /// by the store's `release_stale`.
-    async fn recover(&self) -> Result<usize, QueueError> {
-        Ok(0)
-    }
-
     async fn check(&self) -> Result<(), QueueError> {
         self.store
             .ping()
@@ -185,25 +152,9 @@ impl Queue for PostgresQueue {
     }
 }
 
-impl PostgresQueue {
-    async fn due(&self, max: u32) -> Result<Vec<Delivery>, QueueError> {
-        let now = self.store.now();
-        let ids = self
-            .store
-            .due_job_ids(max)
-            .await
-            .map_err(|e| QueueError::Unavailable(e.to_string()))?;
-        Ok(ids
-            .into_iter()
-            .map(|(id, attempts)| {
-                let message = Message::new(id, now);
-                Delivery {
-                    raw: serde_json::to_string(&message).unwrap_or_default(),
-                    message: Some(message),
-                    receipt: id.to_string(),
-                    receive_count: u32::try_from(attempts).unwrap_or(0) + 1,
-                }
-            })
-            .collect())
+#[async_trait]
+impl Wakeups for PostgresQueue {
+    async fn wait(&self, timeout: Duration) {
+        self.wait_for_notify(timeout).await;
     }
 }

@@ -47,6 +47,10 @@ impl Publisher {
         &self.queue
     }
 
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Publishes what a create wrote, after its commit (a job that already
     /// existed for its idempotency key has no new outbox row).
     pub async fn publish_created(&self, created: &[Created]) -> PublishOutcome {

@@ -258,7 +258,8 @@ pub(crate) struct Layout<T: Transport> {
     options: LayoutOptions,
 }
 
-/// Implements [`Queue`](crate::queue::Queue) for an adapter struct that holds
+/// Implements [`Queue`](crate::queue::Queue) and
+/// [`Broker`](crate::queue::Broker) for an adapter struct that holds
 /// a `layout: Layout<_>` and a `max_delay`: every adapter over this layout
 /// behaves the same, only the transport differs.
 macro_rules! queue_over_layout {
@@ -280,6 +281,13 @@ macro_rules! queue_over_layout {
                 self.layout.publish(messages).await
             }
 
+            async fn check(&self) -> Result<(), crate::queue::QueueError> {
+                self.layout.check().await
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl crate::queue::Broker for $adapter {
             async fn receive(
                 &self,
                 consumer: &str,
@@ -308,10 +316,6 @@ macro_rules! queue_over_layout {
 
             async fn recover(&self) -> Result<usize, crate::queue::QueueError> {
                 self.layout.recover().await
-            }
-
-            async fn check(&self) -> Result<(), crate::queue::QueueError> {
-                self.layout.check().await
             }
         }
     };

@@ -14,7 +14,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
-use super::{Delivery, Message, Outgoing, Queue, QueueError};
+use super::{Broker, Delivery, Message, Outgoing, Queue, QueueError};
 
 /// SQS holds a message back at most this long.
 pub const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
@@ -150,6 +150,20 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
+    async fn check(&self) -> Result<(), QueueError> {
+        self.client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Broker for SqsQueue {
     async fn receive(
         &self,
         _consumer: &str,
@@ -211,18 +225,9 @@ impl Queue for SqsQueue {
         Ok(())
     }
 
+    /// SQS recovers by itself: a message not deleted within its visibility
+    /// timeout is handed out again. Nothing to put back here.
     async fn recover(&self) -> Result<usize, QueueError> {
         Ok(0)
-    }
-
-    async fn check(&self) -> Result<(), QueueError> {
-        self.client
-            .get_queue_attributes()
-            .queue_url(&self.queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
     }
 }

@@ -148,18 +148,6 @@ impl std::fmt::Debug for RestTransport {
     }
 }
 
-/// An error with its causes (reqwest's own message leaves them out).
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
 /// The `error` of a reply body, or the start of the body.
 fn error_text(body: &str) -> String {
     match serde_json::from_str::<Value>(body) {
@@ -222,11 +210,14 @@ impl RestTransport {
                 .send()
                 .await
             {
-                Err(e) => format!("request to {url} failed: {}", with_causes(&e)),
+                Err(e) => format!("request to {url} failed: {}", crate::telemetry::error_chain(&e)),
                 Ok(resp) => {
                     let status = resp.status();
                     match resp.text().await {
-                        Err(e) => format!("reading the reply from {url} failed: {}", with_causes(&e)),
+                        Err(e) => format!(
+                            "reading the reply from {url} failed: {}",
+                            crate::telemetry::error_chain(&e)
+                        ),
                         Ok(text) if status.is_success() => {
                             return serde_json::from_str(&text).map_err(|e| {
                                 CallError::Queue(QueueError::Unavailable(format!(

@@ -66,19 +66,6 @@ pub enum HeartbeatOutcome {
 }
 
 impl Store {
-    /// Ids (and attempts so far) of up to `limit` due pending jobs, in claim
-    /// order, without claiming them.
-    pub async fn due_job_ids(&self, limit: u32) -> Result<Vec<(Uuid, i32)>, StoreError> {
-        let client = self.client().await?;
-        let rows = sql::DUE_JOB_IDS
-            .query(client.on(), &[&self.now(), &i64::from(limit)])
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(|e| StoreError::from_db("due_job_ids", e))
-    }
-
     /// Claims up to `limit` due jobs, highest priority first.
     #[instrument(skip(self, types), fields(worker = worker))]
     pub async fn claim(

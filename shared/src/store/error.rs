@@ -67,17 +67,7 @@ impl StoreError {
     /// The whole cause chain ("... TLS handshake: invalid peer certificate:
     /// UnknownIssuer"), so logs say why the pool could not connect.
     pub(crate) fn from_pool(err: deadpool_postgres::PoolError) -> Self {
-        let mut text = err.to_string();
-        let mut source = std::error::Error::source(&err);
-        while let Some(cause) = source {
-            let cause_text = cause.to_string();
-            if !text.contains(&cause_text) {
-                text.push_str(": ");
-                text.push_str(&cause_text);
-            }
-            source = cause.source();
-        }
-        StoreError::Unavailable(text)
+        StoreError::Unavailable(crate::telemetry::error_chain(&err))
     }
 }
 

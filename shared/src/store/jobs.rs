@@ -64,16 +64,23 @@ impl Store {
     /// Creates one job, its outbox row and its `created` event in one
     /// transaction. The same idempotency key with the same request returns the
     /// existing job; with a different request it is a conflict.
+    /// `actor` (who asks: an API key, `cli`, a process) is written to the
+    /// `created` event; `new.initiated_by` is data.
     #[instrument(skip_all, fields(tenant = tenant, job_type = %new.job_type))]
-    pub async fn create(&self, tenant: &str, new: NewJob) -> Result<Created, StoreError> {
+    pub async fn create(&self, tenant: &str, actor: &str, new: NewJob) -> Result<Created, StoreError> {
         let client = self.client().await?;
-        let mut created = self.insert_jobs(client.on(), tenant, vec![new]).await?;
+        let mut created = self.insert_jobs(client.on(), tenant, actor, vec![new]).await?;
         Ok(created.remove(0))
     }
 
     /// Creates many jobs, all or nothing, answering in input order.
     #[instrument(skip_all, fields(tenant = tenant, count = news.len()))]
-    pub async fn create_many(&self, tenant: &str, news: Vec<NewJob>) -> Result<Vec<Created>, StoreError> {
+    pub async fn create_many(
+        &self,
+        tenant: &str,
+        actor: &str,
+        news: Vec<NewJob>,
+    ) -> Result<Vec<Created>, StoreError> {
         if news.is_empty() {
             return Ok(Vec::new());
         }
@@ -83,7 +90,12 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_db("begin", e))?;
         let created = self
-            .insert_jobs(sql::On::Tx(&tx, self.settings.prepared_statements), tenant, news)
+            .insert_jobs(
+                sql::On::Tx(&tx, self.settings.prepared_statements),
+                tenant,
+                actor,
+                news,
+            )
             .await?;
         tx.commit().await.map_err(|e| StoreError::from_db("commit", e))?;
         Ok(created)
@@ -93,6 +105,7 @@ impl Store {
         &self,
         on: sql::On<'_>,
         tenant: &str,
+        actor: &str,
         news: Vec<NewJob>,
     ) -> Result<Vec<Created>, StoreError> {
         let now = self.now();
@@ -138,6 +151,7 @@ impl Store {
                     &keys,
                     &hashes,
                     &initiators,
+                    &actor,
                 ],
             )
             .await?;

@@ -139,6 +139,18 @@ impl Store {
     }
 
     /// `SELECT 1` through the pool: is Postgres reachable?
+    /// Ends every other LISTEN session on the database (a fault the
+    /// reliability drill injects); answers how many were ended.
+    pub async fn terminate_listen_sessions(&self) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::TERMINATE_LISTENERS.query(client.on(), &[]).await?;
+        rows.first()
+            .map(|r| r.try_get("terminated"))
+            .transpose()
+            .map_err(|e| StoreError::from_db("terminate_listeners", e))
+            .map(Option::unwrap_or_default)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let client = self.client().await?;
         client

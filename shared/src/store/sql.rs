@@ -32,114 +32,55 @@ pub(crate) fn expand(raw: &str) -> String {
     raw.replace("JOB_COLUMNS", JOB_COLUMNS)
 }
 
-macro_rules! statement {
-    ($name:ident = $file:literal, [$($ty:ident),* $(,)?]) => {
-        pub(crate) static $name: Statement = Statement {
-            name: $file,
-            text: LazyLock::new(|| expand(include_str!(concat!("sql/", $file, ".sql")))),
-            types: &[$(Type::$ty),*],
-        };
+macro_rules! statements {
+    ($($name:ident = $file:literal, [$($ty:ident),* $(,)?];)*) => {
+        $(
+            pub(crate) static $name: Statement = Statement {
+                name: $file,
+                text: LazyLock::new(|| expand(include_str!(concat!("sql/", $file, ".sql")))),
+                types: &[$(Type::$ty),*],
+            };
+        )*
+        /// Every statement, for the checks below (generated: a statement
+        /// cannot be left out).
+        #[cfg(test)]
+        pub(crate) static ALL: &[&Statement] = &[$(&$name),*];
     };
 }
 
-statement!(
-    CREATE_JOBS = "create_jobs",
-    [
-        TIMESTAMPTZ,
-        TEXT,
-        TEXT,
-        TIMESTAMPTZ,
-        UUID_ARRAY,
-        TEXT_ARRAY,
-        JSONB_ARRAY,
-        INT2_ARRAY,
-        TIMESTAMPTZ_ARRAY,
-        INT4_ARRAY,
-        TEXT_ARRAY,
-        TEXT_ARRAY,
-        TEXT_ARRAY,
-        TEXT_ARRAY,
-    ]
-);
-statement!(FIND_BY_KEYS = "find_by_keys", [TEXT, TEXT_ARRAY]);
-statement!(GET_JOB = "get_job", [UUID, TEXT]);
-statement!(
-    LIST_JOBS = "list_jobs",
-    [TEXT, TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8]
-);
-statement!(JOB_TIMELINE = "job_timeline", [UUID, TEXT]);
-statement!(CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY]);
-statement!(CLAIM_BY_ID = "claim_by_id", [TIMESTAMPTZ, TEXT, UUID, TEXT_ARRAY]);
-statement!(HEARTBEAT = "heartbeat", [TIMESTAMPTZ, UUID, INT4, TEXT, FLOAT4]);
-statement!(
-    COMPLETE_MANY = "complete_many",
-    [
-        TIMESTAMPTZ,
-        UUID_ARRAY,
-        INT4_ARRAY,
-        JSONB_ARRAY,
-        TEXT_ARRAY,
-        TEXT_ARRAY
-    ]
-);
-statement!(
-    FAIL = "fail",
-    [TIMESTAMPTZ, UUID, INT4, TEXT, TIMESTAMPTZ, TEXT, TEXT, TEXT]
-);
-statement!(CANCEL = "cancel", [TIMESTAMPTZ, UUID, TEXT, TEXT]);
-statement!(
-    RETRY = "retry",
-    [TIMESTAMPTZ, UUID, TEXT, TEXT, INT4, TEXT, TEXT, TIMESTAMPTZ]
-);
-statement!(
-    RELEASE_STALE = "release_stale",
-    [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TEXT]
-);
-statement!(STATS = "stats", [TEXT, TIMESTAMPTZ]);
-statement!(NOTIFY = "notify", [TEXT_ARRAY]);
-statement!(
-    MARK_PUBLISHED = "mark_published",
-    [TIMESTAMPTZ, INT8_ARRAY, TEXT_ARRAY]
-);
-statement!(
-    MARK_PUBLISH_FAILED = "mark_publish_failed",
-    [TIMESTAMPTZ, INT8_ARRAY, TEXT, INT4, FLOAT8, FLOAT8]
-);
-statement!(
-    REPLAY_DEAD_LETTER = "replay_dead_letter",
-    [TIMESTAMPTZ, TEXT, TEXT, TEXT, UUID_ARRAY, INT4, TEXT, INT8,]
-);
-statement!(DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8]);
-statement!(DUE_JOB_IDS = "due_job_ids", [TIMESTAMPTZ, INT8]);
-statement!(RELAY_CLAIM = "relay_claim", [TIMESTAMPTZ, INT8, FLOAT8]);
-statement!(CLAIMS_OF = "claims_of", [TEXT]);
-statement!(REWAKE_DUE = "rewake_due", [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT]);
-statement!(RUNNING = "running", [TIMESTAMPTZ]);
-statement!(
-    WORKER_BEAT = "worker_beat",
-    [
-        TIMESTAMPTZ,
-        TEXT,
-        TEXT,
-        TEXT,
-        TEXT,
-        INT4,
-        TIMESTAMPTZ,
-        INT4,
-        INT8,
-        INT8,
-        TEXT
-    ]
-);
-statement!(WORKER_LIST = "worker_list", [TIMESTAMPTZ, TIMESTAMPTZ]);
-statement!(WORKER_STEER = "worker_steer", [TEXT, TEXT]);
-statement!(
-    API_KEY_CREATE = "api_key_create",
-    [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ]
-);
-statement!(API_KEY_FIND = "api_key_find", [UUID]);
-statement!(API_KEY_LIST = "api_key_list", [TEXT]);
-statement!(API_KEY_REVOKE = "api_key_revoke", [UUID, TIMESTAMPTZ]);
+statements! {
+    CREATE_JOBS = "create_jobs", [TIMESTAMPTZ, TEXT, TEXT, TIMESTAMPTZ, UUID_ARRAY, TEXT_ARRAY, JSONB_ARRAY, INT2_ARRAY, TIMESTAMPTZ_ARRAY, INT4_ARRAY, TEXT_ARRAY, TEXT_ARRAY, TEXT_ARRAY, TEXT_ARRAY, TEXT];
+    FIND_BY_KEYS = "find_by_keys", [TEXT, TEXT_ARRAY];
+    GET_JOB = "get_job", [UUID, TEXT];
+    LIST_JOBS = "list_jobs", [TEXT, TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8];
+    JOB_TIMELINE = "job_timeline", [UUID, TEXT];
+    CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY];
+    CLAIM_BY_ID = "claim_by_id", [TIMESTAMPTZ, TEXT, UUID, TEXT_ARRAY];
+    HEARTBEAT = "heartbeat", [TIMESTAMPTZ, UUID, INT4, TEXT, FLOAT4];
+    COMPLETE_MANY = "complete_many", [TIMESTAMPTZ, UUID_ARRAY, INT4_ARRAY, JSONB_ARRAY, TEXT_ARRAY, TEXT_ARRAY];
+    FAIL = "fail", [TIMESTAMPTZ, UUID, INT4, TEXT, TIMESTAMPTZ, TEXT, TEXT, TEXT];
+    CANCEL = "cancel", [TIMESTAMPTZ, UUID, TEXT, TEXT];
+    RETRY = "retry", [TIMESTAMPTZ, UUID, TEXT, TEXT, INT4, TEXT, TEXT, TIMESTAMPTZ];
+    RELEASE_STALE = "release_stale", [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TEXT];
+    STATS = "stats", [TEXT, TIMESTAMPTZ];
+    NOTIFY = "notify", [TEXT_ARRAY];
+    MARK_PUBLISHED = "mark_published", [TIMESTAMPTZ, INT8_ARRAY, TEXT_ARRAY];
+    MARK_PUBLISH_FAILED = "mark_publish_failed", [TIMESTAMPTZ, INT8_ARRAY, TEXT, INT4, FLOAT8, FLOAT8];
+    REPLAY_DEAD_LETTER = "replay_dead_letter", [TIMESTAMPTZ, TEXT, TEXT, TEXT, UUID_ARRAY, INT4, TEXT, INT8];
+    DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8];
+    RELAY_CLAIM = "relay_claim", [TIMESTAMPTZ, INT8, FLOAT8];
+    CLAIMS_OF = "claims_of", [TEXT];
+    REWAKE_DUE = "rewake_due", [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT];
+    RUNNING = "running", [TIMESTAMPTZ];
+    TERMINATE_LISTENERS = "terminate_listeners", [];
+    WORKER_BEAT = "worker_beat", [TIMESTAMPTZ, TEXT, TEXT, TEXT, TEXT, INT4, TIMESTAMPTZ, INT4, INT8, INT8, TEXT];
+    WORKER_LIST = "worker_list", [TIMESTAMPTZ, TIMESTAMPTZ];
+    WORKER_STEER = "worker_steer", [TEXT, TEXT];
+    API_KEY_CREATE = "api_key_create", [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ];
+    API_KEY_FIND = "api_key_find", [UUID];
+    API_KEY_LIST = "api_key_list", [TEXT];
+    API_KEY_REVOKE = "api_key_revoke", [UUID, TIMESTAMPTZ];
+}
 
 /// Where a statement runs: a pooled connection or a transaction on one, and
 /// how it is sent. Prepared (`JOBLINE_PREPARED_STATEMENTS`, the default):
@@ -197,24 +138,7 @@ mod tests {
     /// type is used.
     #[test]
     fn each_statement_declares_exactly_the_parameters_it_uses() {
-        for st in [
-            &CREATE_JOBS,
-            &FIND_BY_KEYS,
-            &GET_JOB,
-            &LIST_JOBS,
-            &JOB_TIMELINE,
-            &CLAIM_BATCH,
-            &CLAIM_BY_ID,
-            &HEARTBEAT,
-            &COMPLETE_MANY,
-            &NOTIFY,
-            &FAIL,
-            &CANCEL,
-            &RETRY,
-            &RELEASE_STALE,
-            &STATS,
-            &REWAKE_DUE,
-        ] {
+        for st in ALL {
             let mut highest = 0;
             let text: &str = &st.text;
             let bytes = text.as_bytes();
@@ -228,5 +152,23 @@ mod tests {
             }
             assert_eq!(highest, st.types.len(), "{} uses ${highest}", st.name);
         }
+    }
+
+    /// Every file of `store/sql/` is a declared statement, and the other way
+    /// round.
+    #[test]
+    fn every_sql_file_is_a_declared_statement() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/store/sql");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .expect("store/sql")
+            .filter_map(|e| {
+                let name = e.ok()?.file_name().into_string().ok()?;
+                name.strip_suffix(".sql").map(str::to_owned)
+            })
+            .collect();
+        files.sort();
+        let mut declared: Vec<String> = ALL.iter().map(|s| s.name.to_owned()).collect();
+        declared.sort();
+        assert_eq!(files, declared);
     }
 }

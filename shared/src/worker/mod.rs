@@ -1,13 +1,10 @@
 //! Turning `pending` into `completed`: handlers, the processing core every
 //! consumer shares, and the edge worker's loop.
 
-pub mod builtin;
 mod handler;
 mod processor;
 mod registry;
 pub mod runner;
-pub mod story;
-pub mod webhook;
 
 pub use handler::{HandlerError, HandlerOutput, JobContext, JobHandler, Progress};
 pub use processor::{Disposition, Finished, Processor};

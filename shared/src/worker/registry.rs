@@ -1,13 +1,10 @@
-//! Handlers by job type.
+//! Handlers by job type (the handlers themselves live in
+//! [`crate::handlers`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::builtin::{Fail, Noop, Sleep};
 use super::handler::JobHandler;
-use super::story::{self, StoryScriptHandler};
-use super::webhook::{self, WebhookHandler};
-use crate::config::ConfigError;
 
 #[derive(Clone, Default)]
 pub struct Registry {
@@ -25,34 +22,6 @@ impl std::fmt::Debug for Registry {
 impl Registry {
     pub fn new() -> Self {
         Self::default()
-    }
-
-    /// `noop`, `sleep` and `fail`.
-    pub fn with_builtins() -> Self {
-        let mut r = Self::new();
-        r.register("noop", Noop);
-        r.register("sleep", Sleep);
-        r.register("fail", Fail);
-        r
-    }
-
-    /// The built-ins plus `webhook` ([`WebhookHandler`]) and `story_script`
-    /// ([`StoryScriptHandler`]), both configured from the environment.
-    ///
-    /// # Panics
-    ///
-    /// When a handler variable holds an invalid value; the message names the
-    /// variable. [`Registry::try_with_production_handlers`] returns the error.
-    pub fn with_production_handlers() -> Self {
-        Self::try_with_production_handlers().unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    /// [`Registry::with_production_handlers`], or the configuration error.
-    pub fn try_with_production_handlers() -> Result<Self, ConfigError> {
-        let mut r = Self::with_builtins();
-        r.register(webhook::JOB_TYPE, WebhookHandler::from_env()?);
-        r.register(story::JOB_TYPE, StoryScriptHandler::from_env()?);
-        Ok(r)
     }
 
     pub fn register(&mut self, job_type: impl Into<String>, handler: impl JobHandler) -> &mut Self {

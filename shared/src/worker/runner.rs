@@ -1,6 +1,8 @@
-//! The edge worker's loop: at most `concurrency` jobs in flight, fed by the
-//! queue (or, with the `postgres` adapter, by claiming straight from
-//! `jobs`), until told to stop, drained (`once`) or a job limit is reached.
+//! The edge worker's loop: at most `concurrency` jobs in flight, fed by
+//! whichever [`Feed`] the adapter gives (claims in batches, or deliveries
+//! claimed by id), until told to stop, drained (`once`) or a job limit is
+//! reached. The two loops share the slots, the counters, the registration
+//! and the shutdown ([`Slots`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +13,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::processor::{Disposition, Finished, Processor};
-use crate::queue::Queue;
+use crate::queue::{Broker, Delivery, Feed, Wakeups};
 use crate::store::JobFailure;
 use crate::store::workers::{WorkerBeat, WorkerCommand};
 
@@ -95,171 +97,261 @@ impl Counters {
 }
 
 /// Runs until `shutdown` turns true (then finishes or releases in-flight
-/// jobs within the grace), or `once`/`limit` says to stop.
+/// jobs within the grace), or `once`/`limit` says to stop. A
+/// [`Feed::Claim`] worker claims due jobs in batches; a
+/// [`Feed::Deliveries`] worker receives messages and claims each by id.
 pub async fn run(
     processor: Processor,
-    queue: Arc<dyn Queue>,
+    feed: Feed,
     options: WorkerOptions,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Summary {
-    // The types this worker takes: claims (direct) and deliveries (brokers)
+    // The types this worker takes: claims (batches) and deliveries (by id)
     // both filter in the claiming statement itself.
     let types = options
         .types
         .clone()
         .unwrap_or_else(|| processor.registry().types());
     let processor = Arc::new(processor.with_types(Some(types.clone())));
-    let types = Some(types);
-    let counters = Arc::new(Counters::default());
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
-    let mut tasks: JoinSet<()> = JoinSet::new();
-    let direct = queue.kind() == "postgres";
-    let mut started: u64 = 0;
-    let mut registry = Registration::new(&processor, queue.kind(), &options);
+    let mut slots = Slots {
+        registration: Registration::new(&processor, feed.kind(), &options),
+        processor,
+        options,
+        counters: Arc::new(Counters::default()),
+        permits: Arc::new(Semaphore::new(1)),
+        tasks: JoinSet::new(),
+        started: 0,
+        shutdown,
+    };
+    slots.permits = Arc::new(Semaphore::new(slots.options.concurrency.max(1)));
     tracing::info!(
-        worker = processor.worker(),
-        queue = queue.kind(),
-        concurrency = options.concurrency,
+        worker = slots.processor.worker(),
+        queue = feed.kind(),
+        concurrency = slots.options.concurrency,
         "worker started"
     );
-    loop {
-        if *shutdown.borrow() || options.limit.is_some_and(|l| started >= l) {
-            break;
+    match feed {
+        Feed::Claim(wakeups) => claim_loop(&mut slots, wakeups.as_ref(), &types).await,
+        Feed::Deliveries(broker) => delivery_loop(&mut slots, broker).await,
+    }
+    slots.finish().await
+}
+
+/// What both loops share: the slots (permits) and their tasks, the
+/// counters, the registration and the stop conditions.
+struct Slots {
+    processor: Arc<Processor>,
+    options: WorkerOptions,
+    counters: Arc<Counters>,
+    permits: Arc<Semaphore>,
+    tasks: JoinSet<()>,
+    started: u64,
+    registration: Registration,
+    shutdown: watch::Receiver<bool>,
+}
+
+/// What the loop should do next.
+enum Turn {
+    /// Take up to this many jobs.
+    Take(usize),
+    /// Look again (paused, or woken by the shutdown signal).
+    Again,
+    Stop,
+}
+
+impl Slots {
+    fn stopping(&self) -> bool {
+        *self.shutdown.borrow() || self.options.limit.is_some_and(|l| self.started >= l)
+    }
+
+    /// Beats, obeys the operator, waits for a free slot; says how many jobs
+    /// to take.
+    async fn next_turn(&mut self) -> Turn {
+        if self.stopping() {
+            return Turn::Stop;
         }
-        while tasks.try_join_next().is_some() {}
-        let in_flight = options.concurrency.max(1) - permits.available_permits();
-        match registry.beat(&processor, &counters, in_flight, "running").await {
+        while self.tasks.try_join_next().is_some() {}
+        let in_flight = self.options.concurrency.max(1) - self.permits.available_permits();
+        match self
+            .registration
+            .beat(&self.processor, &self.counters, in_flight, "running")
+            .await
+        {
             WorkerCommand::Running => {}
             WorkerCommand::Draining => {
                 tracing::info!("draining on request: finishing in-flight jobs, then exiting");
-                break;
+                return Turn::Stop;
             }
             WorkerCommand::Paused => {
-                tokio::select! {
-                    () = tokio::time::sleep(options.poll_interval) => {}
-                    _ = shutdown.changed() => {}
-                }
-                continue;
+                self.idle(self.options.poll_interval).await;
+                return Turn::Again;
             }
         }
         // Wait for a free slot (or shutdown).
         let free = tokio::select! {
-            p = permits.clone().acquire_many_owned(1) => match p { Ok(p) => p, Err(_) => break },
-            _ = shutdown.changed() => continue,
+            p = self.permits.clone().acquire_many_owned(1) => match p { Ok(p) => p, Err(_) => return Turn::Stop },
+            _ = self.shutdown.changed() => return Turn::Again,
         };
         drop(free);
         // Completions come back together (they share statements): let the
-        // other finishing tasks free their slots, then claim for all of them
-        // in one statement.
+        // other finishing tasks free their slots, then take work for all of
+        // them at once.
         tokio::task::yield_now().await;
-        let available = permits.available_permits().max(1);
-        let want = match options.limit {
-            Some(l) => available.min((l - started) as usize),
+        let available = self.permits.available_permits().max(1);
+        Turn::Take(match self.options.limit {
+            Some(l) => available.min((l - self.started) as usize),
             None => available,
+        })
+    }
+
+    /// Runs `job` in a slot of its own.
+    async fn spawn(&mut self, job: impl FnOnce(Arc<Processor>, Arc<Counters>) -> BoxedJob) {
+        let Ok(permit) = self.permits.clone().acquire_owned().await else {
+            return;
         };
-        let mut got_work = false;
-        if direct {
-            match processor
-                .store()
-                .claim(processor.worker(), want as u32, types.as_deref())
-                .await
-            {
-                Ok(claims) => {
-                    got_work = !claims.is_empty();
-                    for claim in claims {
-                        started += 1;
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
-                        let (p, c) = (processor.clone(), counters.clone());
-                        tasks.spawn(async move {
-                            c.record(p.run_claim(claim).await);
-                            drop(permit);
-                        });
-                    }
+        self.started += 1;
+        let task = job(self.processor.clone(), self.counters.clone());
+        self.tasks.spawn(async move {
+            task.await;
+            drop(permit);
+        });
+    }
+
+    /// Sleeps `for_`, or less when told to stop.
+    async fn idle(&mut self, for_: Duration) {
+        tokio::select! {
+            () = tokio::time::sleep(for_) => {}
+            _ = self.shutdown.changed() => {}
+        }
+    }
+
+    /// Stops taking work; lets in-flight jobs finish within the grace, then
+    /// releases what is left.
+    async fn finish(mut self) -> Summary {
+        let tasks = &mut self.tasks;
+        let drained = tokio::time::timeout(self.options.shutdown_grace, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                in_flight = self.tasks.len(),
+                "grace period over: releasing in-flight jobs"
+            );
+            self.tasks.abort_all();
+            release_mine(&self.processor).await;
+        }
+        self.registration.last_beat = None;
+        self.registration
+            .beat(&self.processor, &self.counters, 0, "stopped")
+            .await;
+        let summary = self.counters.summary();
+        tracing::info!(?summary, "worker stopped");
+        summary
+    }
+}
+
+type BoxedJob = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The claim feed: claim due jobs for every free slot in one statement;
+/// when there are none, wait for a wake-up or the poll interval.
+async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) {
+    loop {
+        let want = match slots.next_turn().await {
+            Turn::Take(n) => n,
+            Turn::Again => continue,
+            Turn::Stop => break,
+        };
+        let claimed = slots
+            .processor
+            .store()
+            .claim(slots.processor.worker(), want as u32, Some(types))
+            .await;
+        let got_work = match claimed {
+            Ok(claims) => {
+                let any = !claims.is_empty();
+                for claim in claims {
+                    slots
+                        .spawn(|p, c| Box::pin(async move { c.record(p.run_claim(claim).await) }))
+                        .await;
                 }
-                Err(e) => tracing::warn!(error = %e, "claim failed; retrying after the poll interval"),
+                any
             }
-            if !got_work {
-                if options.once {
-                    break;
-                }
-                // Sleep until a NOTIFY or the poll interval.
-                tokio::select! {
-                    r = queue.receive(processor.worker(), 1, options.poll_interval) => { let _ = r; }
-                    _ = shutdown.changed() => {}
-                }
+            Err(e) => {
+                tracing::warn!(error = %e, "claim failed; retrying after the poll interval");
+                false
             }
-        } else {
-            let wait = if options.once {
-                Duration::ZERO
-            } else {
-                options.poll_interval
-            };
-            let deliveries = tokio::select! {
-                r = queue.receive(processor.worker(), want.min(10), wait) => r,
-                _ = shutdown.changed() => continue,
-            };
-            match deliveries {
-                Ok(ds) => {
-                    got_work = !ds.is_empty();
-                    for d in ds {
-                        started += 1;
-                        let Ok(permit) = permits.clone().acquire_owned().await else {
-                            break;
-                        };
-                        let (p, c, q) = (processor.clone(), counters.clone(), queue.clone());
-                        tasks.spawn(async move {
-                            let worker = p.worker().to_owned();
-                            let (outcome, finished) = p.handle_delivery(&d).await;
-                            match finished {
-                                Some(f) => c.record(f),
-                                None => {
-                                    c.dropped.fetch_add(1, Ordering::Relaxed);
-                                }
-                            }
-                            let result = match outcome {
-                                Disposition::Ack => q.ack(&worker, &d).await,
-                                Disposition::Retry(delay) => q.nack(&worker, &d, delay).await,
-                            };
-                            if let Err(e) = result {
-                                tracing::warn!(error = %e, "could not settle the message with the broker");
-                            }
-                            drop(permit);
-                        });
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "receive failed; retrying after the poll interval");
-                    tokio::select! {
-                        () = tokio::time::sleep(options.poll_interval) => {}
-                        _ = shutdown.changed() => {}
-                    }
-                }
-            }
-            if !got_work && options.once {
+        };
+        if !got_work {
+            if slots.options.once {
                 break;
+            }
+            // Sleep until a wake-up or the poll interval.
+            let poll = slots.options.poll_interval;
+            tokio::select! {
+                () = wakeups.wait(poll) => {}
+                _ = slots.shutdown.changed() => {}
             }
         }
     }
-    // Stop taking work; let in-flight jobs finish within the grace.
-    let drained = tokio::time::timeout(options.shutdown_grace, async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            in_flight = tasks.len(),
-            "grace period over: releasing in-flight jobs"
-        );
-        tasks.abort_all();
-        release_mine(&processor).await;
+}
+
+/// The delivery feed: receive up to one message per free slot, claim each
+/// job by id, then ack or nack the message as the attempt ended.
+async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
+    loop {
+        let want = match slots.next_turn().await {
+            Turn::Take(n) => n,
+            Turn::Again => continue,
+            Turn::Stop => break,
+        };
+        let wait = if slots.options.once {
+            Duration::ZERO
+        } else {
+            slots.options.poll_interval
+        };
+        let received = tokio::select! {
+            r = broker.receive(slots.processor.worker(), want.min(10), wait) => r,
+            _ = slots.shutdown.changed() => continue,
+        };
+        match received {
+            Ok(deliveries) => {
+                let got_work = !deliveries.is_empty();
+                for d in deliveries {
+                    let broker = broker.clone();
+                    slots
+                        .spawn(|p, c| {
+                            Box::pin(async move { settle_delivery(&p, &c, broker.as_ref(), d).await })
+                        })
+                        .await;
+                }
+                if !got_work && slots.options.once {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "receive failed; retrying after the poll interval");
+                slots.idle(slots.options.poll_interval).await;
+            }
+        }
     }
-    registry.last_beat = None;
-    registry.beat(&processor, &counters, 0, "stopped").await;
-    let summary = counters.summary();
-    tracing::info!(?summary, "worker stopped");
-    summary
+}
+
+async fn settle_delivery(p: &Processor, c: &Counters, broker: &dyn Broker, d: Delivery) {
+    let (outcome, finished) = p.handle_delivery(&d).await;
+    match finished {
+        Some(f) => c.record(f),
+        None => {
+            c.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let result = match outcome {
+        Disposition::Ack => broker.ack(p.worker(), &d).await,
+        Disposition::Retry(delay) => broker.nack(p.worker(), &d, delay).await,
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "could not settle the message with the broker");
+    }
 }
 
 /// The worker's row in `workers`: refreshed at most once per poll interval.

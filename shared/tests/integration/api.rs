@@ -521,6 +521,45 @@ async fn the_story_script_route_creates_one_job_per_story() {
 }
 
 #[tokio::test]
+async fn the_story_route_writes_the_callers_key_as_the_timeline_actor_not_initiated_by() {
+    let api = test_api().await;
+    let key = api.key("acme", &["jobs:write", "jobs:read"]).await;
+    let (s, b) = send(
+        api.with_key(&key, Method::POST, "/api/generation/story-script")
+            .json(&json!({"theme": "dragons", "initiatedBy": "admin"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let id = b["jobIds"][0].as_str().expect("id").to_owned();
+    let (_, events) = send(api.with_key(&key, Method::GET, &format!("/v1/jobs/{id}/events"))).await;
+    let created = &events["events"][0];
+    assert_eq!(created["event"], "created", "{events}");
+    let actor = created["actor"].as_str().expect("actor");
+    assert!(
+        actor.starts_with("key:"),
+        "the caller's key, not the body's initiatedBy: {actor}"
+    );
+    let (_, job) = send(api.with_key(&key, Method::GET, &format!("/v1/jobs/{id}"))).await;
+    assert_eq!(job["initiated_by"], "admin", "initiatedBy stays data");
+}
+
+#[tokio::test]
+async fn the_story_route_obeys_the_deployments_job_types() {
+    let api = test_api_with(&[("JOBLINE_JOB_TYPES", "noop")]).await;
+    let (s, b) = send(
+        api.admin(Method::POST, "/api/generation/story-script")
+            .json(&json!({"theme": "dragons"})),
+    )
+    .await;
+    assert_eq!((s, code(&b)), (422, "unknown_job_type"), "{b}");
+    assert_eq!(
+        api.db.count("SELECT count(*) FROM jobs").await,
+        0,
+        "nothing written"
+    );
+}
+
+#[tokio::test]
 async fn the_openapi_document_is_served() {
     let api = test_api().await;
     let (s, doc) = send(api.http.get(api.url("/openapi.json"))).await;

@@ -23,7 +23,10 @@ async fn claims_take_priority_first_then_due_time_then_creation_order() {
         ("p0-early", 0, 1),
         ("p2-late", 2, 0),
     ] {
-        db.store.create("acme", mk(name, p, delay)).await.expect("create");
+        db.store
+            .create("acme", "test", mk(name, p, delay))
+            .await
+            .expect("create");
     }
     db.advance(10);
     let claims = db.store.claim("w1", 10, None).await.expect("claim");
@@ -39,7 +42,7 @@ async fn a_claim_marks_the_job_processing_and_records_who_and_when() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -70,6 +73,7 @@ async fn jobs_that_are_not_due_wait_for_the_clock() {
     db.store
         .create(
             "acme",
+            "test",
             NewJob::new("noop", json!({})).schedule(Schedule::AfterSeconds(60)),
         )
         .await
@@ -85,11 +89,11 @@ async fn jobs_that_are_not_due_wait_for_the_clock() {
 async fn a_worker_can_ask_for_some_types_only() {
     let db = test_db().await;
     db.store
-        .create("acme", NewJob::new("email", json!({})))
+        .create("acme", "test", NewJob::new("email", json!({})))
         .await
         .expect("create");
     db.store
-        .create("acme", NewJob::new("render", json!({})))
+        .create("acme", "test", NewJob::new("render", json!({})))
         .await
         .expect("create");
     let claims = db
@@ -109,7 +113,7 @@ async fn eight_concurrent_claimers_take_a_thousand_jobs_exactly_once() {
         .collect();
     for chunk in news.chunks(250) {
         db.store
-            .create_many("acme", chunk.to_vec())
+            .create_many("acme", "test", chunk.to_vec())
             .await
             .expect("create");
     }
@@ -157,7 +161,7 @@ async fn claim_by_id_takes_a_due_pending_job() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -184,6 +188,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
         .store
         .create(
             "acme",
+            "test",
             NewJob::new("noop", json!({})).schedule(Schedule::AfterSeconds(90)),
         )
         .await
@@ -196,7 +201,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
     // Claimed elsewhere.
     let busy = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -211,7 +216,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
     // Cancelled, and done.
     let cancelled = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -225,7 +230,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
     ));
     let done = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -249,7 +254,7 @@ async fn claim_by_id_leaves_other_types_to_their_workers() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("render", json!({})))
+        .create("acme", "test", NewJob::new("render", json!({})))
         .await
         .expect("create")
         .job;

@@ -38,7 +38,7 @@ async fn prepared_after_a_lifecycle(prepared_statements: bool) -> i64 {
         settings,
     );
     let created = store
-        .create("t", jobline::NewJob::new("noop", json!({})))
+        .create("t", "test", jobline::NewJob::new("noop", json!({})))
         .await
         .expect("create");
     let claims = store.claim("w", 1, None).await.expect("claim");
@@ -126,7 +126,7 @@ async fn behind_a_transaction_mode_pgbouncer_jobs_live_their_whole_life_with_unn
             } else {
                 new
             };
-            store.create("t", new).await.expect("create")
+            store.create("t", "test", new).await.expect("create")
         }
     });
     let mut ids: Vec<uuid::Uuid> = futures::future::join_all(creates)
@@ -137,11 +137,12 @@ async fn behind_a_transaction_mode_pgbouncer_jobs_live_their_whole_life_with_unn
     let batch = (0..10)
         .map(|i| jobline::NewJob::new("noop", json!({ "batch": i })))
         .collect();
-    let batch = store.create_many("t", batch).await.expect("create_many");
+    let batch = store.create_many("t", "test", batch).await.expect("create_many");
     ids.extend(batch.iter().map(|c| c.job.id));
     let again = store
         .create(
             "t",
+            "test",
             jobline::NewJob::new("noop", json!({ "i": 0 })).idempotency_key("k-0"),
         )
         .await

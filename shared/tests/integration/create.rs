@@ -12,6 +12,7 @@ async fn a_created_job_is_pending_with_its_outbox_row_and_created_event() {
         .store
         .create(
             "acme",
+            "test",
             NewJob::new("noop", json!({"n": 1})).correlation_id("story-1"),
         )
         .await
@@ -42,8 +43,8 @@ async fn a_created_job_is_pending_with_its_outbox_row_and_created_event() {
 async fn the_same_key_and_body_returns_the_existing_job() {
     let db = test_db().await;
     let new = NewJob::new("noop", json!({"a": 1})).idempotency_key("order-7");
-    let first = db.store.create("acme", new.clone()).await.expect("first");
-    let again = db.store.create("acme", new).await.expect("again");
+    let first = db.store.create("acme", "test", new.clone()).await.expect("first");
+    let again = db.store.create("acme", "test", new).await.expect("again");
     assert!(again.already_existed);
     assert_eq!(again.job.id, first.job.id);
     assert_eq!(db.count("SELECT count(*) FROM jobs").await, 1);
@@ -55,12 +56,20 @@ async fn the_same_key_with_another_body_is_a_conflict_and_writes_nothing() {
     let db = test_db().await;
     let first = db
         .store
-        .create("acme", NewJob::new("noop", json!({"a": 1})).idempotency_key("k"))
+        .create(
+            "acme",
+            "test",
+            NewJob::new("noop", json!({"a": 1})).idempotency_key("k"),
+        )
         .await
         .expect("first");
     let err = db
         .store
-        .create("acme", NewJob::new("noop", json!({"a": 2})).idempotency_key("k"))
+        .create(
+            "acme",
+            "test",
+            NewJob::new("noop", json!({"a": 2})).idempotency_key("k"),
+        )
         .await
         .unwrap_err();
     match err {
@@ -77,8 +86,8 @@ async fn the_same_key_with_another_body_is_a_conflict_and_writes_nothing() {
 async fn idempotency_keys_are_per_tenant() {
     let db = test_db().await;
     let new = NewJob::new("noop", json!({})).idempotency_key("shared-key");
-    let a = db.store.create("acme", new.clone()).await.expect("acme");
-    let b = db.store.create("globex", new).await.expect("globex");
+    let a = db.store.create("acme", "test", new.clone()).await.expect("acme");
+    let b = db.store.create("globex", "test", new).await.expect("globex");
     assert!(!b.already_existed);
     assert_ne!(a.job.id, b.job.id);
 }
@@ -93,6 +102,7 @@ async fn twenty_concurrent_creates_with_one_key_make_exactly_one_job() {
             store
                 .create(
                     "acme",
+                    "test",
                     NewJob::new("noop", json!({"same": true})).idempotency_key("race"),
                 )
                 .await
@@ -115,7 +125,11 @@ async fn twenty_concurrent_creates_with_one_key_make_exactly_one_job() {
 async fn create_many_answers_in_order_and_writes_every_row() {
     let db = test_db().await;
     let news: Vec<NewJob> = (0..50).map(|i| NewJob::new("noop", json!({"i": i}))).collect();
-    let created = db.store.create_many("acme", news).await.expect("create many");
+    let created = db
+        .store
+        .create_many("acme", "test", news)
+        .await
+        .expect("create many");
     assert_eq!(created.len(), 50);
     for (i, c) in created.iter().enumerate() {
         assert_eq!(c.job.payload, json!({"i": i}));
@@ -136,7 +150,7 @@ async fn create_many_is_all_or_nothing_when_one_job_is_refused() {
         NewJob::new("noop", json!({})),
         NewJob::new("not a valid type!", json!({})),
     ];
-    let err = db.store.create_many("acme", news).await.unwrap_err();
+    let err = db.store.create_many("acme", "test", news).await.unwrap_err();
     assert!(matches!(err, StoreError::Rejected(_)), "{err}");
     assert_eq!(db.count("SELECT count(*) FROM jobs").await, 0);
     assert_eq!(db.count("SELECT count(*) FROM outbox").await, 0);
@@ -148,6 +162,7 @@ async fn create_many_with_a_conflicting_key_rolls_back_the_whole_batch() {
     db.store
         .create(
             "acme",
+            "test",
             NewJob::new("noop", json!({"v": 1})).idempotency_key("taken"),
         )
         .await
@@ -156,7 +171,7 @@ async fn create_many_with_a_conflicting_key_rolls_back_the_whole_batch() {
         NewJob::new("noop", json!({"fresh": true})),
         NewJob::new("noop", json!({"v": 2})).idempotency_key("taken"),
     ];
-    let err = db.store.create_many("acme", news).await.unwrap_err();
+    let err = db.store.create_many("acme", "test", news).await.unwrap_err();
     assert!(matches!(err, StoreError::IdempotencyConflict { .. }), "{err}");
     assert_eq!(
         db.count("SELECT count(*) FROM jobs").await,
@@ -171,7 +186,7 @@ async fn a_repeated_key_inside_one_batch_makes_one_job() {
     let same = NewJob::new("noop", json!({"x": 1})).idempotency_key("dup");
     let created = db
         .store
-        .create_many("acme", vec![same.clone(), same])
+        .create_many("acme", "test", vec![same.clone(), same])
         .await
         .expect("batch");
     assert_eq!(created[0].job.id, created[1].job.id);
@@ -187,6 +202,7 @@ async fn options_are_stored_as_asked() {
         .store
         .create(
             "acme",
+            "test",
             NewJob::new("noop", json!({}))
                 .priority(Priority::HIGHEST)
                 .max_attempts(9)

@@ -11,9 +11,9 @@ use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, StatusCode};
+use jobline::handlers::story::{StoryConfig, StoryScriptHandler};
+use jobline::handlers::webhook::{WebhookConfig, WebhookHandler, verify_signature};
 use jobline::store::ClaimByIdOutcome;
-use jobline::worker::story::{StoryConfig, StoryScriptHandler};
-use jobline::worker::webhook::{WebhookConfig, WebhookHandler, verify_signature};
 use jobline::worker::{Finished, Processor, Registry};
 use jobline::{Job, JobStatus, NewJob};
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ const WORKER: &str = "w-handlers";
 async fn run_job(db: &TestDb, registry: Registry, job_type: &str, payload: Value) -> (Finished, Job) {
     let created = db
         .store
-        .create("t", NewJob::new(job_type, payload))
+        .create("t", "test", NewJob::new(job_type, payload))
         .await
         .expect("create")
         .job;
@@ -487,7 +487,7 @@ async fn webhook_without_a_url_is_a_bad_payload() {
 
 #[tokio::test]
 async fn the_production_registry_has_every_handler() {
-    let registry = Registry::with_production_handlers();
+    let registry = jobline::handlers::production(&jobline::Config::from_lookup(|_| None).expect("defaults"));
     let types = registry.types();
     for t in ["fail", "noop", "sleep", "story_script", "webhook"] {
         assert!(types.iter().any(|x| x == t), "{t} missing from {types:?}");

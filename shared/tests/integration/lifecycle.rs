@@ -10,7 +10,11 @@ use crate::support::{TestDb, test_db};
 async fn claimed(db: &TestDb, max_attempts: i32) -> Claim {
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})).max_attempts(max_attempts))
+        .create(
+            "acme",
+            "test",
+            NewJob::new("noop", json!({})).max_attempts(max_attempts),
+        )
         .await
         .expect("create")
         .job;
@@ -279,7 +283,7 @@ async fn cancelling_a_pending_job_ends_it() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -403,7 +407,7 @@ async fn only_failed_or_cancelled_jobs_can_be_retried() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use jobline::NewJob;
 use jobline::queue::relay::{relay_all, relay_once};
 use jobline::queue::sqs::SqsQueue;
-use jobline::queue::{OutboxItem, Publisher, Queue};
+use jobline::queue::{Broker, OutboxItem, Publisher, Queue};
 use jobline::store::OUTBOX_MAX_ATTEMPTS;
 use serde_json::json;
 
@@ -46,7 +46,7 @@ async fn a_job_created_while_the_queue_is_down_is_delivered_once_it_is_back() {
     let db = test_db().await;
     let created = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create");
     let down = Publisher::new(db.store.clone(), down_queue(), "api");
@@ -64,8 +64,8 @@ async fn a_job_created_while_the_queue_is_down_is_delivered_once_it_is_back() {
     // The queue is back; after the backoff the relay delivers it.
     let sqs = client();
     let (url, _) = fresh_queue(&sqs, 30, 10).await;
-    let up: Arc<dyn Queue> = Arc::new(SqsQueue::with_client(sqs, url));
-    let relay = Publisher::new(db.store.clone(), up.clone(), "relay");
+    let up: Arc<dyn Broker> = Arc::new(SqsQueue::with_client(sqs, url));
+    let relay = Publisher::new(db.store.clone(), up.clone() as Arc<dyn Queue>, "relay");
     assert_eq!(
         relay_once(&db.store, &relay, 100).await.expect("relay").leased,
         0,
@@ -88,14 +88,18 @@ async fn a_job_created_while_the_queue_is_down_is_delivered_once_it_is_back() {
 async fn relays_racing_each_other_publish_each_row_once() {
     let db = test_db().await;
     let news: Vec<NewJob> = (0..120).map(|i| NewJob::new("noop", json!({ "i": i }))).collect();
-    let created = db.store.create_many("acme", news).await.expect("create");
+    let created = db.store.create_many("acme", "test", news).await.expect("create");
     db.advance(60); // past the creator's grace: the rows are the relay's now
     let sqs = client();
     let (url, _) = fresh_queue(&sqs, 60, 10).await;
-    let queue: Arc<dyn Queue> = Arc::new(SqsQueue::with_client(sqs, url));
+    let queue: Arc<dyn Broker> = Arc::new(SqsQueue::with_client(sqs, url));
     let relays = (0..4).map(|n| {
         let store = db.store.clone();
-        let publisher = Publisher::new(store.clone(), queue.clone(), format!("relay-{n}"));
+        let publisher = Publisher::new(
+            store.clone(),
+            queue.clone() as Arc<dyn Queue>,
+            format!("relay-{n}"),
+        );
         tokio::spawn(async move { relay_all(&store, &publisher, 10).await.expect("relay") })
     });
     let mut published = 0;
@@ -120,7 +124,7 @@ async fn an_undeliverable_row_goes_to_the_dead_letter_and_replays_once_per_token
     let db = test_db().await;
     let created = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create");
     let down = Publisher::new(db.store.clone(), down_queue(), "relay");
@@ -181,7 +185,7 @@ async fn marking_published_counts_only_rows_it_changed() {
     let db = test_db().await;
     let created = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create");
     let id = created.outbox_id.expect("new");
@@ -201,7 +205,7 @@ async fn concurrent_publishers_share_statements_each_counting_its_own_rows() {
     for _ in 0..30 {
         let created = db
             .store
-            .create("acme", NewJob::new("noop", json!({})))
+            .create("acme", "test", NewJob::new("noop", json!({})))
             .await
             .expect("create");
         rows.push((created.job.id, created.outbox_id.expect("new")));

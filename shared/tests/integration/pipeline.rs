@@ -1,11 +1,10 @@
 //! The full path for every adapter: create over HTTP → publish → a worker
 //! consumes → completed, with the timeline to show for it.
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use jobline::worker::WorkerOptions;
 use jobline::worker::runner::run;
-use jobline::worker::{Processor, Registry, WorkerOptions};
 use reqwest::Method;
 use serde_json::json;
 use tokio::sync::watch;
@@ -20,13 +19,8 @@ async fn create_and_complete(api: TestApi) {
     .await;
     assert_eq!(status, 201, "{job}");
     let id = uuid::Uuid::parse_str(job["id"].as_str().expect("id")).expect("uuid");
-    let queue = api.state.publisher.queue().clone();
-    let processor = Processor::new(
-        api.db.store.clone(),
-        Arc::new(Registry::with_builtins()),
-        Duration::from_millis(100),
-        "pipeline-worker",
-    );
+    // Built as every consumer builds it: one call from the configuration.
+    let processor = jobline::app::processor(&api.config, api.db.store.clone(), "pipeline-worker");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let (_tx, rx) = watch::channel(false);
@@ -35,7 +29,7 @@ async fn create_and_complete(api: TestApi) {
             poll_interval: Duration::from_millis(200),
             ..WorkerOptions::default()
         };
-        run(processor.clone(), queue.clone(), options, rx).await;
+        run(processor.clone(), api.feed.clone(), options, rx).await;
         let now = api.db.store.get_any(id).await.expect("get").expect("found");
         if now.status == jobline::JobStatus::Completed {
             break;
@@ -59,7 +53,7 @@ fn unique_queue() -> String {
 #[tokio::test]
 async fn postgres_create_publish_consume_complete() {
     let api = test_api_with(&[("JOBLINE_QUEUE", "postgres")]).await;
-    assert_eq!(api.state.publisher.queue().kind(), "postgres");
+    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "postgres");
     create_and_complete(api).await;
 }
 
@@ -67,7 +61,7 @@ async fn postgres_create_publish_consume_complete() {
 async fn sqs_create_publish_consume_complete() {
     let (url, _) = crate::queue_sqs::fresh_queue(&crate::queue_sqs::client(), 30, 10).await;
     let api = test_api_with(&[("JOBLINE_QUEUE", "sqs"), ("SQS_QUEUE_URL", &url)]).await;
-    assert_eq!(api.state.publisher.queue().kind(), "sqs");
+    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "sqs");
     create_and_complete(api).await;
 }
 
@@ -81,7 +75,7 @@ async fn redis_create_publish_consume_complete() {
         ("JOBLINE_QUEUE_NAME", &name),
     ])
     .await;
-    assert_eq!(api.state.publisher.queue().kind(), "redis");
+    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "redis");
     create_and_complete(api).await;
 }
 
@@ -97,6 +91,6 @@ async fn upstash_create_publish_consume_complete() {
         ("JOBLINE_QUEUE_NAME", &name),
     ])
     .await;
-    assert_eq!(api.state.publisher.queue().kind(), "upstash");
+    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "upstash");
     create_and_complete(api).await;
 }

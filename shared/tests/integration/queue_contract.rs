@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use jobline::queue::{Delivery, Message, Outgoing, Queue};
+use jobline::queue::{Broker, Delivery, Message, Outgoing};
 use uuid::Uuid;
 
 pub struct Subject {
-    pub queue: Arc<dyn Queue>,
+    pub queue: Arc<dyn Broker>,
     /// Puts a raw body on the queue as if someone published garbage.
     pub inject_raw: Box<dyn Fn(String) -> BoxFuture<'static, ()> + Send + Sync>,
     /// After a consumer dies holding a message (and `recover` ran), the
@@ -30,7 +30,7 @@ fn msg(id: Uuid) -> Outgoing {
 }
 
 /// Receives until `want` deliveries arrived or `within` passed.
-pub async fn receive_until(q: &dyn Queue, consumer: &str, want: usize, within: Duration) -> Vec<Delivery> {
+pub async fn receive_until(q: &dyn Broker, consumer: &str, want: usize, within: Duration) -> Vec<Delivery> {
     let deadline = tokio::time::Instant::now() + within;
     let mut got = Vec::new();
     while got.len() < want && tokio::time::Instant::now() < deadline {

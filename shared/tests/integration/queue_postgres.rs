@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use jobline::NewJob;
 use jobline::queue::postgres::PostgresQueue;
-use jobline::queue::{OutboxItem, Publisher, Queue};
+use jobline::queue::{OutboxItem, Publisher, Queue as _, Wakeups as _};
 use serde_json::json;
 
 use crate::support::test_db;
@@ -15,28 +15,19 @@ async fn a_waiting_consumer_wakes_on_the_notify_after_commit_not_at_its_poll() {
     let db = test_db().await;
     let queue = Arc::new(PostgresQueue::new(db.store.clone(), Some(db.url.clone())));
     // Establish the LISTEN session first.
-    assert!(
-        queue
-            .receive("c", 10, Duration::from_millis(200))
-            .await
-            .expect("receive")
-            .is_empty()
-    );
+    queue.wait(Duration::from_millis(200)).await;
     let waiting = {
         let q = queue.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            let got = q
-                .receive("c", 10, Duration::from_secs(20))
-                .await
-                .expect("receive");
-            (got, started.elapsed())
+            q.wait(Duration::from_secs(20)).await;
+            started.elapsed()
         })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
     let created = db
         .store
-        .create("t", NewJob::new("noop", json!({})))
+        .create("t", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create");
     let publisher = Publisher::new(db.store.clone(), queue.clone(), "api");
@@ -47,49 +38,11 @@ async fn a_waiting_consumer_wakes_on_the_notify_after_commit_not_at_its_poll() {
             run_after: created.job.run_after,
         }])
         .await;
-    let (got, waited) = waiting.await.expect("task");
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].message.map(|m| m.job_id), Some(created.job.id));
+    let waited = waiting.await.expect("task");
     assert!(
         waited < Duration::from_secs(5),
         "woken by NOTIFY, not the 20 s poll: {waited:?}"
     );
-}
-
-#[tokio::test]
-async fn receive_points_at_due_jobs_only_in_claim_order() {
-    let db = test_db().await;
-    let queue = PostgresQueue::new(db.store.clone(), None);
-    let later = db
-        .store
-        .create(
-            "t",
-            NewJob::new("noop", json!({})).schedule(jobline::domain::job::Schedule::AfterSeconds(60)),
-        )
-        .await
-        .expect("create")
-        .job;
-    let urgent = db
-        .store
-        .create(
-            "t",
-            NewJob::new("noop", json!({})).priority(jobline::domain::Priority::HIGHEST),
-        )
-        .await
-        .expect("create")
-        .job;
-    let normal = db
-        .store
-        .create("t", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
-    let got = queue.receive("c", 10, Duration::ZERO).await.expect("receive");
-    let ids: Vec<_> = got.iter().filter_map(|d| d.message.map(|m| m.job_id)).collect();
-    assert_eq!(ids, [urgent.id, normal.id], "not the delayed one, P0 first");
-    db.advance(60);
-    let got = queue.receive("c", 10, Duration::ZERO).await.expect("receive");
-    assert!(got.iter().any(|d| d.message.map(|m| m.job_id) == Some(later.id)));
 }
 
 #[tokio::test]

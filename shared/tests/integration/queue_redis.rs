@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jobline::queue::redis::{RedisOptions, RedisQueue};
-use jobline::queue::{Message, Outgoing, Queue, QueueError};
+use jobline::queue::{Broker, Message, Outgoing, Queue, QueueError};
 use redis::aio::MultiplexedConnection;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -102,7 +102,7 @@ async fn subject() -> Subject {
 crate::contract_tests!(subject);
 
 /// The layout every Redis-backed adapter writes, seen with plain commands.
-pub async fn layout_is_what_operators_see(q: &dyn Queue, name: &str) {
+pub async fn layout_is_what_operators_see(q: &dyn Broker, name: &str) {
     let mut r = plain().await;
     let (a, b) = (now(Uuid::now_v7()), now(Uuid::now_v7()));
     let later = Outgoing {
@@ -171,7 +171,7 @@ async fn published_messages_sit_in_the_list_as_json_strings() {
 /// Deleting any of the queue's keys while messages are in flight is never
 /// fatal: acks and nacks of vanished entries succeed, writes recreate the
 /// keys.
-pub async fn missing_keys_are_recreated(q: &dyn Queue, name: &str) {
+pub async fn missing_keys_are_recreated(q: &dyn Broker, name: &str) {
     let mut r = plain().await;
     assert!(
         q.receive("c1", 10, Duration::ZERO)
@@ -231,7 +231,7 @@ async fn missing_keys_mid_flight_are_recreated_not_fatal() {
 
 /// A key of another type under the queue's name is a configuration
 /// problem, reported as such (not retried as if Redis were down).
-pub async fn a_foreign_key_is_misconfigured(q: &dyn Queue, name: &str) {
+pub async fn a_foreign_key_is_misconfigured(q: &dyn Broker, name: &str) {
     let mut r = plain().await;
     let _: () = run(&mut r, &["SET", name, "not a list"]).await;
     let started = Instant::now();
@@ -454,7 +454,7 @@ async fn debug_output_hides_the_password() {
 
 /// Scripts run by `EVALSHA`; a server whose script cache was flushed (a
 /// restart, a failover) gets them again with `EVAL`.
-pub async fn a_flushed_script_cache_is_refilled(q: &dyn Queue) {
+pub async fn a_flushed_script_cache_is_refilled(q: &dyn Broker) {
     let mut r = plain().await;
     let a = now(Uuid::now_v7());
     q.publish(&[a]).await.expect("publish");

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::Client;
 use jobline::queue::sqs::SqsQueue;
-use jobline::queue::{Message, Outgoing, Queue};
+use jobline::queue::{Broker, Message, Outgoing, Queue};
 use uuid::Uuid;
 
 use crate::queue_contract::{Subject, receive_until};

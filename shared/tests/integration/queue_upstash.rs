@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::routing::post;
 use jobline::queue::upstash::{UpstashOptions, UpstashQueue};
-use jobline::queue::{Message, Outgoing, Queue, QueueError};
+use jobline::queue::{Broker, Message, Outgoing, Queue, QueueError};
 use tokio::time::Instant;
 use uuid::Uuid;
 

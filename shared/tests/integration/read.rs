@@ -11,7 +11,7 @@ async fn another_tenants_job_is_not_found() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -34,17 +34,18 @@ async fn list_filters_by_status_type_and_correlation() {
         db.store
             .create(
                 "acme",
+                "test",
                 NewJob::new("email", json!({ "i": i })).correlation_id("story-a"),
             )
             .await
             .expect("create");
     }
     db.store
-        .create("acme", NewJob::new("render", json!({})))
+        .create("acme", "test", NewJob::new("render", json!({})))
         .await
         .expect("create");
     db.store
-        .create("globex", NewJob::new("email", json!({})))
+        .create("globex", "test", NewJob::new("email", json!({})))
         .await
         .expect("create");
     let claimed = db
@@ -103,7 +104,7 @@ async fn pages_walk_every_job_once_while_new_jobs_arrive() {
         db.advance(1);
         let job = db
             .store
-            .create("acme", NewJob::new("noop", json!({ "i": i })))
+            .create("acme", "test", NewJob::new("noop", json!({ "i": i })))
             .await
             .expect("create")
             .job;
@@ -123,7 +124,7 @@ async fn pages_walk_every_job_once_while_new_jobs_arrive() {
         // Inserts between pages land before the cursor, never inside the rest.
         db.advance(1);
         db.store
-            .create("acme", NewJob::new("noop", json!({"late": pages})))
+            .create("acme", "test", NewJob::new("noop", json!({"late": pages})))
             .await
             .expect("create");
         match page.next_cursor {
@@ -145,7 +146,7 @@ async fn the_timeline_tells_the_story_in_order() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;

@@ -13,7 +13,7 @@ async fn a_silent_claim_goes_back_to_pending_with_heartbeat_timeout() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -76,7 +76,7 @@ async fn heartbeats_keep_a_long_job_from_being_released() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})))
+        .create("acme", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -101,7 +101,7 @@ async fn a_silent_claim_on_its_last_attempt_fails_for_good() {
     let db = test_db().await;
     let job = db
         .store
-        .create("acme", NewJob::new("noop", json!({})).max_attempts(1))
+        .create("acme", "test", NewJob::new("noop", json!({})).max_attempts(1))
         .await
         .expect("create")
         .job;
@@ -119,7 +119,7 @@ async fn a_silent_claim_on_its_last_attempt_fails_for_good() {
 async fn sweepers_racing_each_other_release_each_job_once() {
     let db = test_db().await;
     let news: Vec<NewJob> = (0..200).map(|i| NewJob::new("noop", json!({ "i": i }))).collect();
-    db.store.create_many("acme", news).await.expect("create");
+    db.store.create_many("acme", "test", news).await.expect("create");
     assert_eq!(db.store.claim("w", 200, None).await.expect("claim").len(), 200);
     db.advance(600);
     let sweeps = (0..4).map(|_| {

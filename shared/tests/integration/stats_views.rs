@@ -11,7 +11,7 @@ async fn stats_count_statuses_waits_dead_letters_and_durations() {
     for _ in 0..5 {
         ids.push(
             db.store
-                .create("acme", NewJob::new("noop", json!({})))
+                .create("acme", "test", NewJob::new("noop", json!({})))
                 .await
                 .expect("create")
                 .job
@@ -19,7 +19,7 @@ async fn stats_count_statuses_waits_dead_letters_and_durations() {
         );
     }
     db.store
-        .create("globex", NewJob::new("noop", json!({})))
+        .create("globex", "test", NewJob::new("noop", json!({})))
         .await
         .expect("other tenant");
     // Two complete, after 4 s and 10 s of work.
@@ -80,12 +80,12 @@ async fn the_operator_views_have_their_columns_and_agree_with_the_jobs() {
     let db = test_db().await;
     let a = db
         .store
-        .create("acme", NewJob::new("render", json!({})))
+        .create("acme", "test", NewJob::new("render", json!({})))
         .await
         .expect("create")
         .job;
     db.store
-        .create("acme", NewJob::new("render", json!({})))
+        .create("acme", "test", NewJob::new("render", json!({})))
         .await
         .expect("create");
     let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w9", a.id).await.expect("claim") else {

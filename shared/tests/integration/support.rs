@@ -10,6 +10,9 @@ pub struct TestApi {
     pub base: String,
     pub http: reqwest::Client,
     pub state: jobline::http::AppState,
+    /// The same adapter as the API's, as a worker takes it.
+    pub feed: jobline::queue::Feed,
+    pub config: jobline::Config,
 }
 
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789abcdef";
@@ -26,9 +29,8 @@ pub async fn test_api_with(vars: &[(&str, &str)]) -> TestApi {
     all.push(("JOBLINE_QUEUE".into(), "postgres".into()));
     let config = jobline::Config::from_lookup(|k| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         .expect("test config");
-    let state = jobline::app::state_with(&config, db.store.clone(), "test-api")
-        .await
-        .expect("state");
+    let feed = jobline::app::feed(&config, &db.store).await.expect("queue");
+    let state = jobline::app::state_on(&config, db.store.clone(), feed.queue(), "test-api");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let served = state.clone();
@@ -40,6 +42,8 @@ pub async fn test_api_with(vars: &[(&str, &str)]) -> TestApi {
         base,
         http: reqwest::Client::new(),
         state,
+        feed,
+        config,
     }
 }
 

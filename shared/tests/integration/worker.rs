@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use jobline::domain::JobStatus;
 use jobline::queue::postgres::PostgresQueue;
-use jobline::queue::{Delivery, Message, Queue};
+use jobline::queue::{Delivery, Feed, Message};
 use jobline::worker::runner::run;
 use jobline::worker::{
     Disposition, Finished, HandlerError, HandlerOutput, JobContext, JobHandler, Processor, Registry,
@@ -56,29 +56,29 @@ async fn a_worker_drains_what_is_due_and_reports_a_summary() {
     let db = test_db().await;
     let ok = db
         .store
-        .create("t", NewJob::new("noop", json!({})))
+        .create("t", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
     let slow = db
         .store
-        .create("t", NewJob::new("sleep", json!({"ms": 30})))
+        .create("t", "test", NewJob::new("sleep", json!({"ms": 30})))
         .await
         .expect("create")
         .job;
     let bad = db
         .store
-        .create("t", NewJob::new("fail", json!({"permanent": true})))
+        .create("t", "test", NewJob::new("fail", json!({"permanent": true})))
         .await
         .expect("create")
         .job;
     let unknown = db
         .store
-        .create("t", NewJob::new("mystery", json!({})))
+        .create("t", "test", NewJob::new("mystery", json!({})))
         .await
         .expect("create")
         .job;
-    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
     let (_tx, rx) = watch::channel(false);
     let mut options = once();
     options.types = Some(vec![
@@ -87,7 +87,7 @@ async fn a_worker_drains_what_is_due_and_reports_a_summary() {
         "fail".into(),
         "mystery".into(),
     ]);
-    let summary = run(processor(&db, Registry::with_builtins()), queue, options, rx).await;
+    let summary = run(processor(&db, jobline::handlers::builtins()), feed, options, rx).await;
     assert_eq!(summary.processed, 4);
     assert_eq!(summary.succeeded, 2);
     assert_eq!(summary.failed, 2);
@@ -114,11 +114,15 @@ async fn a_panicking_handler_is_a_retryable_failure_not_a_crash() {
     let db = test_db().await;
     let job = db
         .store
-        .create("t", NewJob::new("fail", json!({"panic": true})).max_attempts(3))
+        .create(
+            "t",
+            "test",
+            NewJob::new("fail", json!({"panic": true})).max_attempts(3),
+        )
         .await
         .expect("create")
         .job;
-    let p = processor(&db, Registry::with_builtins());
+    let p = processor(&db, jobline::handlers::builtins());
     let (disposition, finished) = p.handle_delivery(&delivery(job.id)).await;
     assert!(matches!(finished, Some(Finished::Retrying(_))), "{finished:?}");
     assert!(matches!(disposition, Disposition::Retry(_)));
@@ -139,11 +143,15 @@ async fn retryable_failures_back_off_until_attempts_are_spent() {
     let db = test_db().await;
     let job = db
         .store
-        .create("t", NewJob::new("fail", json!({"times": 5})).max_attempts(2))
+        .create(
+            "t",
+            "test",
+            NewJob::new("fail", json!({"times": 5})).max_attempts(2),
+        )
         .await
         .expect("create")
         .job;
-    let p = processor(&db, Registry::with_builtins());
+    let p = processor(&db, jobline::handlers::builtins());
     let (d, f) = p.handle_delivery(&delivery(job.id)).await;
     let Some(Finished::Retrying(wait)) = f else {
         panic!("{f:?}")
@@ -186,7 +194,7 @@ async fn a_handler_sees_its_job_cancelled_and_stops() {
     let db = test_db().await;
     let job = db
         .store
-        .create("t", NewJob::new("slow", json!({})))
+        .create("t", "test", NewJob::new("slow", json!({})))
         .await
         .expect("create")
         .job;
@@ -234,7 +242,7 @@ async fn an_attempt_over_its_timeout_fails_retryably() {
     let db = test_db().await;
     let job = db
         .store
-        .create("t", NewJob::new("forever", json!({})))
+        .create("t", "test", NewJob::new("forever", json!({})))
         .await
         .expect("create")
         .job;
@@ -250,11 +258,11 @@ async fn duplicate_deliveries_complete_a_job_once() {
     let db = test_db().await;
     let job = db
         .store
-        .create("t", NewJob::new("sleep", json!({"ms": 50})))
+        .create("t", "test", NewJob::new("sleep", json!({"ms": 50})))
         .await
         .expect("create")
         .job;
-    let p = Arc::new(processor(&db, Registry::with_builtins()));
+    let p = Arc::new(processor(&db, jobline::handlers::builtins()));
     let runs = (0..5).map(|_| {
         let p = p.clone();
         tokio::spawn(async move { p.handle_delivery(&delivery(job.id)).await })
@@ -298,7 +306,7 @@ impl JobHandler for Gauge {
 async fn the_concurrency_limit_is_never_exceeded() {
     let db = test_db().await;
     let news: Vec<NewJob> = (0..60).map(|_| NewJob::new("gauge", json!({}))).collect();
-    db.store.create_many("t", news).await.expect("create");
+    db.store.create_many("t", "test", news).await.expect("create");
     let peak = Arc::new(AtomicUsize::new(0));
     let mut registry = Registry::new();
     registry.register(
@@ -308,11 +316,11 @@ async fn the_concurrency_limit_is_never_exceeded() {
             peak: peak.clone(),
         },
     );
-    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
     let (_tx, rx) = watch::channel(false);
     let mut options = once();
     options.concurrency = 3;
-    let summary = run(processor(&db, registry), queue, options, rx).await;
+    let summary = run(processor(&db, registry), feed, options, rx).await;
     assert_eq!(summary.succeeded, 60);
     assert!(
         peak.load(Ordering::SeqCst) <= 3,
@@ -326,12 +334,12 @@ async fn the_concurrency_limit_is_never_exceeded() {
 async fn a_limit_stops_the_worker_after_that_many_jobs() {
     let db = test_db().await;
     let news: Vec<NewJob> = (0..10).map(|_| NewJob::new("noop", json!({}))).collect();
-    db.store.create_many("t", news).await.expect("create");
-    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    db.store.create_many("t", "test", news).await.expect("create");
+    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
     let (_tx, rx) = watch::channel(false);
     let mut options = once();
     options.limit = Some(4);
-    let summary = run(processor(&db, Registry::with_builtins()), queue, options, rx).await;
+    let summary = run(processor(&db, jobline::handlers::builtins()), feed, options, rx).await;
     assert_eq!(summary.processed, 4);
     assert_eq!(
         db.count("SELECT count(*) FROM jobs WHERE status = 'pending'")
@@ -345,19 +353,19 @@ async fn on_shutdown_in_flight_jobs_finish_or_are_released() {
     let db = test_db().await;
     let quick = db
         .store
-        .create("t", NewJob::new("sleep", json!({"ms": 20})))
+        .create("t", "test", NewJob::new("sleep", json!({"ms": 20})))
         .await
         .expect("create")
         .job;
     let stuck = db
         .store
-        .create("t", NewJob::new("forever", json!({})))
+        .create("t", "test", NewJob::new("forever", json!({})))
         .await
         .expect("create")
         .job;
-    let mut registry = Registry::with_builtins();
+    let mut registry = jobline::handlers::builtins();
     registry.register("forever", Forever60);
-    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
     let (tx, rx) = watch::channel(false);
     let options = WorkerOptions {
         concurrency: 2,
@@ -365,7 +373,7 @@ async fn on_shutdown_in_flight_jobs_finish_or_are_released() {
         shutdown_grace: Duration::from_millis(300),
         ..WorkerOptions::default()
     };
-    let worker = tokio::spawn(run(processor(&db, registry), queue, options, rx));
+    let worker = tokio::spawn(run(processor(&db, registry), feed, options, rx));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while status(&db, quick.id).await.status != JobStatus::Completed && tokio::time::Instant::now() < deadline
     {
@@ -398,7 +406,7 @@ impl JobHandler for Forever60 {
 #[tokio::test]
 async fn a_poison_message_is_acked_and_dropped() {
     let db = test_db().await;
-    let p = processor(&db, Registry::with_builtins());
+    let p = processor(&db, jobline::handlers::builtins());
     let poison = Delivery {
         message: Message::parse("{\"not\": \"ours\"}"),
         raw: "{\"not\": \"ours\"}".into(),
@@ -413,7 +421,7 @@ async fn a_poison_message_is_acked_and_dropped() {
 #[tokio::test]
 async fn a_worker_registers_obeys_pause_resume_and_drain() {
     let db = test_db().await;
-    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
     let (_tx, rx) = watch::channel(false);
     let options = WorkerOptions {
         concurrency: 2,
@@ -422,11 +430,11 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
     };
     let p = Processor::new(
         db.store.clone(),
-        Arc::new(Registry::with_builtins()),
+        Arc::new(jobline::handlers::builtins()),
         Duration::from_millis(50),
         "steered",
     );
-    let worker = tokio::spawn(run(p, queue, options, rx));
+    let worker = tokio::spawn(run(p, feed, options, rx));
     let wait_for = |pred: &'static (dyn Fn(&jobline::store::workers::WorkerInfo) -> bool + Sync)| {
         let store = db.store.clone();
         async move {
@@ -456,7 +464,7 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
     wait_for(&|w| w.state == "paused").await;
     let job = db
         .store
-        .create("t", NewJob::new("noop", json!({})))
+        .create("t", "test", NewJob::new("noop", json!({})))
         .await
         .expect("create")
         .job;
@@ -501,13 +509,18 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
 #[tokio::test]
 async fn a_worker_not_seen_for_a_while_is_gone() {
     let db = test_db().await;
-    let queue: Arc<dyn Queue> = Arc::new(PostgresQueue::new(db.store.clone(), None));
+    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
     let (tx, rx) = watch::channel(false);
     let options = WorkerOptions {
         poll_interval: Duration::from_millis(50),
         ..WorkerOptions::default()
     };
-    let worker = tokio::spawn(run(processor(&db, Registry::with_builtins()), queue, options, rx));
+    let worker = tokio::spawn(run(
+        processor(&db, jobline::handlers::builtins()),
+        feed,
+        options,
+        rx,
+    ));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     while db
         .store
@@ -536,11 +549,11 @@ async fn a_delivery_for_another_type_goes_back_unclaimed() {
     let db = test_db().await;
     let job = db
         .store
-        .create("t", NewJob::new("render", json!({})))
+        .create("t", "test", NewJob::new("render", json!({})))
         .await
         .expect("create")
         .job;
-    let p = processor(&db, Registry::with_builtins()).with_types(Some(vec!["noop".into()]));
+    let p = processor(&db, jobline::handlers::builtins()).with_types(Some(vec!["noop".into()]));
     let (d, f) = p.handle_delivery(&delivery(job.id)).await;
     assert!(matches!(d, Disposition::Retry(_)) && f.is_none(), "{d:?} {f:?}");
     assert_eq!(status(&db, job.id).await.status, JobStatus::Pending);

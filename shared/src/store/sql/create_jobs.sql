@@ -4,7 +4,8 @@
 --
 -- $1 now · $2 tenant · $3 queue · $4 earliest relay time (the creator
 -- publishes right after commit; the relay takes over after this grace)
--- $5..$14 one array per column, one element per job
+-- $5..$14 one array per column, one element per job · $15 the actor of the
+-- `created` events (who asked; `initiated_by` is the request's own data)
 WITH input AS (
     SELECT *
     FROM unnest($5::uuid[], $6::text[], $7::jsonb[], $8::int2[], $9::timestamptz[],
@@ -34,7 +35,7 @@ outbox_rows AS (
 ),
 events AS (
     INSERT INTO job_events (job_id, event, to_status, attempt, actor, at)
-    SELECT id, 'created', 'pending', 0, coalesce(initiated_by, 'api'), $1
+    SELECT id, 'created', 'pending', 0, $15, $1
     FROM inserted
 )
 SELECT JOB_COLUMNS, outbox_id FROM inserted JOIN outbox_rows ON outbox_job_id = id

@@ -1,11 +1,16 @@
-//! `jobline drill --mode simulate|live [--report FILE]`.
+//! `jobline drill --mode simulate|live [--report FILE]`: the worker
+//! reliability drill (its steps: [`steps`]).
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use jobline::Config;
-use jobline::drill::Drill;
+use jobline::queue::Feed;
 use jobline::queue::postgres::PostgresQueue;
+
+mod steps;
+
+use steps::Drill;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -29,11 +34,11 @@ pub async fn run(config: &Config, args: DrillArgs) -> anyhow::Result<()> {
     let (drill, throwaway) = match args.mode {
         Mode::Live => {
             let store = jobline::connect(config)?;
-            let queue = jobline::app::queue(config, &store).await?;
+            let feed = jobline::app::feed(config, &store).await?;
             (
                 Drill {
                     store,
-                    queue,
+                    feed,
                     mode: "live".into(),
                 },
                 None,
@@ -59,11 +64,11 @@ pub async fn run(config: &Config, args: DrillArgs) -> anyhow::Result<()> {
             let mut sim = config.clone();
             sim.database_url = Some(db_url.clone());
             let store = jobline::connect(&sim)?;
-            let queue = Arc::new(PostgresQueue::new(store.clone(), Some(db_url)));
+            let feed = Feed::Claim(Arc::new(PostgresQueue::new(store.clone(), Some(db_url))));
             (
                 Drill {
                     store,
-                    queue,
+                    feed,
                     mode: "simulate".into(),
                 },
                 Some((admin, name)),

@@ -38,8 +38,8 @@ use reqwest::StatusCode;
 use reqwest::header::RETRY_AFTER;
 use serde_json::{Value, json};
 
-use super::handler::{HandlerError, HandlerOutput, JobContext, JobHandler};
 use crate::config::{ConfigError, Env};
+use crate::worker::{HandlerError, HandlerOutput, JobContext, JobHandler};
 
 /// The job type the production registry registers this handler under.
 pub const JOB_TYPE: &str = "story_script";
@@ -120,14 +120,14 @@ impl StoryConfig {
         self
     }
 
-    /// From the process environment.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
+    /// From any variable lookup (tests pass a map); processes read it as
+    /// part of [`crate::Config`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::read(&Env::new(&lookup))
     }
 
-    /// From any variable lookup (tests pass a map).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let env = Env::new(&lookup);
+    /// Reads `OPENAI_*` and `JOBLINE_STORY_*` (as part of [`crate::Config`]).
+    pub fn read(env: &Env<'_>) -> Result<Self, ConfigError> {
         let base_url = match env.get("OPENAI_BASE_URL") {
             Some(raw) => {
                 let url = reqwest::Url::parse(&raw)
@@ -175,10 +175,6 @@ impl StoryScriptHandler {
             .build()
             .unwrap_or_default();
         Self { config, http }
-    }
-
-    pub fn from_env() -> Result<Self, ConfigError> {
-        StoryConfig::from_env().map(Self::new)
     }
 
     pub fn config(&self) -> &StoryConfig {
@@ -269,13 +265,14 @@ impl StoryScriptHandler {
                 format!("the model did not answer within {:?}", self.config.timeout),
             )
         } else {
-            let mut message = format!("calling {} failed: {e}", self.config.endpoint());
-            let mut source = std::error::Error::source(e);
-            while let Some(inner) = source {
-                message.push_str(&format!(": {inner}"));
-                source = inner.source();
-            }
-            HandlerError::retryable("NETWORK", message)
+            HandlerError::retryable(
+                "NETWORK",
+                format!(
+                    "calling {} failed: {}",
+                    self.config.endpoint(),
+                    crate::telemetry::error_chain(e)
+                ),
+            )
         }
     }
 }

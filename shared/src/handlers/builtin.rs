@@ -5,7 +5,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::json;
 
-use super::handler::{HandlerError, HandlerOutput, JobContext, JobHandler};
+use crate::worker::{HandlerError, HandlerOutput, JobContext, JobHandler};
 
 /// Completes at once with `{}`.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,4 +1,4 @@
-//! The worker reliability drill: inject the failures jobline promises to
+//! The worker reliability drill's steps: inject the failures jobline promises to
 //! survive, one step at a time, and check each is recovered from.
 //!
 //! 1. a failed outbox row → the relay delivers it and the job completes;
@@ -11,21 +11,22 @@
 //!
 //! Live mode runs against the configured database and queue (jobs of tenant
 //! `drill`); simulate mode against a throwaway database on the same server.
+//! Faults are injected through store operations (a failed publish, a
+//! dead-lettered row, the LISTEN sessions ended), never raw SQL.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use jobline::queue::relay::relay_all;
+use jobline::queue::{Feed, OutboxItem, Publisher};
+use jobline::store::{ClaimByIdOutcome, OUTBOX_MAX_ATTEMPTS};
+use jobline::worker::runner::run;
+use jobline::worker::{Processor, WorkerOptions};
+use jobline::{JobStatus, NewJob, Store};
 use serde_json::json;
 use tokio::sync::watch;
-use tokio_postgres::types::Type;
 use uuid::Uuid;
-
-use crate::queue::relay::relay_all;
-use crate::queue::{Publisher, Queue};
-use crate::worker::runner::run;
-use crate::worker::{Processor, Registry, WorkerOptions};
-use crate::{JobStatus, NewJob, Store};
 
 pub const DRILL_TENANT: &str = "drill";
 
@@ -84,7 +85,7 @@ impl DrillReport {
 #[derive(Debug, Clone)]
 pub struct Drill {
     pub store: Store,
-    pub queue: Arc<dyn Queue>,
+    pub feed: Feed,
     pub mode: String,
 }
 
@@ -128,19 +129,19 @@ impl Drill {
         );
         DrillReport {
             mode: self.mode.clone(),
-            queue: self.queue.kind().to_owned(),
+            queue: self.feed.kind().to_owned(),
             steps,
         }
     }
 
     fn publisher(&self) -> Publisher {
-        Publisher::new(self.store.clone(), self.queue.clone(), "drill")
+        Publisher::new(self.store.clone(), self.feed.queue(), "drill")
     }
 
     fn processor(&self, id: &str, heartbeat: Duration) -> Processor {
         Processor::new(
             self.store.clone(),
-            Arc::new(Registry::with_builtins()),
+            Arc::new(jobline::handlers::builtins()),
             heartbeat,
             id,
         )
@@ -149,19 +150,10 @@ impl Drill {
     async fn create(&self, new: NewJob) -> Result<(Uuid, i64), String> {
         let created = self
             .store
-            .create(DRILL_TENANT, new)
+            .create(DRILL_TENANT, "drill", new)
             .await
             .map_err(|e| e.to_string())?;
         Ok((created.job.id, created.outbox_id.unwrap_or_default()))
-    }
-
-    async fn sql(&self, text: &str, id: i64) -> Result<(), String> {
-        let client = self.store.pool().get().await.map_err(|e| e.to_string())?;
-        client
-            .query_typed(text, &[(&id, Type::INT8)])
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 
     /// Runs a worker until `id` is completed (or the deadline passes).
@@ -176,7 +168,7 @@ impl Drill {
         };
         let handle = tokio::spawn(run(
             self.processor(worker, Duration::from_millis(200)),
-            self.queue.clone(),
+            self.feed.clone(),
             options,
             rx,
         ));
@@ -207,28 +199,34 @@ impl Drill {
         let (id, outbox) = self
             .create(NewJob::new("noop", json!({"drill": "outbox"})))
             .await?;
-        // As if the publish after commit had failed.
-        self.sql(
-            "UPDATE outbox SET status = 'failed', attempts = 1, last_error = 'drill: injected', \
-             next_attempt_at = now() - interval '1 second' WHERE id = $1",
-            outbox,
-        )
-        .await?;
-        let report = relay_all(&self.store, &self.publisher(), 100)
+        // As if the publish after commit had failed: the row waits out its
+        // backoff, then the relay delivers it.
+        self.store
+            .mark_publish_failed(&[outbox], "drill: injected")
             .await
             .map_err(|e| e.to_string())?;
-        if report.published == 0 {
-            return Err(format!("the relay published nothing: {report:?}"));
-        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let report = loop {
+            let report = relay_all(&self.store, &self.publisher(), 100)
+                .await
+                .map_err(|e| e.to_string())?;
+            if report.published > 0 {
+                break report;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(format!("the relay published nothing within 30 s: {report:?}"));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
         let done = self.work_until_done(id, "drill-outbox").await?;
         Ok(format!("relayed ({} published), {done}", report.published))
     }
 
     async fn consumer_state_destroyed(&self) -> StepResult {
-        if self.queue.kind() != "postgres" {
+        if !matches!(self.feed, Feed::Claim(_)) {
             return Ok(format!(
-                "skipped: destroying consumer state is drilled for the postgres adapter; the {} adapter's recovery is covered by its contract tests",
-                self.queue.kind()
+                "skipped: destroying consumer state is drilled for a claim feed (LISTEN sessions); the {} adapter's recovery is covered by its contract tests",
+                self.feed.kind()
             ));
         }
         // Start a worker so its LISTEN session exists, then kill the session.
@@ -240,29 +238,28 @@ impl Drill {
         };
         let handle = tokio::spawn(run(
             self.processor("drill-listener", Duration::from_millis(200)),
-            self.queue.clone(),
+            self.feed.clone(),
             options,
             rx,
         ));
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        let client = self.store.pool().get().await.map_err(|e| e.to_string())?;
-        let killed: i64 = client
-            .query_typed(
-                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND query ILIKE 'LISTEN%' AND pid <> pg_backend_pid()) t",
-                &[],
-            )
-            .await
-            .map_err(|e| e.to_string())?
-            .first()
-            .map(|r| r.get(0))
-            .unwrap_or(0);
-        drop(client);
+        // Once the worker's LISTEN session exists, end it.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let killed = loop {
+            let killed = self
+                .store
+                .terminate_listen_sessions()
+                .await
+                .map_err(|e| e.to_string())?;
+            if killed > 0 || tokio::time::Instant::now() > deadline {
+                break killed;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
         let (id, outbox) = self
             .create(NewJob::new("noop", json!({"drill": "consumer-state"})))
             .await?;
         self.publisher()
-            .publish(&[crate::queue::OutboxItem {
+            .publish(&[OutboxItem {
                 outbox_id: outbox,
                 job_id: id,
                 run_after: self.store.now(),
@@ -280,11 +277,17 @@ impl Drill {
         let (id, outbox) = self
             .create(NewJob::new("noop", json!({"drill": "dead-letter"})))
             .await?;
-        self.sql(
-            "UPDATE outbox SET status = 'dead_letter', attempts = 8, last_error = 'drill: injected' WHERE id = $1",
-            outbox,
-        )
-        .await?;
+        // Every publish of it failed: the row reaches the dead letter.
+        for _ in 0..OUTBOX_MAX_ATTEMPTS {
+            let failure = self
+                .store
+                .mark_publish_failed(&[outbox], "drill: injected")
+                .await
+                .map_err(|e| e.to_string())?;
+            if failure.dead_lettered.contains(&outbox) {
+                break;
+            }
+        }
         let report = self
             .store
             .replay_dead_letter(DRILL_TENANT, &self.token(), "drill", Some(&[id]), None)
@@ -331,7 +334,7 @@ impl Drill {
             .await
             .map_err(|e| e.to_string())?
         {
-            crate::store::ClaimByIdOutcome::Claimed(c) => *c,
+            ClaimByIdOutcome::Claimed(c) => *c,
             other => return Err(format!("could not claim the drill job: {other:?}")),
         };
         let task = tokio::spawn(async move { doomed.run_claim(claim).await });

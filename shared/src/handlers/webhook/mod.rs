@@ -1,0 +1,104 @@
+//! The built-in `webhook` handler: POST a job's payload to a URL, signed.
+//!
+//! # What it sends
+//!
+//! `POST <url>` where `<url>` is the payload's `url`, or the handler's
+//! configured URL (`JOBLINE_WEBHOOK_URL`) when the payload has none. The
+//! request body is the payload's `body` as JSON, or the whole payload when it
+//! has no `body` key. Headers:
+//!
+//! | header | value |
+//! |---|---|
+//! | `Content-Type` | `application/json` |
+//! | `X-Jobline-Job-Id` | the job's id (stable across retries: receivers can deduplicate on it) |
+//! | `X-Jobline-Timestamp` | unix seconds when this attempt was signed |
+//! | `X-Jobline-Signature` | `t=<timestamp>,v1=<hex HMAC-SHA256>`; only when a secret is configured |
+//!
+//! # Verifying the signature (receivers)
+//!
+//! `v1` is the lowercase hex HMAC-SHA256, keyed with the shared secret
+//! (`JOBLINE_WEBHOOK_SECRET`, its UTF-8 bytes), of the timestamp in decimal,
+//! a `.`, then the request body **exactly as received** (the raw bytes, not
+//! re-serialized JSON):
+//!
+//! ```text
+//! v1 = hex(HMAC_SHA256(secret, "<t>" + "." + raw_body))
+//! ```
+//!
+//! A receiver parses `t` and `v1` from the header, recomputes the MAC over
+//! the raw body, compares in constant time, and rejects timestamps too far
+//! from its own clock (five minutes is usual) to stop replays.
+//! [`verify_signature`] does exactly that in Rust:
+//!
+//! ```
+//! use jobline::handlers::webhook::{signature_header, verify_signature};
+//!
+//! let body = br#"{"hello":"world"}"#;
+//! let header = signature_header(b"s3cret", 1_700_000_000, body);
+//! assert!(verify_signature(b"s3cret", &header, body, 1_700_000_010, 300));
+//! assert!(!verify_signature(b"s3cret", &header, b"{}", 1_700_000_010, 300));
+//! ```
+//!
+//! # Outcomes
+//!
+//! - 2xx: completed, result `{"status": <code>, "body": <text>, "truncated": <bool>}`
+//!   with at most the first 4 KiB of the response body (cut on a character
+//!   boundary; `truncated` says whether anything was left out).
+//! - 3xx: redirects are **never followed**; a 3xx is a permanent failure
+//!   `HTTP_<code>` (point the job at the final URL instead).
+//! - 4xx other than 408 and 429: permanent failure `HTTP_<code>`.
+//! - 408, 429, 5xx: retryable `HTTP_<code>`; connection errors: retryable
+//!   `NETWORK`; no answer within the timeout (`JOBLINE_WEBHOOK_TIMEOUT_SECONDS`):
+//!   retryable `TIMEOUT`.
+//! - A missing or unusable URL: permanent `BAD_PAYLOAD`.
+//!
+//! # SSRF guard
+//!
+//! A job's payload is user input, so the handler refuses (permanent failure
+//! `SSRF_BLOCKED`, nothing sent) to call:
+//!
+//! - any scheme but `https`, unless the host is on the allow-list
+//!   (`JOBLINE_WEBHOOK_ALLOW_HOSTS`, comma-separated `host` or `host:port`);
+//!   schemes other than `http`/`https` are always refused;
+//! - any address that is not public: unspecified, loopback, private (RFC
+//!   1918), link-local (including cloud metadata at 169.254.169.254), CGNAT
+//!   (100.64.0.0/10), multicast, broadcast and reserved ranges, IPv6 unique
+//!   local (fc00::/7), link-local and site-local, and IPv6 forms that embed
+//!   one of those IPv4 addresses (IPv4-mapped `::ffff:a.b.c.d`,
+//!   IPv4-compatible, NAT64, 6to4) — unless `JOBLINE_WEBHOOK_ALLOW_PRIVATE=true`
+//!   or the host is allow-listed.
+//!
+//! A host name is resolved once, **every** address it resolves to is
+//! checked, and the request connects to exactly those checked addresses (the
+//! client's resolver is pinned), so a DNS answer that changes between check
+//! and connect (DNS rebinding) cannot reach an internal address. System
+//! proxy variables are ignored for webhooks: a proxy would resolve the host
+//! itself and bypass the check.
+
+mod config;
+mod delivery;
+mod signature;
+mod ssrf;
+
+use std::time::Duration;
+
+pub use config::{AllowedHost, WebhookConfig};
+pub use delivery::WebhookHandler;
+pub use signature::{signature_header, verify_signature};
+pub use ssrf::non_public;
+
+/// The job type the production registry registers this handler under.
+pub const JOB_TYPE: &str = "webhook";
+
+/// How much of a 2xx response body the result keeps.
+pub const MAX_RESULT_BODY_BYTES: usize = 4096;
+
+/// How much of an error response body a failure message quotes.
+pub(super) const MAX_ERROR_BODY_BYTES: usize = 512;
+
+/// `JOBLINE_WEBHOOK_TIMEOUT_SECONDS` when unset.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub const HEADER_JOB_ID: &str = "x-jobline-job-id";
+pub const HEADER_TIMESTAMP: &str = "x-jobline-timestamp";
+pub const HEADER_SIGNATURE: &str = "x-jobline-signature";

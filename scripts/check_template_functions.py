@@ -645,7 +645,7 @@ def check_test_lambda(
         problems_for(route_functions),
     )
     # The other binaries (sqs-consumer, sweeper) are tested by
-    # functions/tests/lambda_consumers.rs, not through test-lambda.
+    # functions/tests/lambda/, not through test-lambda.
     del others
     stale = [
         f"{name!r} is in FUNCTIONS but is not a [[bin]] of {manifest_label}"

@@ -73,7 +73,7 @@ impl Consumer {
     /// the SQS client comes from the standard AWS chain when first needed.
     pub fn from_config(config: &jobline::Config) -> Result<Self, StartError> {
         let store = jobline::connect(config)?;
-        let processor = jobline::app::processor(config, store, worker_id());
+        let processor = jobline::app::processor(config, store, config.consumer.worker_id());
         Ok(Self::lazy(processor, config.consumer.clone()))
     }
 
@@ -272,15 +272,6 @@ pub fn delivery_of(record: &SqsMessage) -> Delivery {
             .get("ApproximateReceiveCount")
             .and_then(|n| n.parse().ok())
             .unwrap_or(1),
-    }
-}
-
-/// This sandbox's name in claims and timelines.
-fn worker_id() -> String {
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "sqs-consumer".into());
-    match std::env::var("AWS_LAMBDA_LOG_STREAM_NAME") {
-        Ok(stream) if !stream.is_empty() => format!("lambda:{function}:{stream}"),
-        _ => format!("lambda:{function}:{}", std::process::id()),
     }
 }
 

@@ -140,6 +140,11 @@ pub struct ConsumerConfig {
     /// queue URL mapped from an ARN points at (a compatible server); unset:
     /// `https://sqs.<region>.amazonaws.com`.
     pub endpoint_url: Option<String>,
+    /// `AWS_LAMBDA_FUNCTION_NAME` and `AWS_LAMBDA_LOG_STREAM_NAME` (set by
+    /// the Lambda runtime): the consumer's worker id,
+    /// `lambda:<function>:<log stream>`, one per sandbox.
+    pub function_name: Option<String>,
+    pub log_stream: Option<String>,
 }
 
 impl Default for ConsumerConfig {
@@ -148,6 +153,8 @@ impl Default for ConsumerConfig {
             concurrency: DEFAULT_CONSUMER_CONCURRENCY,
             queue_url: None,
             endpoint_url: None,
+            function_name: None,
+            log_stream: None,
         }
     }
 }
@@ -166,7 +173,19 @@ impl ConsumerConfig {
             endpoint_url: env
                 .get("AWS_ENDPOINT_URL_SQS")
                 .or_else(|| env.get("AWS_ENDPOINT_URL")),
+            function_name: env.get("AWS_LAMBDA_FUNCTION_NAME"),
+            log_stream: env.get("AWS_LAMBDA_LOG_STREAM_NAME"),
         })
+    }
+
+    /// This sandbox's name in claims and timelines: its log stream is unique
+    /// to it; without one (tests, local runs) a unique process id.
+    pub fn worker_id(&self) -> String {
+        let function = self.function_name.as_deref().unwrap_or("sqs-consumer");
+        match &self.log_stream {
+            Some(stream) => format!("lambda:{function}:{stream}"),
+            None => crate::worker::runner::unique_worker_id(&format!("lambda:{function}")),
+        }
     }
 }
 

@@ -14,9 +14,11 @@ use chrono::{DateTime, Utc};
 use tokio_postgres::NoTls;
 use uuid::Uuid;
 
-use crate::domain::{ManualClock, RetryPolicy};
+use crate::domain::{Job, ManualClock, NewJob, RetryPolicy};
+use crate::store::ClaimByIdOutcome;
 use crate::store::migrate::{self, MIGRATIONS};
 use crate::store::pool::{self, PoolOptions};
+use crate::worker::{Finished, Processor, Registry};
 use crate::{Store, StoreSettings};
 
 /// A fresh migrated database with a store over it (on a manual clock) and a
@@ -147,6 +149,73 @@ pub async fn test_db_with(settings: StoreSettings) -> TestDb {
         url,
         client,
     }
+}
+
+/// The tenant scene builders use when a test does not care which.
+pub const TENANT: &str = "acme";
+/// The actor scene builders write into `created` events.
+pub const ACTOR: &str = "test";
+/// The worker [`run_job`] claims as.
+pub const WORKER: &str = "test-worker";
+
+/// Scenes: the jobs a test starts from, in one line each ("a noop job for
+/// tenant acme").
+impl TestDb {
+    /// `new` created for `tenant` through the store (not published).
+    pub async fn job_for(&self, tenant: &str, new: NewJob) -> Job {
+        self.store.create(tenant, ACTOR, new).await.expect("create").job
+    }
+
+    /// A `noop` job for `tenant`.
+    pub async fn noop_for(&self, tenant: &str) -> Job {
+        self.job_for(tenant, NewJob::new("noop", serde_json::json!({})))
+            .await
+    }
+
+    /// `new` for [`TENANT`], created and its first message marked published,
+    /// as the create route leaves it after its commit.
+    pub async fn published_job(&self, new: NewJob) -> Job {
+        let created = self.store.create(TENANT, ACTOR, new).await.expect("create");
+        let outbox = created.outbox_id.expect("a new job has an outbox row");
+        assert_eq!(
+            self.store.mark_published(&[outbox], ACTOR).await.expect("mark"),
+            1,
+            "the outbox row is marked sent"
+        );
+        created.job
+    }
+
+    /// The job as the store has it now.
+    pub async fn job(&self, id: Uuid) -> Job {
+        self.store
+            .get_any(id)
+            .await
+            .expect("get")
+            .expect("the job exists")
+    }
+}
+
+/// Creates a `job_type` job for [`TENANT`], claims it as [`WORKER`] and runs
+/// it with `registry` to its end (the processing core every consumer uses);
+/// how the attempt ended and the job row after.
+pub async fn run_job(
+    db: &TestDb,
+    registry: Registry,
+    job_type: &str,
+    payload: serde_json::Value,
+) -> (Finished, Job) {
+    let job = db.job_for(TENANT, NewJob::new(job_type, payload)).await;
+    let ClaimByIdOutcome::Claimed(claim) = db.store.claim_by_id(WORKER, job.id).await.expect("claim") else {
+        panic!("a new job is claimable");
+    };
+    let processor = Processor::new(
+        db.store.clone(),
+        Arc::new(registry),
+        Duration::from_millis(50),
+        WORKER,
+    );
+    let finished = processor.run_claim(*claim).await;
+    (finished, db.job(job.id).await)
 }
 
 impl TestDb {

@@ -84,8 +84,11 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let base = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = watch::channel(false);
 
-    let processor =
-        jobline::app::processor(config, state.store.clone(), format!("dev-{}", std::process::id()));
+    let processor = jobline::app::processor(
+        config,
+        state.store.clone(),
+        jobline::worker::runner::unique_worker_id("dev"),
+    );
     let worker = tokio::spawn(run(
         processor,
         feed,

@@ -28,7 +28,7 @@ pub struct WorkerArgs {
     /// are released back to pending.
     #[arg(long, default_value_t = 30.0)]
     pub grace: f64,
-    /// Worker id (default: host-pid).
+    /// Worker id (default: host-pid-random, unique per process start).
     #[arg(long)]
     pub id: Option<String>,
 }
@@ -51,7 +51,7 @@ impl WorkerArgs {
 }
 
 pub fn default_worker_id() -> String {
-    format!("{}-{}", jobline::worker::runner::host_name(), std::process::id())
+    jobline::worker::runner::unique_worker_id(&jobline::worker::runner::host_name())
 }
 
 pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {

@@ -25,6 +25,12 @@ impl Priority {
     pub fn get(self) -> i16 {
         self.0
     }
+
+    /// `"P0"` … `"P3"` (seed 003 sends priorities this way).
+    pub fn parse_label(label: &str) -> Option<Self> {
+        let digit = label.strip_prefix('P').or_else(|| label.strip_prefix('p'))?;
+        digit.parse::<i64>().ok().and_then(Self::new)
+    }
 }
 
 impl Default for Priority {

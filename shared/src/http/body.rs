@@ -131,6 +131,22 @@ impl<'a> Fields<'a> {
         }
     }
 
+    /// A priority: 0–3, or `"P0"`–`"P3"`.
+    pub fn priority(&self, field: &str) -> Result<Option<crate::domain::Priority>, ApiError> {
+        let refuse = || ApiError::validation(&self.name(field), "must be 0 to 3 or \"P0\" to \"P3\"");
+        match self.get(field) {
+            None => Ok(None),
+            Some(Value::String(s)) => crate::domain::Priority::parse_label(s)
+                .map(Some)
+                .ok_or_else(refuse),
+            Some(v) => v
+                .as_i64()
+                .and_then(crate::domain::Priority::new)
+                .map(Some)
+                .ok_or_else(refuse),
+        }
+    }
+
     pub fn timestamp(&self, field: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
         match self.get(field) {
             None => Ok(None),

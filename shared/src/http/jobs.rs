@@ -12,7 +12,7 @@ use serde_json::{Map, Value, json};
 use super::body::{Fields, job_id, json_object};
 use super::{ApiError, AppState, Caller};
 use crate::domain::job::Schedule;
-use crate::domain::{Job, JobStatus, JobType, NewJob, Priority};
+use crate::domain::{Job, JobStatus, JobType, NewJob};
 use crate::store::{JobFilter, PageCursor};
 
 pub const MAX_BATCH: usize = 100;
@@ -49,8 +49,8 @@ pub fn parse_new_job(
     }
     let payload = f.value("payload").cloned().unwrap_or_else(|| json!({}));
     let mut new = NewJob::new(job_type, payload);
-    if let Some(p) = f.integer("priority", 0, 3)? {
-        new.priority = Priority::new(p).unwrap_or_default();
+    if let Some(p) = f.priority("priority")? {
+        new.priority = p;
     }
     let run_after = f.timestamp("run_after")?;
     let delay = f.integer("delay_seconds", 0, 365 * 24 * 3600)?;

@@ -41,7 +41,8 @@ async fn steer(
     id: &str,
     command: WorkerCommand,
 ) -> Result<Json<Value>, ApiError> {
-    caller.require("admin")?;
+    // Steering is as strict as listing: a worker serves every tenant.
+    require_operator(caller)?;
     if !state.store.steer_worker(id, command).await? {
         return Err(ApiError::not_found(format!("worker {id:?} not found")));
     }

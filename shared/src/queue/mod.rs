@@ -128,9 +128,12 @@ pub trait Broker: Queue {
 /// adapter): the queue carries no messages, it only wakes them.
 #[async_trait]
 pub trait Wakeups: Queue {
-    /// Returns at the next wake-up (a publish anywhere) or after `timeout`,
-    /// whichever comes first.
-    async fn wait(&self, timeout: Duration);
+    /// A mark of the wake-ups so far: take it *before* looking for work.
+    fn mark(&self) -> u64;
+
+    /// Returns at once when a wake-up (a publish anywhere) came after
+    /// `since`, else at the next one or after `timeout`, whichever is first.
+    async fn wait(&self, since: u64, timeout: Duration);
 }
 
 /// How a consumer is fed, as the adapter can do it.

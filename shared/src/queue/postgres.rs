@@ -8,6 +8,7 @@
 //! wakes the workers for many requests.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -27,7 +28,7 @@ pub struct PostgresQueue {
     /// A direct session for LISTEN (a transaction-mode pooler cannot carry
     /// it). `None`: consumers only poll.
     listen_url: Option<String>,
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     listener: Arc<OnceCell<()>>,
 }
 
@@ -38,7 +39,7 @@ impl PostgresQueue {
             store,
             channel,
             listen_url,
-            wake: Arc::new(Notify::new()),
+            wake: Arc::new(Wake::default()),
             listener: Arc::new(OnceCell::new()),
         }
     }
@@ -48,10 +49,20 @@ impl PostgresQueue {
         format!("jobline_{}", queue_name.replace('-', "_"))
     }
 
-    /// Waits for a NOTIFY on the channel, or `timeout`.
-    pub async fn wait_for_notify(&self, timeout: Duration) {
+    /// Waits for a NOTIFY on the channel after `since` (a
+    /// [`Wakeups::mark`]), or `timeout`: returns at once when one came in
+    /// between, so a wake-up between a consumer's empty claim and its wait
+    /// is never missed.
+    pub async fn wait_for_notify(&self, since: u64, timeout: Duration) {
         self.ensure_listener().await;
-        let _ = tokio::time::timeout(timeout, self.wake.notified()).await;
+        let notified = self.wake.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check: a wake-up from here on wakes us.
+        notified.as_mut().enable();
+        if self.wake.seen() != since {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
     }
 
     async fn ensure_listener(&self) {
@@ -68,17 +79,36 @@ impl PostgresQueue {
     }
 }
 
+/// Wake-ups: a counter (so a consumer can tell whether one came since it
+/// looked) and the waiters to wake.
+#[derive(Debug, Default)]
+struct Wake {
+    count: AtomicU64,
+    notify: Notify,
+}
+
+impl Wake {
+    fn seen(&self) -> u64 {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    fn wake(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
+
 /// Keeps a LISTEN session open, reconnecting with backoff, and wakes
 /// waiting consumers on every notification (and after each reconnect, in
 /// case one was missed meanwhile).
-async fn listen_forever(url: String, channel: String, wake: Arc<Notify>) {
+async fn listen_forever(url: String, channel: String, wake: Arc<Wake>) {
     let mut backoff = Duration::from_millis(200);
     loop {
         match listen_once(&url, &channel, &wake).await {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => tracing::warn!(error = %e, "LISTEN session lost; reconnecting"),
         }
-        wake.notify_waiters();
+        wake.wake();
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
@@ -93,7 +123,7 @@ enum ListenError {
     Db(#[from] tokio_postgres::Error),
 }
 
-async fn listen_once(url: &str, channel: &str, wake: &Notify) -> Result<(), ListenError> {
+async fn listen_once(url: &str, channel: &str, wake: &Wake) -> Result<(), ListenError> {
     let (config, tls) = connect_params(&PoolOptions::new(url, 1)).map_err(ListenError::Setup)?;
     let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
@@ -113,9 +143,9 @@ async fn listen_once(url: &str, channel: &str, wake: &Notify) -> Result<(), List
         Ok(())
     });
     client.batch_execute(&format!("LISTEN \"{channel}\"")).await?;
-    wake.notify_waiters();
+    wake.wake();
     while rx.recv().await.is_some() {
-        wake.notify_waiters();
+        wake.wake();
     }
     match driver.await {
         Ok(result) => Ok(result?),
@@ -154,7 +184,11 @@ impl Queue for PostgresQueue {
 
 #[async_trait]
 impl Wakeups for PostgresQueue {
-    async fn wait(&self, timeout: Duration) {
-        self.wait_for_notify(timeout).await;
+    fn mark(&self) -> u64 {
+        self.wake.seen()
+    }
+
+    async fn wait(&self, since: u64, timeout: Duration) {
+        self.wait_for_notify(since, timeout).await;
     }
 }

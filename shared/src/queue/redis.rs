@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable as _};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError, Value};
 
@@ -218,18 +219,17 @@ impl RedisTransport {
         F: FnMut(ConnectionManager) -> Fut,
         Fut: std::future::Future<Output = Result<Value, RedisError>>,
     {
-        let mut attempt = 1;
-        loop {
-            match run(self.manager.clone()).await {
-                Ok(v) => return Ok(v),
-                Err(e) if attempt < self.attempts && transient(&e) => {
-                    tracing::debug!(endpoint = %self.endpoint, attempt, error = %e, "Redis command failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(100) * 2u32.pow(attempt - 1)).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(call_error(&e)),
-            }
-        }
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_times(self.attempts.saturating_sub(1) as usize);
+        (|| run(self.manager.clone()))
+            .retry(backoff)
+            .when(transient)
+            .notify(|e, delay| {
+                tracing::debug!(endpoint = %self.endpoint, ?delay, error = %e, "Redis command failed; retrying");
+            })
+            .await
+            .map_err(|e| call_error(&e))
     }
 
     async fn blocking_connection(&self) -> Result<MultiplexedConnection, CallError> {

@@ -19,6 +19,8 @@ use super::{Broker, Delivery, Message, Outgoing, Queue, QueueError};
 /// SQS holds a message back at most this long.
 pub const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
 const BATCH: usize = 10;
+/// Tries for entries SQS refused inside an accepted batch (the SDK retries
+/// failed requests, not refused entries).
 const PUBLISH_TRIES: u32 = 4;
 
 #[derive(Debug, Clone)]
@@ -116,15 +118,10 @@ impl Queue for SqsQueue {
                         .iter()
                         .map(|f| (f.id().to_owned(), f.code().to_owned()))
                         .collect(),
-                    Err(e) => {
-                        let err = classify(e);
-                        if tries >= PUBLISH_TRIES || matches!(err, QueueError::Misconfigured(_)) {
-                            return Err(err);
-                        }
-                        tracing::warn!(error = %err, tries, "SendMessageBatch failed; retrying");
-                        tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(tries))).await;
-                        continue;
-                    }
+                    // The SDK's own retry policy (standard mode: 3 attempts,
+                    // jittered backoff) has already retried the transport; a
+                    // second loop here would multiply its attempts.
+                    Err(e) => return Err(classify(e)),
                 };
                 pending.retain(|(id, _)| failed.iter().any(|(f, _)| f == id));
                 if !pending.is_empty() {

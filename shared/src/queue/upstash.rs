@@ -23,6 +23,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use backon::{ExponentialBuilder, Retryable as _};
 use serde_json::Value;
 
 use super::QueueError;
@@ -197,77 +198,122 @@ fn entry(v: Value) -> Result<Reply, CallError> {
 
 impl RestTransport {
     /// Posts `body` to the base URL + `path` and returns the reply's JSON,
-    /// retrying transient failures.
+    /// retrying transient failures (network errors, 408, 429, 5xx) with
+    /// jittered exponential backoff, capped at 5 s.
     async fn post(&self, path: &str, body: &Value) -> Result<Value, CallError> {
         let url = format!("{}{path}", self.base);
-        let mut attempt = 1u32;
-        loop {
-            let failure = match self
-                .http
-                .post(&url)
-                .bearer_auth(&self.token)
-                .json(body)
-                .send()
-                .await
-            {
-                Err(e) => format!("request to {url} failed: {}", crate::telemetry::error_chain(&e)),
-                Ok(resp) => {
-                    let status = resp.status();
-                    match resp.text().await {
-                        Err(e) => format!(
-                            "reading the reply from {url} failed: {}",
-                            crate::telemetry::error_chain(&e)
-                        ),
-                        Ok(text) if status.is_success() => {
-                            return serde_json::from_str(&text).map_err(|e| {
-                                CallError::Queue(QueueError::Unavailable(format!(
-                                    "Upstash answered {status} with a body that is not JSON ({e}): {}",
-                                    text.chars().take(200).collect::<String>()
-                                )))
-                            });
-                        }
-                        Ok(text) => {
-                            let msg = error_text(&text);
-                            match status.as_u16() {
-                                401 => {
-                                    return Err(CallError::Queue(QueueError::Misconfigured(format!(
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(self.backoff)
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .with_max_times(self.attempts.saturating_sub(1) as usize);
+        let tries = std::sync::atomic::AtomicU32::new(0);
+        let outcome = (|| {
+            tries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.post_once(&url, body)
+        })
+        .retry(backoff)
+        .when(|e| matches!(e, Attempt::Transient(_)))
+        .notify(|e, delay| {
+            tracing::debug!(url, ?delay, failure = %e, "Upstash request failed; retrying");
+        })
+        .await;
+        match outcome {
+            Ok(value) => Ok(value),
+            Err(Attempt::Fatal(e)) => Err(e),
+            Err(Attempt::Transient(failure)) => {
+                let n = tries.load(std::sync::atomic::Ordering::Relaxed);
+                let tries = if n == 1 {
+                    "1 attempt".to_owned()
+                } else {
+                    format!("{n} attempts")
+                };
+                Err(CallError::Queue(QueueError::Unavailable(format!(
+                    "{failure} (gave up after {tries})"
+                ))))
+            }
+        }
+    }
+
+    /// One request: the reply's JSON, a failure worth another attempt, or
+    /// one that is not.
+    async fn post_once(&self, url: &str, body: &Value) -> Result<Value, Attempt> {
+        let failure = match self
+            .http
+            .post(url)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+        {
+            Err(e) => format!("request to {url} failed: {}", crate::telemetry::error_chain(&e)),
+            Ok(resp) => {
+                let status = resp.status();
+                match resp.text().await {
+                    Err(e) => format!(
+                        "reading the reply from {url} failed: {}",
+                        crate::telemetry::error_chain(&e)
+                    ),
+                    Ok(text) if status.is_success() => {
+                        return serde_json::from_str(&text).map_err(|e| {
+                            Attempt::Fatal(CallError::Queue(QueueError::Unavailable(format!(
+                                "Upstash answered {status} with a body that is not JSON ({e}): {}",
+                                text.chars().take(200).collect::<String>()
+                            ))))
+                        });
+                    }
+                    Ok(text) => {
+                        let msg = error_text(&text);
+                        match status.as_u16() {
+                            401 => {
+                                return Err(Attempt::Fatal(CallError::Queue(QueueError::Misconfigured(
+                                    format!(
                                         "Upstash refused the token (401 Unauthorized: {msg}); \
-                                         check UPSTASH_REDIS_REST_TOKEN"
-                                    ))));
-                                }
-                                403 => {
-                                    return Err(CallError::Queue(QueueError::Misconfigured(format!(
-                                        "Upstash refused the command for this token (403 Forbidden: {msg}); \
-                                         a read-only token cannot run a queue"
-                                    ))));
-                                }
-                                404 => {
-                                    return Err(CallError::Queue(QueueError::Misconfigured(format!(
-                                        "Upstash answered 404 Not Found for {url} ({msg}); \
-                                         check UPSTASH_REDIS_REST_URL"
-                                    ))));
-                                }
-                                408 | 429 | 500..=599 => format!("Upstash answered {status}: {msg}"),
-                                // 400: a Redis error (or a request it could not read).
-                                _ => return Err(CallError::Server(msg)),
+                                     check UPSTASH_REDIS_REST_TOKEN"
+                                    ),
+                                ))));
                             }
+                            403 => {
+                                return Err(Attempt::Fatal(CallError::Queue(QueueError::Misconfigured(
+                                    format!(
+                                        "Upstash refused the command for this token (403 Forbidden: {msg}); \
+                                     a read-only token cannot run a queue"
+                                    ),
+                                ))));
+                            }
+                            404 => {
+                                return Err(Attempt::Fatal(CallError::Queue(QueueError::Misconfigured(
+                                    format!(
+                                        "Upstash answered 404 Not Found for {url} ({msg}); \
+                                     check UPSTASH_REDIS_REST_URL"
+                                    ),
+                                ))));
+                            }
+                            408 | 429 | 500..=599 => format!("Upstash answered {status}: {msg}"),
+                            // 400: a Redis error (or a request it could not read).
+                            _ => return Err(Attempt::Fatal(CallError::Server(msg))),
                         }
                     }
                 }
-            };
-            if attempt >= self.attempts {
-                let tries = if attempt == 1 { "1 attempt" } else { "attempts" };
-                return Err(CallError::Queue(QueueError::Unavailable(format!(
-                    "{failure} (gave up after {attempt} {tries})"
-                ))));
             }
-            let delay = self.backoff.saturating_mul(2u32.saturating_pow(attempt - 1));
-            let delay = delay
-                .min(Duration::from_secs(5))
-                .mul_f64(0.5 + rand::random::<f64>() / 2.0);
-            tracing::debug!(url, attempt, ?delay, failure, "Upstash request failed; retrying");
-            tokio::time::sleep(delay).await;
-            attempt += 1;
+        };
+        Err(Attempt::Transient(failure))
+    }
+}
+
+/// How one request to Upstash failed.
+#[derive(Debug)]
+enum Attempt {
+    /// Worth another attempt (network, 408, 429, 5xx).
+    Transient(String),
+    Fatal(CallError),
+}
+
+impl std::fmt::Display for Attempt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Attempt::Transient(failure) => f.write_str(failure),
+            Attempt::Fatal(e) => write!(f, "{e:?}"),
         }
     }
 }

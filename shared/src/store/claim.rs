@@ -79,30 +79,14 @@ impl Store {
         let rows = sql::CLAIM_BATCH
             .query(client.on(), &[&now, &worker, &i64::from(limit), &types])
             .await?;
-        rows.iter()
-            .map(|row| {
-                Job::from_row(row).map(|job| Claim {
-                    job,
-                    worker: worker.to_owned(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::from_db("claim_batch", e))
+        claims(&rows, worker, "claim_batch")
     }
 
     /// The claims `worker` holds right now.
     pub async fn claims_of(&self, worker: &str) -> Result<Vec<Claim>, StoreError> {
         let client = self.client().await?;
         let rows = sql::CLAIMS_OF.query(client.on(), &[&worker]).await?;
-        rows.iter()
-            .map(|row| {
-                Job::from_row(row).map(|job| Claim {
-                    job,
-                    worker: worker.to_owned(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| StoreError::from_db("claims_of", e))
+        claims(&rows, worker, "claims_of")
     }
 
     /// Claims the one job a queue message points at, or says why not.
@@ -180,4 +164,17 @@ impl Store {
             _ => HeartbeatOutcome::Lost,
         })
     }
+}
+
+/// Job rows held by `worker`, as claims (`what` names the statement in errors).
+fn claims(rows: &[tokio_postgres::Row], worker: &str, what: &'static str) -> Result<Vec<Claim>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Job::from_row(row).map(|job| Claim {
+                job,
+                worker: worker.to_owned(),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::from_db(what, e))
 }

@@ -262,6 +262,8 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
             Turn::Again => continue,
             Turn::Stop => break,
         };
+        // Marked before the claim: a publish after it ends the wait below.
+        let mark = wakeups.mark();
         let claimed = slots
             .processor
             .store()
@@ -289,7 +291,7 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
             // Sleep until a wake-up or the poll interval.
             let poll = slots.options.poll_interval;
             tokio::select! {
-                () = wakeups.wait(poll) => {}
+                () = wakeups.wait(mark, poll) => {}
                 _ = slots.shutdown.changed() => {}
             }
         }
@@ -434,12 +436,23 @@ async fn release_mine(processor: &Processor) {
     }
 }
 
-/// This machine's name (for worker ids and the registry), `unknown` when
-/// it cannot be read.
+/// This machine's name (for worker ids and the registry): the kernel's
+/// host name (what gethostname(2) returns, read from procfs on Linux, the
+/// only target), else `/etc/hostname`, else `unknown`.
 pub fn host_name() -> String {
-    std::fs::read_to_string("/etc/hostname")
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
         .map(|h| h.trim().to_owned())
-        .ok()
-        .filter(|h| !h.is_empty())
+        .find(|h| !h.is_empty())
         .unwrap_or_else(|| "unknown".into())
+}
+
+/// A worker id unique to this process start: `<host>-<pid>-<random>`. The
+/// random part keeps two processes apart even when the host name is
+/// `unknown` or a pid is reused after a restart, so a worker releasing its
+/// own claims at shutdown never releases another's.
+pub fn unique_worker_id(prefix: &str) -> String {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("{prefix}-{}-{}", std::process::id(), &nonce[..8])
 }

@@ -341,6 +341,58 @@ async fn bad_input_gets_a_clear_4xx_and_writes_nothing() {
 }
 
 #[tokio::test]
+async fn priorities_are_taken_as_numbers_or_as_p0_to_p3_labels() {
+    let api = test_api().await;
+    let (s, b) = send(
+        api.admin(Method::POST, "/v1/jobs")
+            .json(&json!({"type": "noop", "priority": "P0"})),
+    )
+    .await;
+    assert_eq!((s, b["priority"].as_i64()), (201, Some(0)), "{b}");
+    let (s, b) = send(
+        api.admin(Method::POST, "/v1/jobs/batch")
+            .json(&json!({"jobs": [{"type": "noop", "priority": "P3"}, {"type": "noop", "priority": 1}]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (
+            b["jobs"][0]["priority"].as_i64(),
+            b["jobs"][1]["priority"].as_i64()
+        ),
+        (Some(3), Some(1))
+    );
+    // The same request with the label or the number is the same job.
+    let (s, first) = send(
+        api.admin(Method::POST, "/v1/jobs")
+            .json(&json!({"type": "noop", "priority": "P2", "idempotency_key": "k-prio"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{first}");
+    let (s, again) = send(
+        api.admin(Method::POST, "/v1/jobs")
+            .json(&json!({"type": "noop", "priority": 2, "idempotency_key": "k-prio"})),
+    )
+    .await;
+    assert_eq!((s, again["id"].clone()), (200, first["id"].clone()), "{again}");
+    for bad in [json!("P4"), json!("high"), json!(4), json!(-1), json!(1.5)] {
+        let (s, b) = send(
+            api.admin(Method::POST, "/v1/jobs")
+                .json(&json!({"type": "noop", "priority": bad})),
+        )
+        .await;
+        assert_eq!((s, code(&b)), (422, "validation_failed"), "{bad}: {b}");
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("priority"),
+            "{b}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_deployment_can_restrict_job_types() {
     let api = test_api_with(&[("JOBLINE_JOB_TYPES", "noop,story_script")]).await;
     let (s, b) = send(
@@ -608,4 +660,39 @@ async fn workers_are_listed_and_steered_by_admins_only() {
     let writer = api.key("acme", &["jobs:write", "jobs:read"]).await;
     let (s, b) = send(api.with_key(&writer, Method::POST, "/v1/workers/edge-1/pause")).await;
     assert_eq!((s, code(&b)), (403, "forbidden"));
+}
+
+#[tokio::test]
+async fn another_tenants_admin_key_can_neither_see_nor_steer_the_workers() {
+    let api = test_api().await;
+    let beat = jobline::store::workers::WorkerBeat {
+        id: "edge-1".into(),
+        host: "h".into(),
+        version: "0.1.0".into(),
+        queue: "postgres".into(),
+        concurrency: 4,
+        started_at: api.db.now(),
+        in_flight: 0,
+        processed: 0,
+        failed: 0,
+        state: "running".into(),
+    };
+    api.db.store.worker_beat(&beat).await.expect("beat");
+    let tenant_admin = api.key("acme", &["admin"]).await;
+    let (s, b) = send(api.with_key(&tenant_admin, Method::GET, "/v1/workers")).await;
+    assert_eq!((s, code(&b)), (403, "forbidden"));
+    for action in ["pause", "drain", "resume"] {
+        let (s, b) = send(api.with_key(
+            &tenant_admin,
+            Method::POST,
+            &format!("/v1/workers/edge-1/{action}"),
+        ))
+        .await;
+        assert_eq!((s, code(&b)), (403, "forbidden"), "{action}: {b}");
+    }
+    assert_eq!(
+        api.db.store.worker_beat(&beat).await.expect("beat"),
+        jobline::store::workers::WorkerCommand::Running,
+        "the worker was not steered"
+    );
 }

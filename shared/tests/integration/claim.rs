@@ -40,12 +40,7 @@ async fn claims_take_priority_first_then_due_time_then_creation_order() {
 #[tokio::test]
 async fn a_claim_marks_the_job_processing_and_records_who_and_when() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     db.advance(3);
     let claims = db.store.claim("worker-a", 5, None).await.expect("claim");
     assert_eq!(claims.len(), 1);
@@ -159,12 +154,7 @@ async fn eight_concurrent_claimers_take_a_thousand_jobs_exactly_once() {
 #[tokio::test]
 async fn claim_by_id_takes_a_due_pending_job() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     match db.store.claim_by_id("w1", job.id).await.expect("claim") {
         ClaimByIdOutcome::Claimed(c) => {
             assert_eq!(c.job.status, JobStatus::Processing);
@@ -199,12 +189,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
         other => panic!("expected not due, got {other:?}"),
     }
     // Claimed elsewhere.
-    let busy = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let busy = db.noop_for("acme").await;
     assert!(matches!(
         db.store.claim_by_id("w1", busy.id).await.expect("claim"),
         ClaimByIdOutcome::Claimed(_)
@@ -214,12 +199,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
         other => panic!("expected claimed elsewhere, got {other:?}"),
     }
     // Cancelled, and done.
-    let cancelled = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let cancelled = db.noop_for("acme").await;
     db.store
         .cancel(Some("acme"), cancelled.id, "test")
         .await
@@ -228,12 +208,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
         db.store.claim_by_id("w", cancelled.id).await.expect("claim"),
         ClaimByIdOutcome::Done(JobStatus::Cancelled)
     ));
-    let done = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let done = db.noop_for("acme").await;
     let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w", done.id).await.expect("claim") else {
         panic!("claimable")
     };

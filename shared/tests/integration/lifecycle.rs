@@ -281,12 +281,7 @@ async fn attempts_spent_or_a_permanent_error_end_in_failed() {
 #[tokio::test]
 async fn cancelling_a_pending_job_ends_it() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     let cancelled = db
         .store
         .cancel(Some("acme"), job.id, "api")
@@ -405,12 +400,7 @@ async fn an_operator_retry_gives_a_failed_job_fresh_attempts_and_a_new_message()
 #[tokio::test]
 async fn only_failed_or_cancelled_jobs_can_be_retried() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     assert!(matches!(
         db.store
             .retry(Some("acme"), job.id, "op", None)

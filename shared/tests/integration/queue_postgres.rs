@@ -15,16 +15,16 @@ async fn a_waiting_consumer_wakes_on_the_notify_after_commit_not_at_its_poll() {
     let db = test_db().await;
     let queue = Arc::new(PostgresQueue::new(db.store.clone(), Some(db.url.clone())));
     // Establish the LISTEN session first.
-    queue.wait(Duration::from_millis(200)).await;
+    queue.wait(queue.mark(), Duration::from_millis(200)).await;
+    let mark = queue.mark();
     let waiting = {
         let q = queue.clone();
         tokio::spawn(async move {
             let started = Instant::now();
-            q.wait(Duration::from_secs(20)).await;
+            q.wait(mark, Duration::from_secs(20)).await;
             started.elapsed()
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
     let created = db
         .store
         .create("t", "test", NewJob::new("noop", json!({})))
@@ -42,6 +42,41 @@ async fn a_waiting_consumer_wakes_on_the_notify_after_commit_not_at_its_poll() {
     assert!(
         waited < Duration::from_secs(5),
         "woken by NOTIFY, not the 20 s poll: {waited:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wake_up_between_an_empty_claim_and_the_wait_is_not_missed() {
+    let db = test_db().await;
+    let queue = Arc::new(PostgresQueue::new(db.store.clone(), Some(db.url.clone())));
+    queue.wait(queue.mark(), Duration::from_millis(200)).await; // LISTEN is up
+    // A consumer marks, claims nothing ...
+    let mark = queue.mark();
+    // ... and before it waits, a job is published and its NOTIFY arrives.
+    let created = db
+        .store
+        .create("t", "test", NewJob::new("noop", json!({})))
+        .await
+        .expect("create");
+    Publisher::new(db.store.clone(), queue.clone(), "api")
+        .publish(&[OutboxItem {
+            outbox_id: created.outbox_id.expect("new"),
+            job_id: created.job.id,
+            run_after: created.job.run_after,
+        }])
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while queue.mark() == mark {
+        assert!(Instant::now() < deadline, "the NOTIFY never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The wait that starts now returns at once instead of sleeping its poll.
+    let started = Instant::now();
+    queue.wait(mark, Duration::from_secs(20)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
     );
 }
 

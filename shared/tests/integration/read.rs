@@ -9,12 +9,7 @@ use crate::support::test_db;
 #[tokio::test]
 async fn another_tenants_job_is_not_found() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     assert!(db.store.get("acme", job.id).await.expect("get").is_some());
     assert!(db.store.get("globex", job.id).await.expect("get").is_none());
     assert!(
@@ -144,12 +139,7 @@ async fn pages_walk_every_job_once_while_new_jobs_arrive() {
 #[tokio::test]
 async fn the_timeline_tells_the_story_in_order() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     let claim = db.store.claim_by_id("w1", job.id).await.expect("claim");
     let jobline::store::ClaimByIdOutcome::Claimed(claim) = claim else {
         panic!("claimable")

@@ -11,12 +11,7 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 #[tokio::test]
 async fn a_silent_claim_goes_back_to_pending_with_heartbeat_timeout() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     let ClaimByIdOutcome::Claimed(claim) = db.store.claim_by_id("doomed", job.id).await.expect("claim")
     else {
         panic!("claimable")
@@ -74,12 +69,7 @@ async fn a_silent_claim_goes_back_to_pending_with_heartbeat_timeout() {
 #[tokio::test]
 async fn heartbeats_keep_a_long_job_from_being_released() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.noop_for("acme").await;
     let ClaimByIdOutcome::Claimed(claim) = db.store.claim_by_id("w", job.id).await.expect("claim") else {
         panic!("claimable")
     };

@@ -9,14 +9,7 @@ async fn stats_count_statuses_waits_dead_letters_and_durations() {
     let db = test_db().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(
-            db.store
-                .create("acme", "test", NewJob::new("noop", json!({})))
-                .await
-                .expect("create")
-                .job
-                .id,
-        );
+        ids.push(db.noop_for("acme").await.id);
     }
     db.store
         .create("globex", "test", NewJob::new("noop", json!({})))

@@ -68,6 +68,21 @@ pub enum QueueError {
     Misconfigured(String),
 }
 
+/// A publish that failed part-way: the first `sent` messages (in the order
+/// given) were published, the rest were not.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct PublishError {
+    pub error: QueueError,
+    pub sent: usize,
+}
+
+impl From<QueueError> for PublishError {
+    fn from(error: QueueError) -> Self {
+        Self { error, sent: 0 }
+    }
+}
+
 /// A message as a consumer received it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivery {
@@ -95,9 +110,10 @@ pub trait Queue: Send + Sync + std::fmt::Debug {
     /// delays stay in the outbox until they are due.
     fn max_delay(&self) -> Duration;
 
-    /// Publishes all messages, or fails as a whole (after the adapter's own
-    /// retries of transient and per-entry failures).
-    async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError>;
+    /// Publishes all messages (after the adapter's own retries of transient
+    /// and per-entry failures), or says how many of the first ones went out
+    /// before it failed.
+    async fn publish(&self, messages: &[Outgoing]) -> Result<(), PublishError>;
 
     /// Is the broker reachable? (for `/health`)
     async fn check(&self) -> Result<(), QueueError>;

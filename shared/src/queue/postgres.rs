@@ -16,7 +16,7 @@ use futures::StreamExt as _;
 use tokio::sync::{Notify, OnceCell};
 use tokio_postgres::AsyncMessage;
 
-use super::{Outgoing, Queue, QueueError, Wakeups};
+use super::{Outgoing, PublishError, Queue, QueueError, Wakeups};
 use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::pool::{PoolOptions, connect_params};
@@ -99,8 +99,8 @@ impl Wake {
 }
 
 /// Keeps a LISTEN session open, reconnecting with backoff, and wakes
-/// waiting consumers on every notification (and after each reconnect, in
-/// case one was missed meanwhile).
+/// waiting consumers on every notification (and once a new session
+/// listens, in case one was missed meanwhile).
 async fn listen_forever(url: String, channel: String, wake: Arc<Wake>) {
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -108,7 +108,9 @@ async fn listen_forever(url: String, channel: String, wake: Arc<Wake>) {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(e) => tracing::warn!(error = %e, "LISTEN session lost; reconnecting"),
         }
-        wake.wake();
+        // No wake-up here: a new session wakes consumers once it listens
+        // (`listen_once`), so a database that is down does not wake them on
+        // every failed reconnect.
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(Duration::from_secs(10));
     }
@@ -164,14 +166,14 @@ impl Queue for PostgresQueue {
         Duration::ZERO
     }
 
-    async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
+    async fn publish(&self, messages: &[Outgoing]) -> Result<(), PublishError> {
         if messages.is_empty() {
             return Ok(());
         }
         self.store
             .notify(&self.channel)
             .await
-            .map_err(|e| QueueError::Unavailable(e.to_string()))
+            .map_err(|e| QueueError::Unavailable(e.to_string()).into())
     }
 
     async fn check(&self) -> Result<(), QueueError> {

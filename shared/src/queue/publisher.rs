@@ -98,21 +98,24 @@ impl Publisher {
             })
             .collect();
         let ids: Vec<i64> = now_items.iter().map(|i| i.outbox_id).collect();
-        match self.queue.publish(&outgoing).await {
-            Ok(()) => {
-                outcome.published = ids.len();
-                if let Err(e) = self.store.mark_published(&ids, &self.actor).await {
-                    // The messages are out; the relay may publish them once
-                    // more, which consumers tolerate.
-                    tracing::warn!(error = %e, "published but could not mark the outbox rows sent");
-                }
-            }
-            Err(e) => {
-                outcome.failed = ids.len();
-                tracing::warn!(error = %e, queue = self.queue.kind(), count = ids.len(), "publish failed; the outbox relay will retry");
-                if let Err(e2) = self.store.mark_publish_failed(&ids, &e.to_string()).await {
-                    tracing::warn!(error = %e2, "could not record the failed publish");
-                }
+        let (sent, failure) = match self.queue.publish(&outgoing).await {
+            Ok(()) => (ids.len(), None),
+            Err(e) => (e.sent.min(ids.len()), Some(e.error)),
+        };
+        let (published, unsent) = ids.split_at(sent);
+        outcome.published = published.len();
+        if !published.is_empty()
+            && let Err(e) = self.store.mark_published(published, &self.actor).await
+        {
+            // The messages are out; the relay may publish them once
+            // more, which consumers tolerate.
+            tracing::warn!(error = %e, "published but could not mark the outbox rows sent");
+        }
+        if let Some(e) = failure {
+            outcome.failed = unsent.len();
+            tracing::warn!(error = %e, queue = self.queue.kind(), sent, failed = unsent.len(), "publish failed; the outbox relay will retry");
+            if let Err(e2) = self.store.mark_publish_failed(unsent, &e.to_string()).await {
+                tracing::warn!(error = %e2, "could not record the failed publish");
             }
         }
         outcome

@@ -277,8 +277,9 @@ macro_rules! queue_over_layout {
             async fn publish(
                 &self,
                 messages: &[crate::queue::Outgoing],
-            ) -> Result<(), crate::queue::QueueError> {
-                self.layout.publish(messages).await
+            ) -> Result<(), crate::queue::PublishError> {
+                // One pipeline: all or nothing.
+                Ok(self.layout.publish(messages).await?)
             }
 
             async fn check(&self) -> Result<(), crate::queue::QueueError> {

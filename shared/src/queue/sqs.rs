@@ -14,7 +14,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
-use super::{Broker, Delivery, Message, Outgoing, Queue, QueueError};
+use super::{Broker, Delivery, Message, Outgoing, PublishError, Queue, QueueError};
 
 /// SQS holds a message back at most this long.
 pub const SQS_MAX_DELAY: Duration = Duration::from_secs(900);
@@ -52,6 +52,69 @@ impl SqsQueue {
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }
+
+    /// One `SendMessageBatch` of at most 10 entries, re-sending the entries
+    /// SQS refused.
+    async fn publish_chunk(&self, chunk: &[Outgoing]) -> Result<(), QueueError> {
+        // Entries still to send, by their batch-entry id.
+        let mut pending: Vec<(String, &Outgoing)> = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (i.to_string(), m))
+            .collect();
+        let mut tries = 0;
+        while !pending.is_empty() {
+            tries += 1;
+            let entries = pending
+                .iter()
+                .map(|(id, m)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(id.clone())
+                        .message_body(serde_json::to_string(&m.message).unwrap_or_default())
+                        .delay_seconds(m.delay.min(SQS_MAX_DELAY).as_secs() as i32)
+                        .build()
+                        .map_err(|e| QueueError::Misconfigured(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let sent = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            let failed: Vec<(String, String)> = match sent {
+                Ok(out) => out
+                    .failed()
+                    .iter()
+                    .map(|f| (f.id().to_owned(), f.code().to_owned()))
+                    .collect(),
+                // The SDK's own retry policy (standard mode: 3 attempts,
+                // jittered backoff) has already retried the transport; a
+                // second loop here would multiply its attempts.
+                Err(e) => return Err(classify(e)),
+            };
+            pending.retain(|(id, _)| failed.iter().any(|(f, _)| f == id));
+            if !pending.is_empty() {
+                if tries >= PUBLISH_TRIES {
+                    let codes: Vec<String> = failed.iter().map(|(id, code)| format!("{id}:{code}")).collect();
+                    return Err(QueueError::Unavailable(format!(
+                        "SQS refused {} of {} entries after {tries} tries: {}",
+                        pending.len(),
+                        chunk.len(),
+                        codes.join(", ")
+                    )));
+                }
+                tracing::warn!(
+                    refused = pending.len(),
+                    tries,
+                    "SQS refused some entries; retrying them"
+                );
+                tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(tries))).await;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn classify<E, R>(err: SdkError<E, R>) -> QueueError
@@ -83,66 +146,14 @@ impl Queue for SqsQueue {
         SQS_MAX_DELAY
     }
 
-    async fn publish(&self, messages: &[Outgoing]) -> Result<(), QueueError> {
-        for chunk in messages.chunks(BATCH) {
-            // Entries still to send, by their batch-entry id.
-            let mut pending: Vec<(String, &Outgoing)> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, m)| (i.to_string(), m))
-                .collect();
-            let mut tries = 0;
-            while !pending.is_empty() {
-                tries += 1;
-                let entries = pending
-                    .iter()
-                    .map(|(id, m)| {
-                        SendMessageBatchRequestEntry::builder()
-                            .id(id.clone())
-                            .message_body(serde_json::to_string(&m.message).unwrap_or_default())
-                            .delay_seconds(m.delay.min(SQS_MAX_DELAY).as_secs() as i32)
-                            .build()
-                            .map_err(|e| QueueError::Misconfigured(e.to_string()))
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                let sent = self
-                    .client
-                    .send_message_batch()
-                    .queue_url(&self.queue_url)
-                    .set_entries(Some(entries))
-                    .send()
-                    .await;
-                let failed: Vec<(String, String)> = match sent {
-                    Ok(out) => out
-                        .failed()
-                        .iter()
-                        .map(|f| (f.id().to_owned(), f.code().to_owned()))
-                        .collect(),
-                    // The SDK's own retry policy (standard mode: 3 attempts,
-                    // jittered backoff) has already retried the transport; a
-                    // second loop here would multiply its attempts.
-                    Err(e) => return Err(classify(e)),
-                };
-                pending.retain(|(id, _)| failed.iter().any(|(f, _)| f == id));
-                if !pending.is_empty() {
-                    if tries >= PUBLISH_TRIES {
-                        let codes: Vec<String> =
-                            failed.iter().map(|(id, code)| format!("{id}:{code}")).collect();
-                        return Err(QueueError::Unavailable(format!(
-                            "SQS refused {} of {} entries after {tries} tries: {}",
-                            pending.len(),
-                            chunk.len(),
-                            codes.join(", ")
-                        )));
-                    }
-                    tracing::warn!(
-                        refused = pending.len(),
-                        tries,
-                        "SQS refused some entries; retrying them"
-                    );
-                    tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(tries))).await;
-                }
-            }
+    /// Chunks of 10 in order: when one fails, the chunks before it were
+    /// published (the caller marks only the rest failed).
+    async fn publish(&self, messages: &[Outgoing]) -> Result<(), PublishError> {
+        for (n, chunk) in messages.chunks(BATCH).enumerate() {
+            self.publish_chunk(chunk).await.map_err(|error| PublishError {
+                error,
+                sent: n * BATCH,
+            })?;
         }
         Ok(())
     }

@@ -10,7 +10,8 @@
 //! Each [`Batched`] kind decides what one statement does with many items and
 //! answers for each (a completion is still fenced by its own claim); if the
 //! shared statement fails, each item is tried alone, so one bad item cannot
-//! fail the others.
+//! fail the others — unless the database is unavailable, when every item
+//! gets that answer at once. At most [`BACKLOG`] items wait per kind.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -33,6 +34,9 @@ pub(crate) struct Batchers {
 const MAX_BATCH: usize = 128;
 /// Statements running at once per store and kind.
 const IN_FLIGHT: usize = 2;
+/// Items waiting per store and kind at most; a caller beyond it waits for
+/// room (backpressure) instead of growing the queue without bound.
+pub(crate) const BACKLOG: usize = 4 * 1024;
 
 /// A write that many callers can share one statement for.
 pub(crate) trait Batched: Send + Sync + 'static {
@@ -53,7 +57,7 @@ type Request<B> = (<B as Batched>::Item, oneshot::Sender<Answer<B>>);
 /// One kind's queue; the task behind it starts with the first item and ends
 /// when the last clone of the store is dropped.
 pub(crate) struct Batcher<B: Batched> {
-    queue: OnceLock<mpsc::UnboundedSender<Request<B>>>,
+    queue: OnceLock<mpsc::Sender<Request<B>>>,
 }
 
 impl<B: Batched> Default for Batcher<B> {
@@ -73,14 +77,14 @@ impl<B: Batched> std::fmt::Debug for Batcher<B> {
 impl<B: Batched> Batcher<B> {
     pub(crate) async fn run(&self, store: &Store, item: B::Item) -> Answer<B> {
         let queue = self.queue.get_or_init(|| {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = mpsc::channel(BACKLOG);
             // The task holds a store without these batchers, so dropping the
             // last user of this one closes the queue and ends the task.
             tokio::spawn(serve::<B>(store.detached(), rx));
             tx
         });
         let (reply, answer) = oneshot::channel();
-        if let Err(mpsc::error::SendError((item, _))) = queue.send((item, reply)) {
+        if let Err(mpsc::error::SendError((item, _))) = queue.send((item, reply)).await {
             // The task is gone (its runtime shut down): apply directly.
             return alone::<B>(store, item).await;
         }
@@ -93,7 +97,7 @@ impl<B: Batched> Batcher<B> {
     }
 }
 
-async fn serve<B: Batched>(store: Store, mut queue: mpsc::UnboundedReceiver<Request<B>>) {
+async fn serve<B: Batched>(store: Store, mut queue: mpsc::Receiver<Request<B>>) {
     let gate = Arc::new(Semaphore::new(IN_FLIGHT));
     while let Some(first) = queue.recv().await {
         // Wait for a free statement slot first: items that arrive meanwhile
@@ -127,6 +131,14 @@ async fn apply<B: Batched>(store: &Store, batch: Vec<Request<B>>) {
         Err(e) if items.len() == 1 => {
             if let Some(reply) = replies.into_iter().next() {
                 let _ = reply.send(Err(e));
+            }
+        }
+        // The database is out of reach: every item alone would fail the
+        // same way, each holding a pool slot for the pool's timeout.
+        Err(StoreError::Unavailable(why)) => {
+            tracing::warn!(error = %why, count = items.len(), statement = B::NAME, "a shared statement failed: the database is unavailable");
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
             }
         }
         Err(e) => {

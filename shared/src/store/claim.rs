@@ -149,7 +149,7 @@ impl Store {
                         &now,
                         &token.job_id,
                         &token.attempt,
-                        &stage.map(str::to_owned),
+                        &stage.map(|s| super::lifecycle::storable(s).into_owned()),
                         &progress,
                     ],
                 )

@@ -126,11 +126,34 @@ impl Store {
         if !matches || revoked.is_some() {
             return Ok(None);
         }
+        self.touch_key_later(id);
         Ok(Some(Principal {
             tenant: row.try_get("tenant_id").map_err(err)?,
             scopes: row.try_get("scopes").map_err(err)?,
             key_id: Some(id),
         }))
+    }
+
+    /// Writes the key's `last_used_at` off the request's path (a task of
+    /// its own), at most once per [`KEY_TOUCH_EVERY`] per key and process.
+    fn touch_key_later(&self, id: Uuid) {
+        let now = self.now();
+        if !self.key_touches.due(id, now) {
+            return;
+        }
+        let store = self.clone();
+        tokio::spawn(async move {
+            let written = match store.client().await {
+                Ok(client) => sql::API_KEY_TOUCH
+                    .query(client.on(), &[&id, &now])
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
+                tracing::debug!(error = %e, key = %id, "could not record the key's last use");
+            }
+        });
     }
 
     pub async fn list_api_keys(&self, tenant: Option<&str>) -> Result<Vec<ApiKeyInfo>, StoreError> {
@@ -201,5 +224,32 @@ mod tests {
         };
         assert!(r.has_scope("jobs:read"));
         assert!(!r.has_scope("jobs:write"));
+    }
+}
+
+/// How often a key's `last_used_at` is written at most (per process).
+pub const KEY_TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
+/// Keys remembered at most; past it the memory starts over (a few early
+/// writes, never unbounded growth).
+const TOUCHES_TRACKED: usize = 10_000;
+
+/// When this process last wrote each key's `last_used_at`.
+#[derive(Debug, Default)]
+pub(crate) struct Touches(std::sync::Mutex<std::collections::HashMap<Uuid, DateTime<Utc>>>);
+
+impl Touches {
+    /// Is a write due for `id` at `now`? Records it when it is.
+    fn due(&self, id: Uuid, now: DateTime<Utc>) -> bool {
+        let Ok(mut seen) = self.0.lock() else {
+            return false;
+        };
+        if seen.get(&id).is_some_and(|at| now - *at < KEY_TOUCH_EVERY) {
+            return false;
+        }
+        if seen.len() >= TOUCHES_TRACKED {
+            seen.clear();
+        }
+        seen.insert(id, now);
+        true
     }
 }

@@ -127,16 +127,18 @@ impl Store {
                 &[&self.now(), &ids, &attempts, &results, &uris, &workers],
             )
             .await?;
-        let mut done: HashMap<Uuid, Job> = HashMap::with_capacity(rows.len());
+        // Keyed by the claim (job and attempt): a batch may hold an outdated
+        // and the current claim of one job, and only the current one applied.
+        let mut done: HashMap<(Uuid, i32), Job> = HashMap::with_capacity(rows.len());
         for row in &rows {
             let job = Job::from_row(row).map_err(|e| StoreError::from_db("complete_many", e))?;
-            done.insert(job.id, job);
+            done.insert((job.id, job.attempts), job);
         }
         Ok(completions
             .iter()
-            .map(|c| match done.remove(&c.token.job_id) {
-                Some(job) if job.attempts == c.token.attempt => Settled::Applied(job),
-                _ => Settled::Stale,
+            .map(|c| match done.remove(&(c.token.job_id, c.token.attempt)) {
+                Some(job) => Settled::Applied(job),
+                None => Settled::Stale,
             })
             .collect())
     }
@@ -168,8 +170,13 @@ impl Store {
             NextStep::Retry { run_after, .. } => ("pending", Some(run_after)),
             NextStep::Fail => ("failed", None),
         };
-        let reason: String = failure.message.chars().take(MAX_REASON_CHARS).collect();
-        let code: String = failure.code.chars().take(64).collect();
+        // Postgres cannot store a NUL character in text: a handler's error
+        // text may hold one, and the failure must be recorded all the same.
+        let reason: String = storable(&failure.message)
+            .chars()
+            .take(MAX_REASON_CHARS)
+            .collect();
+        let code: String = storable(&failure.code).chars().take(64).collect();
         let client = self.client().await?;
         let rows = sql::FAIL
             .query(
@@ -329,5 +336,14 @@ fn settled(row: Option<&tokio_postgres::Row>, statement: &'static str) -> Result
         Some(row) => Job::from_row(row)
             .map(Settled::Applied)
             .map_err(|e| StoreError::from_db(statement, e)),
+    }
+}
+
+/// `text` as Postgres can store it: a NUL character becomes U+FFFD.
+pub(crate) fn storable(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{fffd}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
     }
 }

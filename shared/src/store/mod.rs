@@ -85,6 +85,8 @@ pub struct Store {
     clock: Arc<dyn Clock>,
     settings: Arc<StoreSettings>,
     batchers: Arc<batcher::Batchers>,
+    /// When each key's `last_used_at` was last written by this process.
+    key_touches: Arc<keys::Touches>,
 }
 
 impl Store {
@@ -99,6 +101,7 @@ impl Store {
             clock,
             settings: Arc::new(settings),
             batchers: Arc::default(),
+            key_touches: Arc::default(),
         }
     }
 
@@ -110,6 +113,7 @@ impl Store {
             clock: self.clock.clone(),
             settings: self.settings.clone(),
             batchers: Arc::default(),
+            key_touches: self.key_touches.clone(),
         }
     }
 

@@ -80,6 +80,7 @@ statements! {
     API_KEY_FIND = "api_key_find", [UUID];
     API_KEY_LIST = "api_key_list", [TEXT];
     API_KEY_REVOKE = "api_key_revoke", [UUID, TIMESTAMPTZ];
+    API_KEY_TOUCH = "api_key_touch", [UUID, TIMESTAMPTZ];
 }
 
 /// Where a statement runs: a pooled connection or a transaction on one, and

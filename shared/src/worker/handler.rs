@@ -1,7 +1,7 @@
 //! What users implement: a [`JobHandler`] per job type.
 //!
 //! ```no_run
-//! use jobline::worker::{HandlerError, HandlerOutput, JobContext, JobHandler, Registry};
+//! use jobline::worker::{HandlerError, HandlerOutput, JobContext, JobHandler};
 //! use serde_json::json;
 //!
 //! struct Thumbnail;
@@ -22,7 +22,7 @@
 //!     }
 //! }
 //!
-//! let mut registry = Registry::with_builtins();
+//! let mut registry = jobline::handlers::builtins();
 //! registry.register("thumbnail", Thumbnail);
 //! ```
 

@@ -12,7 +12,9 @@ use tracing::Instrument as _;
 use super::handler::{HandlerError, JobContext, Progress};
 use super::registry::Registry;
 use crate::queue::Delivery;
-use crate::store::{Claim, ClaimByIdOutcome, FailOutcome, HeartbeatOutcome, JobFailure, Settled, Store};
+use crate::store::{
+    Claim, ClaimByIdOutcome, FailOutcome, HeartbeatOutcome, JobFailure, Settled, Store, StoreError,
+};
 
 /// How soon a message for a job of another worker's type is handed out again.
 const OTHER_TYPE_DELAY: Duration = Duration::from_secs(1);
@@ -211,6 +213,17 @@ impl Processor {
                 Ok(Settled::Stale) => {
                     tracing::info!("finished, but the claim was no longer ours: result dropped");
                     Finished::Stale
+                }
+                Err(StoreError::Rejected(why)) => {
+                    // Output Postgres cannot store (a NUL character in the
+                    // result or its URI): settle the job now, in this
+                    // attempt, rather than leave it to the heartbeat timeout
+                    // and run the handler again.
+                    let failure = JobFailure::permanent(
+                        "UNSTORABLE_RESULT",
+                        format!("the handler's result cannot be stored: {why}"),
+                    );
+                    self.settle_failure(&claim, failure).await
                 }
                 Err(e) => {
                     // The claim will time out and the job run again: at

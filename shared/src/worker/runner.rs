@@ -121,6 +121,7 @@ pub async fn run(
         permits: Arc::new(Semaphore::new(1)),
         tasks: JoinSet::new(),
         started: 0,
+        failing: Backoff::default(),
         shutdown,
     };
     slots.permits = Arc::new(Semaphore::new(slots.options.concurrency.max(1)));
@@ -146,6 +147,8 @@ struct Slots {
     permits: Arc<Semaphore>,
     tasks: JoinSet<()>,
     started: u64,
+    /// Consecutive failures to reach the feed (Postgres or the broker down).
+    failing: Backoff,
     registration: Registration,
     shutdown: watch::Receiver<bool>,
 }
@@ -251,6 +254,32 @@ impl Slots {
     }
 }
 
+/// Capped, jittered exponential backoff while the feed keeps failing: from
+/// 100 ms, doubling, at most [`Backoff::CAP`], each wait between half and
+/// all of that.
+#[derive(Debug, Default)]
+struct Backoff {
+    count: u32,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_millis(100);
+    const CAP: Duration = Duration::from_secs(10);
+
+    /// Counts a failure; how long to wait before the next try.
+    fn next(&mut self) -> Duration {
+        self.count = self.count.saturating_add(1);
+        let full = Self::FIRST
+            .saturating_mul(2u32.saturating_pow(self.count - 1))
+            .min(Self::CAP);
+        full.mul_f64(0.5 + rand::random::<f64>() / 2.0)
+    }
+
+    fn reset(&mut self) {
+        self.count = 0;
+    }
+}
+
 type BoxedJob = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// The claim feed: claim due jobs for every free slot in one statement;
@@ -280,10 +309,16 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
                 any
             }
             Err(e) => {
-                tracing::warn!(error = %e, "claim failed; retrying after the poll interval");
-                false
+                let wait = slots.failing.next();
+                tracing::warn!(error = %e, retry_in = ?wait, failures = slots.failing.count, "claim failed; backing off");
+                if slots.options.once {
+                    break;
+                }
+                slots.idle(wait).await;
+                continue;
             }
         };
+        slots.failing.reset();
         if !got_work {
             if slots.options.once {
                 break;
@@ -318,6 +353,7 @@ async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
         };
         match received {
             Ok(deliveries) => {
+                slots.failing.reset();
                 let got_work = !deliveries.is_empty();
                 for d in deliveries {
                     let broker = broker.clone();
@@ -332,8 +368,9 @@ async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "receive failed; retrying after the poll interval");
-                slots.idle(slots.options.poll_interval).await;
+                let wait = slots.failing.next().max(slots.options.poll_interval);
+                tracing::warn!(error = %e, retry_in = ?wait, failures = slots.failing.count, "receive failed; backing off");
+                slots.idle(wait).await;
             }
         }
     }

@@ -23,10 +23,7 @@ async fn claims_take_priority_first_then_due_time_then_creation_order() {
         ("p0-early", 0, 1),
         ("p2-late", 2, 0),
     ] {
-        db.store
-            .create("acme", "test", mk(name, p, delay))
-            .await
-            .expect("create");
+        db.job_for("acme", mk(name, p, delay)).await;
     }
     db.advance(10);
     let claims = db.store.claim("w1", 10, None).await.expect("claim");
@@ -65,14 +62,11 @@ async fn a_claim_marks_the_job_processing_and_records_who_and_when() {
 #[tokio::test]
 async fn jobs_that_are_not_due_wait_for_the_clock() {
     let db = test_db().await;
-    db.store
-        .create(
-            "acme",
-            "test",
-            NewJob::new("noop", json!({})).schedule(Schedule::AfterSeconds(60)),
-        )
-        .await
-        .expect("create");
+    db.job_for(
+        "acme",
+        NewJob::new("noop", json!({})).schedule(Schedule::AfterSeconds(60)),
+    )
+    .await;
     assert!(db.store.claim("w", 10, None).await.expect("claim").is_empty());
     db.advance(59);
     assert!(db.store.claim("w", 10, None).await.expect("claim").is_empty());
@@ -83,14 +77,8 @@ async fn jobs_that_are_not_due_wait_for_the_clock() {
 #[tokio::test]
 async fn a_worker_can_ask_for_some_types_only() {
     let db = test_db().await;
-    db.store
-        .create("acme", "test", NewJob::new("email", json!({})))
-        .await
-        .expect("create");
-    db.store
-        .create("acme", "test", NewJob::new("render", json!({})))
-        .await
-        .expect("create");
+    db.job_for("acme", NewJob::new("email", json!({}))).await;
+    db.job_for("acme", NewJob::new("render", json!({}))).await;
     let claims = db
         .store
         .claim("w", 10, Some(&["render".to_owned()]))
@@ -175,15 +163,11 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
     ));
     // Not due until T.
     let later = db
-        .store
-        .create(
+        .job_for(
             "acme",
-            "test",
             NewJob::new("noop", json!({})).schedule(Schedule::AfterSeconds(90)),
         )
-        .await
-        .expect("create")
-        .job;
+        .await;
     match db.store.claim_by_id("w", later.id).await.expect("claim") {
         ClaimByIdOutcome::NotDue(at) => assert_eq!(at, later.run_after),
         other => panic!("expected not due, got {other:?}"),
@@ -227,12 +211,7 @@ async fn claim_by_id_says_why_a_job_is_not_claimable() {
 #[tokio::test]
 async fn claim_by_id_leaves_other_types_to_their_workers() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("acme", "test", NewJob::new("render", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.job_for("acme", NewJob::new("render", json!({}))).await;
     let mine = ["email".to_owned()];
     match db
         .store

@@ -122,3 +122,53 @@ async fn concurrent_publishes_share_notifies_and_each_is_answered() {
     }
     assert!(got < 50, "{got} notifications for 50 publishes");
 }
+
+/// Postgres down: the worker backs off (capped, jittered) instead of
+/// claiming every poll interval. Counted as connection attempts on a server
+/// that hangs up on every one.
+#[tokio::test]
+async fn a_worker_backs_off_while_postgres_is_down() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let refusing = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("postgres://postgres@{}/x", refusing.local_addr().expect("addr"));
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((socket, _)) = refusing.accept().await else {
+                return;
+            };
+            counted.fetch_add(1, Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let mut options = jobline::store::pool::PoolOptions::new(url, 2);
+    options.wait_timeout = Duration::from_millis(300);
+    let store = jobline::Store::new(
+        jobline::store::pool::build(&options).expect("pool"),
+        jobline::testing::test_settings(),
+    );
+    let feed = jobline::queue::Feed::Claim(Arc::new(PostgresQueue::new(store.clone(), None)));
+    let processor = jobline::worker::Processor::new(
+        store,
+        Arc::new(jobline::handlers::builtins()),
+        Duration::from_millis(100),
+        "w-down",
+    );
+    let worker_options = jobline::worker::WorkerOptions {
+        poll_interval: Duration::from_millis(50),
+        register: false,
+        shutdown_grace: Duration::from_millis(100),
+        ..jobline::worker::WorkerOptions::default()
+    };
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(jobline::worker::runner::run(processor, feed, worker_options, rx));
+    tokio::time::sleep(Duration::from_secs(3)).await; // the outage being measured
+    let _ = stop.send(true);
+    worker.await.expect("worker");
+    server.abort();
+    let n = attempts.load(Ordering::SeqCst);
+    // Every 50 ms poll would be about 60; 100 ms doubling to 10 s is 4 to 7.
+    assert!((2..=12).contains(&n), "{n} claim attempts in 3 s of outage");
+}

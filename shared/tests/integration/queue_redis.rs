@@ -238,7 +238,8 @@ pub async fn a_foreign_key_is_misconfigured(q: &dyn Broker, name: &str) {
     let err = q
         .publish(&[now(Uuid::now_v7())])
         .await
-        .expect_err("publish onto a string key");
+        .expect_err("publish onto a string key")
+        .error;
     assert!(
         matches!(&err, QueueError::Misconfigured(m) if m.contains("WRONGTYPE")),
         "{err:?}"
@@ -420,7 +421,7 @@ async fn a_redis_that_is_down_is_unavailable_not_fatal_at_start() {
     let started = Instant::now();
     let err = q.check().await.expect_err("down");
     assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
-    let err = q.publish(&[now(Uuid::now_v7())]).await.expect_err("down");
+    let err = q.publish(&[now(Uuid::now_v7())]).await.expect_err("down").error;
     assert!(matches!(err, QueueError::Unavailable(_)), "{err:?}");
     assert!(
         started.elapsed() < Duration::from_secs(10),

@@ -112,3 +112,72 @@ async fn a_missing_queue_is_a_configuration_error() {
     ));
     assert!(q.check().await.is_err());
 }
+
+/// SQS with a fault: the connection drops after the first chunk of ten
+/// (everything else is the real adapter on moto).
+#[derive(Debug)]
+struct FailsAfterFirstChunk(SqsQueue);
+
+#[jobline::async_trait]
+impl Queue for FailsAfterFirstChunk {
+    fn kind(&self) -> &'static str {
+        "sqs"
+    }
+    fn max_delay(&self) -> Duration {
+        self.0.max_delay()
+    }
+    async fn publish(&self, messages: &[Outgoing]) -> Result<(), jobline::queue::PublishError> {
+        self.0.publish(&messages[..10]).await?;
+        Err(jobline::queue::PublishError {
+            error: jobline::queue::QueueError::Unavailable("injected: connection reset".into()),
+            sent: 10,
+        })
+    }
+    async fn check(&self) -> Result<(), jobline::queue::QueueError> {
+        self.0.check().await
+    }
+}
+
+#[tokio::test]
+async fn a_publish_that_fails_part_way_marks_only_the_unsent_rows_failed() {
+    let db = crate::support::test_db().await;
+    let news: Vec<jobline::NewJob> = (0..25)
+        .map(|i| jobline::NewJob::new("noop", serde_json::json!({ "i": i })))
+        .collect();
+    let created = db.store.create_many("acme", "test", news).await.expect("create");
+    let client = client();
+    let (url, _) = fresh_queue(&client, 30, 10).await;
+    let publisher = jobline::queue::Publisher::new(
+        db.store.clone(),
+        Arc::new(FailsAfterFirstChunk(SqsQueue::with_client(
+            client.clone(),
+            url.clone(),
+        ))),
+        "api",
+    );
+    let outcome = publisher.publish_created(&created).await;
+    assert_eq!((outcome.published, outcome.failed), (10, 15), "{outcome:?}");
+    assert_eq!(
+        db.count("SELECT count(*) FROM outbox WHERE status = 'sent'")
+            .await,
+        10
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM outbox WHERE status = 'failed'")
+            .await,
+        15
+    );
+    let sent_first: Vec<Uuid> = created[..10].iter().map(|c| c.job.id).collect();
+    let got = receive_until(
+        &SqsQueue::with_client(client, url),
+        "w",
+        10,
+        Duration::from_secs(8),
+    )
+    .await;
+    let mut ids: Vec<Uuid> = got.iter().filter_map(|d| d.message.map(|m| m.job_id)).collect();
+    ids.sort();
+    let mut want = sent_first.clone();
+    want.sort();
+    assert_eq!(ids, want, "the first chunk is out, and marked sent");
+}

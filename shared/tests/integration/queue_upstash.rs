@@ -174,7 +174,11 @@ async fn a_refused_token_is_a_configuration_error_at_once() {
         "{:?}",
         started.elapsed()
     );
-    let err = q.publish(&[now(Uuid::now_v7())]).await.expect_err("refused");
+    let err = q
+        .publish(&[now(Uuid::now_v7())])
+        .await
+        .expect_err("refused")
+        .error;
     assert!(matches!(err, QueueError::Misconfigured(_)), "{err:?}");
 }
 
@@ -315,7 +319,7 @@ async fn server_errors_are_retried_with_backoff() {
 async fn persistent_server_errors_give_up_after_the_attempts() {
     let server = stand_in(vec![(500, r#"{"error":"ERR down"}"#)]).await;
     let q = UpstashQueue::new(&server.url, "tok", &fresh_name(), fast_retries()).expect("queue");
-    let err = q.publish(&[now(Uuid::now_v7())]).await.expect_err("down");
+    let err = q.publish(&[now(Uuid::now_v7())]).await.expect_err("down").error;
     assert!(
         matches!(&err, QueueError::Unavailable(m) if m.contains("500")),
         "{err:?}"

@@ -1,10 +1,15 @@
 use std::collections::HashSet;
 
-use jobline::domain::{JobStatus, NewJob};
+use jobline::domain::{Job, JobStatus, NewJob};
 use jobline::store::JobFilter;
 use serde_json::json;
 
-use crate::support::test_db;
+use crate::support::{TestDb, test_db};
+
+/// Acme's jobs that `filter` lets through, on a first page of 50.
+async fn listed(db: &TestDb, filter: JobFilter) -> Vec<Job> {
+    db.store.list("acme", &filter, 50, None).await.expect("list").jobs
+}
 
 #[tokio::test]
 async fn another_tenants_job_is_not_found() {
@@ -26,23 +31,14 @@ async fn another_tenants_job_is_not_found() {
 async fn list_filters_by_status_type_and_correlation() {
     let db = test_db().await;
     for i in 0..3 {
-        db.store
-            .create(
-                "acme",
-                "test",
-                NewJob::new("email", json!({ "i": i })).correlation_id("story-a"),
-            )
-            .await
-            .expect("create");
+        db.job_for(
+            "acme",
+            NewJob::new("email", json!({ "i": i })).correlation_id("story-a"),
+        )
+        .await;
     }
-    db.store
-        .create("acme", "test", NewJob::new("render", json!({})))
-        .await
-        .expect("create");
-    db.store
-        .create("globex", "test", NewJob::new("email", json!({})))
-        .await
-        .expect("create");
+    db.job_for("acme", NewJob::new("render", json!({}))).await;
+    db.job_for("globex", NewJob::new("email", json!({}))).await;
     let claimed = db
         .store
         .claim("w1", 1, Some(&["render".to_owned()]))
@@ -50,45 +46,28 @@ async fn list_filters_by_status_type_and_correlation() {
         .expect("claim");
     assert_eq!(claimed.len(), 1);
 
-    let all = db
-        .store
-        .list("acme", &JobFilter::default(), 50, None)
-        .await
-        .expect("list");
-    assert_eq!(all.jobs.len(), 4, "only the tenant's own jobs");
+    assert_eq!(
+        listed(&db, JobFilter::default()).await.len(),
+        4,
+        "only the tenant's own jobs"
+    );
     let emails = JobFilter {
         job_type: Some("email".into()),
         ..JobFilter::default()
     };
-    assert_eq!(
-        db.store
-            .list("acme", &emails, 50, None)
-            .await
-            .expect("list")
-            .jobs
-            .len(),
-        3
-    );
+    assert_eq!(listed(&db, emails).await.len(), 3);
     let story = JobFilter {
         correlation_id: Some("story-a".into()),
         ..JobFilter::default()
     };
-    assert_eq!(
-        db.store
-            .list("acme", &story, 50, None)
-            .await
-            .expect("list")
-            .jobs
-            .len(),
-        3
-    );
+    assert_eq!(listed(&db, story).await.len(), 3);
     let running = JobFilter {
         status: Some(JobStatus::Processing),
         ..JobFilter::default()
     };
-    let page = db.store.list("acme", &running, 50, None).await.expect("list");
-    assert_eq!(page.jobs.len(), 1);
-    assert_eq!(page.jobs[0].job_type, "render");
+    let jobs = listed(&db, running).await;
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].job_type, "render");
 }
 
 #[tokio::test]
@@ -97,12 +76,7 @@ async fn pages_walk_every_job_once_while_new_jobs_arrive() {
     let mut originals = HashSet::new();
     for i in 0..25 {
         db.advance(1);
-        let job = db
-            .store
-            .create("acme", "test", NewJob::new("noop", json!({ "i": i })))
-            .await
-            .expect("create")
-            .job;
+        let job = db.job_for("acme", NewJob::new("noop", json!({ "i": i }))).await;
         originals.insert(job.id);
     }
     let mut seen = Vec::new();
@@ -118,10 +92,8 @@ async fn pages_walk_every_job_once_while_new_jobs_arrive() {
         seen.extend(page.jobs.iter().map(|j| j.id));
         // Inserts between pages land before the cursor, never inside the rest.
         db.advance(1);
-        db.store
-            .create("acme", "test", NewJob::new("noop", json!({"late": pages})))
-            .await
-            .expect("create");
+        db.job_for("acme", NewJob::new("noop", json!({"late": pages})))
+            .await;
         match page.next_cursor {
             Some(c) => cursor = Some(c),
             None => break,

@@ -62,6 +62,26 @@ impl TestApi {
         self.http.request(method, self.url(path)).bearer_auth(key)
     }
 
+    /// `method path` with the admin key: its status and JSON body.
+    pub async fn call(&self, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+        send(self.admin(method, path)).await
+    }
+
+    /// `GET path` with the admin key.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path).await
+    }
+
+    /// `POST path` with `body` as JSON and the admin key.
+    pub async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        send(self.admin(reqwest::Method::POST, path).json(&body)).await
+    }
+
+    /// `method path` with `key`: its status and JSON body.
+    pub async fn call_as(&self, key: &str, method: reqwest::Method, path: &str) -> (u16, serde_json::Value) {
+        send(self.with_key(key, method, path)).await
+    }
+
     pub async fn key(&self, tenant: &str, scopes: &[&str]) -> String {
         let scopes: Vec<String> = scopes.iter().map(|s| s.to_string()).collect();
         self.db

@@ -1,6 +1,7 @@
 //! The processing core and the edge worker's loop against real Postgres
 //! (and the real brokers for the full path).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -8,24 +9,44 @@ use std::time::Duration;
 use jobline::domain::JobStatus;
 use jobline::queue::postgres::PostgresQueue;
 use jobline::queue::{Delivery, Feed, Message};
+use jobline::store::workers::{WorkerCommand, WorkerInfo};
+use jobline::testing::TENANT;
 use jobline::worker::runner::run;
 use jobline::worker::{
-    Disposition, Finished, HandlerError, HandlerOutput, JobContext, JobHandler, Processor, Registry,
+    Disposition, Finished, HandlerError, HandlerOutput, JobContext, JobHandler, Processor, Registry, Summary,
     WorkerOptions,
 };
 use jobline::{NewJob, async_trait};
 use serde_json::json;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 use crate::support::{TestDb, test_db};
 
-fn processor(db: &TestDb, registry: Registry) -> Processor {
+/// A processor over `registry` as worker `worker`, beating every `heartbeat_ms`.
+fn a_processor(db: &TestDb, registry: Registry, worker: &str, heartbeat_ms: u64) -> Processor {
     Processor::new(
         db.store.clone(),
         Arc::new(registry),
-        Duration::from_millis(50),
-        "w-test",
+        Duration::from_millis(heartbeat_ms),
+        worker,
     )
+}
+
+fn processor(db: &TestDb, registry: Registry) -> Processor {
+    a_processor(db, registry, "w-test", 50)
+}
+
+/// A registry that knows only `job_type`, run by `handler`.
+fn registry_of(job_type: &str, handler: impl JobHandler) -> Registry {
+    let mut registry = Registry::new();
+    registry.register(job_type, handler);
+    registry
+}
+
+/// Claims batches straight from the test database.
+fn postgres_feed(db: &TestDb) -> Feed {
+    Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)))
 }
 
 fn once() -> WorkerOptions {
@@ -37,8 +58,58 @@ fn once() -> WorkerOptions {
     }
 }
 
-async fn status(db: &TestDb, id: uuid::Uuid) -> jobline::Job {
-    db.store.get_any(id).await.expect("get").expect("found")
+/// Runs a worker over the Postgres feed until it stops by itself (`once`, a
+/// limit); what it did.
+async fn a_worker(db: &TestDb, registry: Registry, options: WorkerOptions) -> Summary {
+    let (_tx, rx) = watch::channel(false);
+    run(processor(db, registry), postgres_feed(db), options, rx).await
+}
+
+/// Starts a worker over the Postgres feed in the background; sending `true`
+/// asks it to shut down.
+fn a_running_worker(
+    db: &TestDb,
+    processor: Processor,
+    options: WorkerOptions,
+) -> (watch::Sender<bool>, JoinHandle<Summary>) {
+    let (tx, rx) = watch::channel(false);
+    (tx, tokio::spawn(run(processor, postgres_feed(db), options, rx)))
+}
+
+/// Whether `done` comes true within 5 s (asked every 10 ms).
+async fn eventually<F, Fut>(mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if done().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// Waits until the store lists the worker `steered` in a state `pred` accepts.
+async fn wait_for_steered(db: &TestDb, pred: impl Fn(&WorkerInfo) -> bool) {
+    let (store, pred) = (&db.store, &pred);
+    let there = eventually(move || async move {
+        let ws = store.workers(Duration::from_secs(60)).await.expect("workers");
+        ws.iter().any(|w| w.id == "steered" && pred(w))
+    })
+    .await;
+    assert!(
+        there,
+        "worker never got there: {:?}",
+        store.workers(Duration::from_secs(60)).await
+    );
+}
+
+/// Whether job `id` has reached `status`.
+async fn job_is(db: &TestDb, id: uuid::Uuid, status: JobStatus) -> bool {
+    db.job(id).await.status == status
 }
 
 fn delivery(id: uuid::Uuid) -> Delivery {
@@ -54,79 +125,43 @@ fn delivery(id: uuid::Uuid) -> Delivery {
 #[tokio::test]
 async fn a_worker_drains_what_is_due_and_reports_a_summary() {
     let db = test_db().await;
-    let ok = db
-        .store
-        .create("t", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
-    let slow = db
-        .store
-        .create("t", "test", NewJob::new("sleep", json!({"ms": 30})))
-        .await
-        .expect("create")
-        .job;
+    let ok = db.noop_for(TENANT).await;
+    let slow = db.job_for(TENANT, NewJob::new("sleep", json!({"ms": 30}))).await;
     let bad = db
-        .store
-        .create("t", "test", NewJob::new("fail", json!({"permanent": true})))
-        .await
-        .expect("create")
-        .job;
-    let unknown = db
-        .store
-        .create("t", "test", NewJob::new("mystery", json!({})))
-        .await
-        .expect("create")
-        .job;
-    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
-    let (_tx, rx) = watch::channel(false);
-    let mut options = once();
-    options.types = Some(vec![
-        "noop".into(),
-        "sleep".into(),
-        "fail".into(),
-        "mystery".into(),
-    ]);
-    let summary = run(processor(&db, jobline::handlers::builtins()), feed, options, rx).await;
+        .job_for(TENANT, NewJob::new("fail", json!({"permanent": true})))
+        .await;
+    let unknown = db.job_for(TENANT, NewJob::new("mystery", json!({}))).await;
+    let types = ["noop", "sleep", "fail", "mystery"].map(String::from).to_vec();
+    let options = WorkerOptions {
+        types: Some(types),
+        ..once()
+    };
+    let summary = a_worker(&db, jobline::handlers::builtins(), options).await;
     assert_eq!(summary.processed, 4);
     assert_eq!(summary.succeeded, 2);
     assert_eq!(summary.failed, 2);
-    assert_eq!(status(&db, ok.id).await.status, JobStatus::Completed);
-    let slept = status(&db, slow.id).await;
+    assert_eq!(db.job(ok.id).await.status, JobStatus::Completed);
+    let slept = db.job(slow.id).await;
     assert_eq!(slept.result, Some(json!({"slept_ms": 30})));
     assert_eq!(
         slept.stage.as_deref(),
         Some("done"),
         "the last stage reached the store"
     );
-    assert_eq!(
-        status(&db, bad.id).await.error_code.as_deref(),
-        Some("FAIL_PERMANENT")
-    );
-    assert_eq!(
-        status(&db, unknown.id).await.error_code.as_deref(),
-        Some("NO_HANDLER")
-    );
+    assert_eq!(db.job(bad.id).await.error_code.as_deref(), Some("FAIL_PERMANENT"));
+    assert_eq!(db.job(unknown.id).await.error_code.as_deref(), Some("NO_HANDLER"));
 }
 
 #[tokio::test]
 async fn a_panicking_handler_is_a_retryable_failure_not_a_crash() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create(
-            "t",
-            "test",
-            NewJob::new("fail", json!({"panic": true})).max_attempts(3),
-        )
-        .await
-        .expect("create")
-        .job;
+    let panics = NewJob::new("fail", json!({"panic": true})).max_attempts(3);
+    let job = db.job_for(TENANT, panics).await;
     let p = processor(&db, jobline::handlers::builtins());
     let (disposition, finished) = p.handle_delivery(&delivery(job.id)).await;
     assert!(matches!(finished, Some(Finished::Retrying(_))), "{finished:?}");
     assert!(matches!(disposition, Disposition::Retry(_)));
-    let after = status(&db, job.id).await;
+    let after = db.job(job.id).await;
     assert_eq!(after.status, JobStatus::Pending);
     assert_eq!(after.error_code.as_deref(), Some("PANIC"));
     assert!(
@@ -141,16 +176,8 @@ async fn a_panicking_handler_is_a_retryable_failure_not_a_crash() {
 #[tokio::test]
 async fn retryable_failures_back_off_until_attempts_are_spent() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create(
-            "t",
-            "test",
-            NewJob::new("fail", json!({"times": 5})).max_attempts(2),
-        )
-        .await
-        .expect("create")
-        .job;
+    let flaky = NewJob::new("fail", json!({"times": 5})).max_attempts(2);
+    let job = db.job_for(TENANT, flaky).await;
     let p = processor(&db, jobline::handlers::builtins());
     let (d, f) = p.handle_delivery(&delivery(job.id)).await;
     let Some(Finished::Retrying(wait)) = f else {
@@ -171,7 +198,7 @@ async fn retryable_failures_back_off_until_attempts_are_spent() {
     db.advance(3);
     let (d, f) = p.handle_delivery(&delivery(job.id)).await;
     assert_eq!((d, f), (Disposition::Ack, Some(Finished::Failed)));
-    assert_eq!(status(&db, job.id).await.attempts, 2);
+    assert_eq!(db.job(job.id).await.attempts, 2);
 }
 
 struct Slow;
@@ -192,39 +219,29 @@ impl JobHandler for Slow {
 #[tokio::test]
 async fn a_handler_sees_its_job_cancelled_and_stops() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("t", "test", NewJob::new("slow", json!({})))
-        .await
-        .expect("create")
-        .job;
-    let mut registry = Registry::new();
-    registry.register("slow", Slow);
-    let p = Processor::new(
-        db.store.clone(),
-        Arc::new(registry),
-        Duration::from_millis(20),
-        "w",
-    );
+    let job = db.job_for(TENANT, NewJob::new("slow", json!({}))).await;
+    // Beats often, so the cancel is seen well within Slow's timeout.
+    let p = a_processor(&db, registry_of("slow", Slow), "w", 20);
     let store = db.store.clone();
     let canceller = tokio::spawn(async move {
         // Cancel once the job is running.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while tokio::time::Instant::now() < deadline {
-            if store.get_any(job.id).await.expect("get").expect("found").status == JobStatus::Processing {
-                store.cancel(None, job.id, "test").await.expect("cancel");
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
+        let store = &store;
+        let running = eventually(move || async move {
+            let now = store.get_any(job.id).await.expect("get").expect("found");
+            now.status == JobStatus::Processing
+        });
+        if running.await {
+            store.cancel(None, job.id, "test").await.expect("cancel");
         }
     });
     let (d, f) = p.handle_delivery(&delivery(job.id)).await;
     canceller.await.expect("task");
     assert_eq!((d, f), (Disposition::Ack, Some(Finished::Stale)));
-    assert_eq!(status(&db, job.id).await.status, JobStatus::Cancelled);
+    assert_eq!(db.job(job.id).await.status, JobStatus::Cancelled);
 }
 
-struct Forever;
+/// Never finishes by itself: only its timeout, a cancel or a shutdown ends it.
+struct Forever(Duration);
 
 #[async_trait]
 impl JobHandler for Forever {
@@ -233,35 +250,24 @@ impl JobHandler for Forever {
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_millis(200)
+        self.0
     }
 }
 
 #[tokio::test]
 async fn an_attempt_over_its_timeout_fails_retryably() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("t", "test", NewJob::new("forever", json!({})))
-        .await
-        .expect("create")
-        .job;
-    let mut registry = Registry::new();
-    registry.register("forever", Forever);
+    let job = db.job_for(TENANT, NewJob::new("forever", json!({}))).await;
+    let registry = registry_of("forever", Forever(Duration::from_millis(200)));
     let (_, f) = processor(&db, registry).handle_delivery(&delivery(job.id)).await;
     assert!(matches!(f, Some(Finished::Retrying(_))), "{f:?}");
-    assert_eq!(status(&db, job.id).await.error_code.as_deref(), Some("TIMEOUT"));
+    assert_eq!(db.job(job.id).await.error_code.as_deref(), Some("TIMEOUT"));
 }
 
 #[tokio::test]
 async fn duplicate_deliveries_complete_a_job_once() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("t", "test", NewJob::new("sleep", json!({"ms": 50})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.job_for(TENANT, NewJob::new("sleep", json!({"ms": 50}))).await;
     let p = Arc::new(processor(&db, jobline::handlers::builtins()));
     let runs = (0..5).map(|_| {
         let p = p.clone();
@@ -274,16 +280,10 @@ async fn duplicate_deliveries_complete_a_job_once() {
         completed += usize::from(f == Some(Finished::Completed));
     }
     assert_eq!(completed, 1);
-    assert_eq!(
-        db.count("SELECT count(*) FROM job_events WHERE event = 'completed'")
-            .await,
-        1
-    );
-    assert_eq!(
-        db.count("SELECT count(*) FROM job_events WHERE event = 'claimed'")
-            .await,
-        1
-    );
+    for event in ["completed", "claimed"] {
+        let sql = format!("SELECT count(*) FROM job_events WHERE event = '{event}'");
+        assert_eq!(db.count(&sql).await, 1, "{event}");
+    }
 }
 
 struct Gauge {
@@ -306,21 +306,17 @@ impl JobHandler for Gauge {
 async fn the_concurrency_limit_is_never_exceeded() {
     let db = test_db().await;
     let news: Vec<NewJob> = (0..60).map(|_| NewJob::new("gauge", json!({}))).collect();
-    db.store.create_many("t", "test", news).await.expect("create");
+    db.store.create_many(TENANT, "test", news).await.expect("create");
     let peak = Arc::new(AtomicUsize::new(0));
-    let mut registry = Registry::new();
-    registry.register(
-        "gauge",
-        Gauge {
-            now: Arc::new(AtomicUsize::new(0)),
-            peak: peak.clone(),
-        },
-    );
-    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
-    let (_tx, rx) = watch::channel(false);
-    let mut options = once();
-    options.concurrency = 3;
-    let summary = run(processor(&db, registry), feed, options, rx).await;
+    let gauge = Gauge {
+        now: Arc::new(AtomicUsize::new(0)),
+        peak: peak.clone(),
+    };
+    let options = WorkerOptions {
+        concurrency: 3,
+        ..once()
+    };
+    let summary = a_worker(&db, registry_of("gauge", gauge), options).await;
     assert_eq!(summary.succeeded, 60);
     assert!(
         peak.load(Ordering::SeqCst) <= 3,
@@ -334,12 +330,12 @@ async fn the_concurrency_limit_is_never_exceeded() {
 async fn a_limit_stops_the_worker_after_that_many_jobs() {
     let db = test_db().await;
     let news: Vec<NewJob> = (0..10).map(|_| NewJob::new("noop", json!({}))).collect();
-    db.store.create_many("t", "test", news).await.expect("create");
-    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
-    let (_tx, rx) = watch::channel(false);
-    let mut options = once();
-    options.limit = Some(4);
-    let summary = run(processor(&db, jobline::handlers::builtins()), feed, options, rx).await;
+    db.store.create_many(TENANT, "test", news).await.expect("create");
+    let options = WorkerOptions {
+        limit: Some(4),
+        ..once()
+    };
+    let summary = a_worker(&db, jobline::handlers::builtins(), options).await;
     assert_eq!(summary.processed, 4);
     assert_eq!(
         db.count("SELECT count(*) FROM jobs WHERE status = 'pending'")
@@ -351,56 +347,32 @@ async fn a_limit_stops_the_worker_after_that_many_jobs() {
 #[tokio::test]
 async fn on_shutdown_in_flight_jobs_finish_or_are_released() {
     let db = test_db().await;
-    let quick = db
-        .store
-        .create("t", "test", NewJob::new("sleep", json!({"ms": 20})))
-        .await
-        .expect("create")
-        .job;
-    let stuck = db
-        .store
-        .create("t", "test", NewJob::new("forever", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let quick = db.job_for(TENANT, NewJob::new("sleep", json!({"ms": 20}))).await;
+    let stuck = db.job_for(TENANT, NewJob::new("forever", json!({}))).await;
     let mut registry = jobline::handlers::builtins();
-    registry.register("forever", Forever60);
-    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
-    let (tx, rx) = watch::channel(false);
+    registry.register("forever", Forever(Duration::from_secs(60)));
     let options = WorkerOptions {
         concurrency: 2,
         poll_interval: Duration::from_millis(50),
         shutdown_grace: Duration::from_millis(300),
         ..WorkerOptions::default()
     };
-    let worker = tokio::spawn(run(processor(&db, registry), feed, options, rx));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while status(&db, quick.id).await.status != JobStatus::Completed && tokio::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let (tx, worker) = a_running_worker(&db, processor(&db, registry), options);
+    let db_ref = &db;
+    eventually(move || job_is(db_ref, quick.id, JobStatus::Completed)).await;
     tx.send(true).expect("signal");
     let summary = tokio::time::timeout(Duration::from_secs(5), worker)
         .await
         .expect("stops in time")
         .expect("task");
     assert_eq!(summary.succeeded, 1);
-    let released = status(&db, stuck.id).await;
+    let released = db.job(stuck.id).await;
     assert_eq!(
         released.status,
         JobStatus::Pending,
         "released, not left processing"
     );
     assert_eq!(released.error_code.as_deref(), Some("WORKER_SHUTDOWN"));
-}
-
-struct Forever60;
-
-#[async_trait]
-impl JobHandler for Forever60 {
-    async fn run(&self, _ctx: JobContext) -> Result<HandlerOutput, HandlerError> {
-        std::future::pending().await
-    }
 }
 
 #[tokio::test]
@@ -421,75 +393,46 @@ async fn a_poison_message_is_acked_and_dropped() {
 #[tokio::test]
 async fn a_worker_registers_obeys_pause_resume_and_drain() {
     let db = test_db().await;
-    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
-    let (_tx, rx) = watch::channel(false);
     let options = WorkerOptions {
         concurrency: 2,
         poll_interval: Duration::from_millis(50),
         ..WorkerOptions::default()
     };
-    let p = Processor::new(
-        db.store.clone(),
-        Arc::new(jobline::handlers::builtins()),
-        Duration::from_millis(50),
-        "steered",
-    );
-    let worker = tokio::spawn(run(p, feed, options, rx));
-    let wait_for = |pred: &'static (dyn Fn(&jobline::store::workers::WorkerInfo) -> bool + Sync)| {
-        let store = db.store.clone();
-        async move {
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-            loop {
-                let ws = store.workers(Duration::from_secs(60)).await.expect("workers");
-                if ws.iter().any(|w| w.id == "steered" && pred(w)) {
-                    return;
-                }
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "worker never got there: {ws:?}"
-                );
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-    };
-    wait_for(&|w| w.state == "running" && w.concurrency == 2 && w.queue == "postgres").await;
+    let p = a_processor(&db, jobline::handlers::builtins(), "steered", 50);
+    let (_tx, worker) = a_running_worker(&db, p, options);
+    wait_for_steered(&db, |w| {
+        w.state == "running" && w.concurrency == 2 && w.queue == "postgres"
+    })
+    .await;
 
     // Paused: new jobs wait.
     assert!(
         db.store
-            .steer_worker("steered", jobline::store::workers::WorkerCommand::Paused)
+            .steer_worker("steered", WorkerCommand::Paused)
             .await
             .expect("steer")
     );
-    wait_for(&|w| w.state == "paused").await;
-    let job = db
-        .store
-        .create("t", "test", NewJob::new("noop", json!({})))
-        .await
-        .expect("create")
-        .job;
+    wait_for_steered(&db, |w| w.state == "paused").await;
+    let job = db.noop_for(TENANT).await;
     // Let it poll a few times while paused: the job stays pending.
     let until = tokio::time::Instant::now() + Duration::from_millis(300);
     while tokio::time::Instant::now() < until {
-        assert_eq!(status(&db, job.id).await.status, JobStatus::Pending);
+        assert_eq!(db.job(job.id).await.status, JobStatus::Pending);
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     // Resumed: it runs.
     db.store
-        .steer_worker("steered", jobline::store::workers::WorkerCommand::Running)
+        .steer_worker("steered", WorkerCommand::Running)
         .await
         .expect("steer");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while status(&db, job.id).await.status != JobStatus::Completed {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "resumed worker did not run the job"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let db_ref = &db;
+    assert!(
+        eventually(move || job_is(db_ref, job.id, JobStatus::Completed)).await,
+        "resumed worker did not run the job"
+    );
     // Drained: it exits by itself.
     db.store
-        .steer_worker("steered", jobline::store::workers::WorkerCommand::Draining)
+        .steer_worker("steered", WorkerCommand::Draining)
         .await
         .expect("steer");
     let summary = tokio::time::timeout(Duration::from_secs(5), worker)
@@ -497,10 +440,10 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
         .expect("exits")
         .expect("task");
     assert_eq!(summary.succeeded, 1);
-    wait_for(&|w| w.state == "stopped" && w.processed == 1).await;
+    wait_for_steered(&db, |w| w.state == "stopped" && w.processed == 1).await;
     assert!(
         !db.store
-            .steer_worker("nobody", jobline::store::workers::WorkerCommand::Paused)
+            .steer_worker("nobody", WorkerCommand::Paused)
             .await
             .expect("steer")
     );
@@ -509,29 +452,20 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
 #[tokio::test]
 async fn a_worker_not_seen_for_a_while_is_gone() {
     let db = test_db().await;
-    let feed = Feed::Claim(Arc::new(PostgresQueue::new(db.store.clone(), None)));
-    let (tx, rx) = watch::channel(false);
     let options = WorkerOptions {
         poll_interval: Duration::from_millis(50),
         ..WorkerOptions::default()
     };
-    let worker = tokio::spawn(run(
-        processor(&db, jobline::handlers::builtins()),
-        feed,
-        options,
-        rx,
-    ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while db
-        .store
-        .workers(Duration::from_secs(60))
-        .await
-        .expect("list")
-        .is_empty()
-    {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (tx, worker) = a_running_worker(&db, processor(&db, jobline::handlers::builtins()), options);
+    let store = &db.store;
+    let listed = eventually(move || async move {
+        !store
+            .workers(Duration::from_secs(60))
+            .await
+            .expect("list")
+            .is_empty()
+    });
+    assert!(listed.await);
     tx.send(true).expect("stop");
     worker.await.expect("task");
     // Simulate a crash: the row says running but was last seen long ago.
@@ -547,15 +481,10 @@ async fn a_worker_not_seen_for_a_while_is_gone() {
 #[tokio::test]
 async fn a_delivery_for_another_type_goes_back_unclaimed() {
     let db = test_db().await;
-    let job = db
-        .store
-        .create("t", "test", NewJob::new("render", json!({})))
-        .await
-        .expect("create")
-        .job;
+    let job = db.job_for(TENANT, NewJob::new("render", json!({}))).await;
     let p = processor(&db, jobline::handlers::builtins()).with_types(Some(vec!["noop".into()]));
     let (d, f) = p.handle_delivery(&delivery(job.id)).await;
     assert!(matches!(d, Disposition::Retry(_)) && f.is_none(), "{d:?} {f:?}");
-    assert_eq!(status(&db, job.id).await.status, JobStatus::Pending);
-    assert_eq!(status(&db, job.id).await.attempts, 0);
+    assert_eq!(db.job(job.id).await.status, JobStatus::Pending);
+    assert_eq!(db.job(job.id).await.attempts, 0);
 }

@@ -17,7 +17,8 @@ use serde_json::Value;
 mod story;
 mod webhook;
 
-fn assert_failed(job: &Job, code: &str) {
+fn assert_failed(finished: Finished, job: &Job, code: &str) {
+    assert_eq!(finished, Finished::Failed, "{job:?}");
     assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     assert_eq!(job.error_code.as_deref(), Some(code), "{job:?}");
     assert_eq!(job.attempts, 1, "a permanent failure is not retried");
@@ -27,6 +28,11 @@ fn assert_retrying(finished: Finished, job: &Job, code: &str) {
     assert!(matches!(finished, Finished::Retrying(_)), "{finished:?}");
     assert_eq!(job.status, JobStatus::Pending, "{job:?}");
     assert_eq!(job.error_code.as_deref(), Some(code), "{job:?}");
+}
+
+/// Why the job's last attempt failed, or "" when it did not.
+fn reason(job: &Job) -> &str {
+    job.failure_reason.as_deref().unwrap_or_default()
 }
 
 // ---------------------------------------------------------------------------

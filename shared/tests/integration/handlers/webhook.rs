@@ -4,15 +4,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::response::Response;
 use hmac::{Hmac, Mac};
-use jobline::JobStatus;
 use jobline::handlers::webhook::{WebhookConfig, WebhookHandler, verify_signature};
 use jobline::testing::run_job;
 use jobline::worker::{Finished, Registry};
-use serde_json::json;
+use jobline::{Job, JobStatus};
+use serde_json::{Value, json};
 use sha2::Sha256;
 
-use super::{Server, assert_failed, assert_retrying};
-use crate::support::test_db;
+use super::{Server, assert_failed, assert_retrying, reason};
+use crate::support::{TestDb, test_db};
 
 fn webhook_registry(config: WebhookConfig) -> Registry {
     let mut r = Registry::new();
@@ -23,6 +23,22 @@ fn webhook_registry(config: WebhookConfig) -> Registry {
 /// The guard fully on, except for this test server's exact host:port.
 fn allow_server(server: &Server) -> WebhookConfig {
     WebhookConfig::new().allow_host("127.0.0.1", Some(server.port()))
+}
+
+/// Runs a `webhook` job for `payload` with the handler configured by `config`.
+async fn webhook_job(db: &TestDb, config: WebhookConfig, payload: Value) -> (Finished, Job) {
+    run_job(db, webhook_registry(config), "webhook", payload).await
+}
+
+/// A payload that posts `body` to `path` on `server`.
+fn hook_to(server: &Server, path: &str, body: Value) -> Value {
+    json!({"url": server.url(path), "body": body})
+}
+
+/// A `webhook` job posting `body` to `path` on `server`, which the guard lets through.
+async fn a_webhook_to(server: &Server, path: &str, body: Value) -> (Finished, Job) {
+    let db = test_db().await;
+    webhook_job(&db, allow_server(server), hook_to(server, path, body)).await
 }
 
 fn unix_now() -> u64 {
@@ -37,12 +53,9 @@ async fn webhook_posts_the_signed_body_and_stores_the_reply() {
     let db = test_db().await;
     let server = Server::replying(200, r#"{"ok":true}"#, &[("content-type", "application/json")]).await;
     let secret = "whsec-test-0123456789";
-    let registry = webhook_registry(allow_server(&server).with_secret(secret));
-    let payload = json!({
-        "url": server.url("/hooks/in?src=jobline"),
-        "body": {"event": "story.ready", "n": 1, "text": "héllo \"world\""},
-    });
-    let (finished, job) = run_job(&db, registry, "webhook", payload).await;
+    let body = json!({"event": "story.ready", "n": 1, "text": "héllo \"world\""});
+    let payload = hook_to(&server, "/hooks/in?src=jobline", body.clone());
+    let (finished, job) = webhook_job(&db, allow_server(&server).with_secret(secret), payload).await;
 
     assert_eq!(finished, Finished::Completed, "{job:?}");
     assert_eq!(job.status, JobStatus::Completed);
@@ -55,11 +68,7 @@ async fn webhook_posts_the_signed_body_and_stores_the_reply() {
     let req = &requests[0];
     assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/hooks/in"));
     assert_eq!(req.header("content-type"), Some("application/json"));
-    assert_eq!(
-        req.json(),
-        json!({"event": "story.ready", "n": 1, "text": "héllo \"world\""}),
-        "the payload's body, not the whole payload"
-    );
+    assert_eq!(req.json(), body, "the payload's body, not the whole payload");
     let job_id = job.id.to_string();
     assert_eq!(req.header("x-jobline-job-id"), Some(job_id.as_str()));
     let ts: u64 = req
@@ -100,7 +109,7 @@ async fn webhook_without_a_body_posts_the_whole_payload_to_the_configured_url_un
     let server = Server::replying(204, "", &[]).await;
     let config = allow_server(&server).with_url(server.url("/configured").parse().expect("url"));
     let payload = json!({"order": 42, "items": ["a", "b"]});
-    let (finished, job) = run_job(&db, webhook_registry(config), "webhook", payload.clone()).await;
+    let (finished, job) = webhook_job(&db, config, payload.clone()).await;
 
     assert_eq!(finished, Finished::Completed, "{job:?}");
     assert_eq!(
@@ -121,12 +130,10 @@ async fn webhook_without_a_body_posts_the_whole_payload_to_the_configured_url_un
 
 #[tokio::test]
 async fn webhook_result_keeps_the_first_4_kib_cut_on_a_char_boundary() {
-    let db = test_db().await;
     // 1 + 2 × 3000 bytes: the 4096-byte limit falls inside an "é".
     let long = format!("a{}", "é".repeat(3000));
     let server = Server::replying(201, long.clone(), &[]).await;
-    let payload = json!({"url": server.url("/big"), "body": {}});
-    let (finished, job) = run_job(&db, webhook_registry(allow_server(&server)), "webhook", payload).await;
+    let (finished, job) = a_webhook_to(&server, "/big", json!({})).await;
 
     assert_eq!(finished, Finished::Completed, "{job:?}");
     let result = job.result.expect("result");
@@ -139,33 +146,22 @@ async fn webhook_result_keeps_the_first_4_kib_cut_on_a_char_boundary() {
 
 #[tokio::test]
 async fn webhook_4xx_fails_the_job_for_good() {
-    let db = test_db().await;
     let server = Server::replying(422, r#"{"error":"unknown event"}"#, &[]).await;
-    let payload = json!({"url": server.url("/hook"), "body": {"x": 1}});
-    let (finished, job) = run_job(&db, webhook_registry(allow_server(&server)), "webhook", payload).await;
+    let (finished, job) = a_webhook_to(&server, "/hook", json!({"x": 1})).await;
 
-    assert_eq!(finished, Finished::Failed);
-    assert_failed(&job, "HTTP_422");
-    let reason = job.failure_reason.as_deref().unwrap_or_default();
+    assert_failed(finished, &job, "HTTP_422");
+    let reason = reason(&job);
     assert!(reason.contains("unknown event"), "quotes the answer: {reason}");
     assert_eq!(server.requests().len(), 1);
 }
 
 #[tokio::test]
 async fn webhook_redirects_are_not_followed() {
-    let db = test_db().await;
     let server = Server::replying(302, "", &[("location", "/elsewhere")]).await;
-    let payload = json!({"url": server.url("/hook"), "body": {}});
-    let (finished, job) = run_job(&db, webhook_registry(allow_server(&server)), "webhook", payload).await;
+    let (finished, job) = a_webhook_to(&server, "/hook", json!({})).await;
 
-    assert_eq!(finished, Finished::Failed);
-    assert_failed(&job, "HTTP_302");
-    assert!(
-        job.failure_reason
-            .as_deref()
-            .unwrap_or_default()
-            .contains("redirects are not followed")
-    );
+    assert_failed(finished, &job, "HTTP_302");
+    assert!(reason(&job).contains("redirects are not followed"));
     let requests = server.requests();
     assert_eq!(requests.len(), 1, "the redirect was not followed");
     assert_eq!(requests[0].path, "/hook");
@@ -176,8 +172,8 @@ async fn webhook_5xx_408_and_429_are_retried() {
     let db = test_db().await;
     for status in [500, 503, 408, 429] {
         let server = Server::replying(status, "try later", &[]).await;
-        let payload = json!({"url": server.url("/hook"), "body": {}});
-        let (finished, job) = run_job(&db, webhook_registry(allow_server(&server)), "webhook", payload).await;
+        let payload = hook_to(&server, "/hook", json!({}));
+        let (finished, job) = webhook_job(&db, allow_server(&server), payload).await;
         assert_retrying(finished, &job, &format!("HTTP_{status}"));
         assert_eq!(server.requests().len(), 1);
     }
@@ -189,8 +185,7 @@ async fn webhook_timeout_is_retried() {
     // Never answers: the request's own timeout ends the attempt.
     let server = Server::start(|_| std::future::pending::<Response>()).await;
     let config = allow_server(&server).with_timeout(Duration::from_millis(300));
-    let payload = json!({"url": server.url("/slow"), "body": {}});
-    let (finished, job) = run_job(&db, webhook_registry(config), "webhook", payload).await;
+    let (finished, job) = webhook_job(&db, config, hook_to(&server, "/slow", json!({}))).await;
 
     assert_retrying(finished, &job, "TIMEOUT");
     assert_eq!(server.requests().len(), 1, "the request did reach the server");
@@ -205,7 +200,7 @@ async fn webhook_connection_refused_is_a_retryable_network_error() {
     };
     let config = WebhookConfig::new().allow_host("127.0.0.1", Some(closed.port()));
     let payload = json!({"url": format!("http://{closed}/hook"), "body": {}});
-    let (finished, job) = run_job(&db, webhook_registry(config), "webhook", payload).await;
+    let (finished, job) = webhook_job(&db, config, payload).await;
     assert_retrying(finished, &job, "NETWORK");
 }
 
@@ -296,10 +291,9 @@ async fn webhook_ssrf_refusals_never_reach_the_server() {
     ];
     for (config, url, why) in cases {
         let payload = json!({"url": url, "body": {"secret": "data"}});
-        let (finished, job) = run_job(&db, webhook_registry(config), "webhook", payload).await;
-        assert_eq!(finished, Finished::Failed, "{url}");
-        assert_failed(&job, "SSRF_BLOCKED");
-        let reason = job.failure_reason.as_deref().unwrap_or_default();
+        let (finished, job) = webhook_job(&db, config, payload).await;
+        assert_failed(finished, &job, "SSRF_BLOCKED");
+        let reason = reason(&job);
         assert!(reason.contains(why), "{url}: expected {why:?} in {reason:?}");
     }
     assert_eq!(
@@ -316,7 +310,7 @@ async fn webhook_allow_listed_loopback_host_by_name_works() {
     // Any port of `localhost`, plain http, loopback address: all allowed.
     let config = WebhookConfig::new().allow_host("LocalHost", None);
     let payload = json!({"url": format!("http://localhost:{}/hook", server.port()), "body": {"a": 1}});
-    let (finished, job) = run_job(&db, webhook_registry(config), "webhook", payload).await;
+    let (finished, job) = webhook_job(&db, config, payload).await;
     assert_eq!(finished, Finished::Completed, "{job:?}");
     assert_eq!(
         job.result,
@@ -328,15 +322,8 @@ async fn webhook_allow_listed_loopback_host_by_name_works() {
 #[tokio::test]
 async fn webhook_without_a_url_is_a_bad_payload() {
     let db = test_db().await;
-    let (finished, job) = run_job(
-        &db,
-        webhook_registry(WebhookConfig::new()),
-        "webhook",
-        json!({"body": {}}),
-    )
-    .await;
-    assert_eq!(finished, Finished::Failed);
-    assert_failed(&job, "BAD_PAYLOAD");
+    let (finished, job) = webhook_job(&db, WebhookConfig::new(), json!({"body": {}})).await;
+    assert_failed(finished, &job, "BAD_PAYLOAD");
 }
 
 #[tokio::test]

@@ -1,0 +1,82 @@
+//! API keys: `last_used_at` is written off the request's path, at most about
+//! once a minute per key.
+
+use std::time::Duration;
+
+use crate::support::test_db;
+
+#[tokio::test]
+async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
+    let db = test_db().await;
+    let key = db
+        .store
+        .create_api_key("acme", &["jobs:read".to_owned()], Some("k"))
+        .await
+        .expect("key");
+    let last_used = || async {
+        db.client
+            .query_one("SELECT last_used_at FROM api_keys WHERE id = $1", &[&key.id])
+            .await
+            .expect("row")
+            .get::<_, Option<chrono::DateTime<chrono::Utc>>>(0)
+    };
+    let until_set = |want: chrono::DateTime<chrono::Utc>| async move {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = last_used().await;
+            if got.is_some_and(|t| (t - want).num_milliseconds().abs() < 1) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "last_used_at is {got:?}, want {want}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    assert_eq!(last_used().await, None, "never used");
+    let first = db.now();
+    for _ in 0..3 {
+        assert!(db.store.authenticate(&key.key).await.expect("auth").is_some());
+    }
+    until_set(first).await;
+    db.advance(30);
+    assert!(db.store.authenticate(&key.key).await.expect("auth").is_some());
+    // A later write would have landed by the time this one does.
+    let other = db
+        .store
+        .create_api_key("acme", &["jobs:read".to_owned()], Some("other"))
+        .await
+        .expect("key");
+    assert!(db.store.authenticate(&other.key).await.expect("auth").is_some());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while db
+        .client
+        .query_one(
+            "SELECT last_used_at IS NULL FROM api_keys WHERE id = $1",
+            &[&other.id],
+        )
+        .await
+        .expect("row")
+        .get::<_, bool>(0)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the other key's use was never recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        last_used().await,
+        Some(first),
+        "not written again within the minute"
+    );
+    db.advance(31);
+    let later = db.now();
+    assert!(db.store.authenticate(&key.key).await.expect("auth").is_some());
+    until_set(later).await;
+    // A wrong secret for the same id records nothing.
+    db.advance(120);
+    let forged = format!("{}x", key.key);
+    assert!(db.store.authenticate(&forged).await.expect("auth").is_none());
+}

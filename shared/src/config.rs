@@ -275,12 +275,7 @@ impl Config {
                 .or_else(|| env.get("RUST_LOG"))
                 .unwrap_or_else(|| "info".into()),
             log_format,
-            job_types: env.get("JOBLINE_JOB_TYPES").filter(|s| !s.is_empty()).map(|s| {
-                s.split(',')
-                    .map(|t| t.trim().to_owned())
-                    .filter(|t| !t.is_empty())
-                    .collect()
-            }),
+            job_types: job_types(&env)?,
             health: HealthThresholds {
                 degraded_pending_age: env.number(
                     "JOBLINE_HEALTH_DEGRADED_PENDING_SECONDS",
@@ -403,6 +398,21 @@ fn choose_queue(env: &Env<'_>) -> Result<(QueueChoice, String), ConfigError> {
     }
     let reason = format!("JOBLINE_QUEUE={}", choice.kind());
     Ok((choice, reason))
+}
+
+/// `JOBLINE_JOB_TYPES`: each entry a valid job type name; no entries at
+/// all (unset, empty, only commas) means every type.
+fn job_types(env: &Env<'_>) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(raw) = env.get("JOBLINE_JOB_TYPES") else {
+        return Ok(None);
+    };
+    let mut types = Vec::new();
+    for t in raw.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        crate::domain::JobType::parse(t)
+            .map_err(|e| ConfigError::new("JOBLINE_JOB_TYPES", &raw, format!("{t:?}: {e}")))?;
+        types.push(t.to_owned());
+    }
+    Ok((!types.is_empty()).then_some(types))
 }
 
 fn check_token(token: &str) -> Result<(), ConfigError> {
@@ -653,6 +663,24 @@ mod tests {
         ] {
             assert_eq!(config(&[(var, bad)]).unwrap_err().var, var);
         }
+    }
+
+    #[test]
+    fn job_types_are_checked_and_an_empty_list_means_every_type() {
+        assert_eq!(
+            config(&[("JOBLINE_JOB_TYPES", " , ")]).expect("valid").job_types,
+            None
+        );
+        assert_eq!(
+            config(&[("JOBLINE_JOB_TYPES", "noop, story_script")])
+                .expect("valid")
+                .job_types,
+            Some(vec!["noop".to_owned(), "story_script".to_owned()])
+        );
+        assert_eq!(
+            config(&[("JOBLINE_JOB_TYPES", "noop,bad type")]).unwrap_err().var,
+            "JOBLINE_JOB_TYPES"
+        );
     }
 
     #[test]

@@ -28,8 +28,13 @@ impl Priority {
 
     /// `"P0"` … `"P3"` (seed 003 sends priorities this way).
     pub fn parse_label(label: &str) -> Option<Self> {
-        let digit = label.strip_prefix('P').or_else(|| label.strip_prefix('p'))?;
-        digit.parse::<i64>().ok().and_then(Self::new)
+        match label {
+            "P0" => Some(Priority(0)),
+            "P1" => Some(Priority(1)),
+            "P2" => Some(Priority(2)),
+            "P3" => Some(Priority(3)),
+            _ => None,
+        }
     }
 }
 

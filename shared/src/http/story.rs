@@ -39,7 +39,8 @@ pub async fn create(
         .enqueuer
         .enqueue(tenant, &actor, new)
         .await
-        .map_err(|e| ApiError::from_enqueue(e, |_| "type".into()))?;
+        // The body has no type field: the refusal names the job type.
+        .map_err(|e| ApiError::from_enqueue(e, |_| "story_script".into()))?;
     Ok(Json(json!({
         "ok": true,
         "storyId": story_id,

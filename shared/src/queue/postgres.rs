@@ -21,6 +21,9 @@ use crate::store::Store;
 use crate::store::StoreError;
 use crate::store::pool::{PoolOptions, connect_params};
 
+/// The `application_name` of the adapter's LISTEN sessions.
+pub const LISTEN_APPLICATION: &str = "jobline-listen";
+
 #[derive(Debug, Clone)]
 pub struct PostgresQueue {
     store: Store,
@@ -126,7 +129,9 @@ enum ListenError {
 }
 
 async fn listen_once(url: &str, channel: &str, wake: &Wake) -> Result<(), ListenError> {
-    let (config, tls) = connect_params(&PoolOptions::new(url, 1)).map_err(ListenError::Setup)?;
+    let (mut config, tls) = connect_params(&PoolOptions::new(url, 1)).map_err(ListenError::Setup)?;
+    // Named, so operators (and the drill) can tell jobline's listeners apart.
+    config.application_name(LISTEN_APPLICATION);
     let (client, mut connection) = config.connect(tls).await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let driver = tokio::spawn(async move {

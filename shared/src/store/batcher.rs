@@ -133,14 +133,29 @@ async fn apply<B: Batched>(store: &Store, batch: Vec<Request<B>>) {
                 let _ = reply.send(Err(e));
             }
         }
-        // The database is out of reach: every item alone would fail the
+        // Out of reach: one connection may have dropped, so the batch is
+        // tried once more as a whole (on another connection); if the
+        // database is still unavailable, every item alone would fail the
         // same way, each holding a pool slot for the pool's timeout.
-        Err(StoreError::Unavailable(why)) => {
-            tracing::warn!(error = %why, count = items.len(), statement = B::NAME, "a shared statement failed: the database is unavailable");
-            for reply in replies {
-                let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+        Err(StoreError::Unavailable(first)) => match B::apply(store, &items).await {
+            Ok(answers) => {
+                for (reply, answer) in replies.into_iter().zip(answers) {
+                    let _ = reply.send(Ok(answer));
+                }
             }
-        }
+            Err(StoreError::Unavailable(why)) => {
+                tracing::warn!(error = %why, first = %first, count = items.len(), statement = B::NAME, "a shared statement failed twice: the database is unavailable");
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, count = items.len(), statement = B::NAME, "a shared statement failed; applying each item alone");
+                for (item, reply) in items.into_iter().zip(replies) {
+                    let _ = reply.send(alone::<B>(store, item).await);
+                }
+            }
+        },
         Err(e) => {
             tracing::warn!(error = %e, count = items.len(), statement = B::NAME, "a shared statement failed; applying each item alone");
             for (item, reply) in items.into_iter().zip(replies) {

@@ -143,8 +143,9 @@ impl Store {
     }
 
     /// `SELECT 1` through the pool: is Postgres reachable?
-    /// Ends every other LISTEN session on the database (a fault the
-    /// reliability drill injects); answers how many were ended.
+    /// Ends the postgres adapter's LISTEN sessions on the database (a fault
+    /// the reliability drill injects; they reconnect by themselves); answers
+    /// how many were ended.
     pub async fn terminate_listen_sessions(&self) -> Result<i64, StoreError> {
         let client = self.client().await?;
         let rows = sql::TERMINATE_LISTENERS.query(client.on(), &[]).await?;

@@ -370,6 +370,9 @@ async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
             Err(e) => {
                 let wait = slots.failing.next().max(slots.options.poll_interval);
                 tracing::warn!(error = %e, retry_in = ?wait, failures = slots.failing.count, "receive failed; backing off");
+                if slots.options.once {
+                    break;
+                }
                 slots.idle(wait).await;
             }
         }

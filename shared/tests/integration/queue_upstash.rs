@@ -391,3 +391,34 @@ async fn network_errors_are_retried_then_unavailable() {
     );
     assert_eq!(q.kind(), "upstash");
 }
+
+/// `jobline worker --once` with the broker unreachable ends (having
+/// processed nothing) instead of backing off forever.
+#[tokio::test]
+async fn a_once_worker_exits_when_the_broker_is_unreachable() {
+    let db = crate::support::test_db().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let q = UpstashQueue::new(&url, "tok", &fresh_name(), fast_retries()).expect("queue");
+    let feed = jobline::queue::Feed::Deliveries(Arc::new(q));
+    let processor = jobline::worker::Processor::new(
+        db.store.clone(),
+        Arc::new(jobline::handlers::builtins()),
+        Duration::from_millis(100),
+        "w-once",
+    );
+    let options = jobline::worker::WorkerOptions {
+        once: true,
+        register: false,
+        ..jobline::worker::WorkerOptions::default()
+    };
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let summary = tokio::time::timeout(
+        Duration::from_secs(20),
+        jobline::worker::runner::run(processor, feed, options, rx),
+    )
+    .await
+    .expect("the --once worker ended");
+    assert_eq!(summary.processed, 0);
+}

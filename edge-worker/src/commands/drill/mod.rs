@@ -40,6 +40,8 @@ pub async fn run(config: &Config, args: DrillArgs) -> anyhow::Result<()> {
                     store,
                     feed,
                     mode: "live".into(),
+                    stale_after: config.heartbeat_timeout,
+                    token: format!("drill-{}", uuid::Uuid::new_v4().simple()),
                 },
                 None,
             )
@@ -70,6 +72,8 @@ pub async fn run(config: &Config, args: DrillArgs) -> anyhow::Result<()> {
                     store,
                     feed,
                     mode: "simulate".into(),
+                    stale_after: std::time::Duration::from_secs(1),
+                    token: format!("drill-{}", uuid::Uuid::new_v4().simple()),
                 },
                 Some((admin, name)),
             )

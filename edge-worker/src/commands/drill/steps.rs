@@ -87,6 +87,12 @@ pub struct Drill {
     pub store: Store,
     pub feed: Feed,
     pub mode: String,
+    /// What counts as a stale claim: the deployment's heartbeat timeout in
+    /// live mode (so the drill never releases another tenant's live claim),
+    /// one second on the throwaway database.
+    pub stale_after: Duration,
+    /// This run's replay token (unique: a container's pid is always 1).
+    pub token: String,
 }
 
 type StepResult = Result<String, String>;
@@ -307,7 +313,7 @@ impl Drill {
     }
 
     fn token(&self) -> String {
-        format!("drill-{}", std::process::id())
+        self.token.clone()
     }
 
     async fn replay_again(&self) -> StepResult {
@@ -342,8 +348,8 @@ impl Drill {
         // The kill: the task is gone mid-job, with its heartbeats.
         task.abort();
         let _ = task.await;
-        let timeout = Duration::from_secs(1);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        let timeout = self.stale_after;
+        let deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(15);
         let released = loop {
             let r = self
                 .store

@@ -1,4 +1,5 @@
--- Ends every LISTEN session on this database but the caller's own: the
+-- Ends jobline's LISTEN sessions on this database (application_name
+-- `jobline-listen`, never another application's): the
 -- reliability drill's "consumer state destroyed" fault (the postgres
 -- adapter's listeners must reconnect by themselves). Answers how many.
 SELECT count(*) AS terminated
@@ -6,6 +7,6 @@ FROM (
     SELECT pg_terminate_backend(pid)
     FROM pg_stat_activity
     WHERE datname = current_database()
-      AND query ILIKE 'LISTEN%'
+      AND application_name = 'jobline-listen'
       AND pid <> pg_backend_pid()
 ) t

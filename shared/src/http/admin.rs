@@ -48,7 +48,7 @@ pub async fn dead_letter(
         status: Some(crate::JobStatus::Failed),
         ..JobFilter::default()
     };
-    let jobs = state.store.list(tenant, &failed, limit, None).await?.jobs;
+    let jobs = caller.view_jobs(state.store.list(tenant, &failed, limit, None).await?.jobs);
     let outbox = state.store.dead_letter_outbox(tenant, limit).await?;
     Ok(Json(json!({ "jobs": jobs, "outbox": outbox })))
 }

@@ -4,7 +4,16 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
 use super::{ApiError, AppState};
+use crate::domain::{Job, JobEvent};
 use crate::store::keys::{Principal, secrets_match};
+
+/// A stable, opaque stand-in for a process name (`worker-<12 hex>`): the
+/// same worker always maps to the same id, and nothing of its host shows.
+pub fn opaque_worker(name: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(name.as_bytes());
+    format!("worker-{}", &hex::encode(digest)[..12])
+}
 
 /// The authenticated caller of a route.
 #[derive(Debug, Clone)]
@@ -18,6 +27,49 @@ impl Caller {
         } else {
             Err(ApiError::forbidden(scope))
         }
+    }
+
+    /// The operators' tenant (`default`): the only one that sees the
+    /// deployment's own names (worker hosts, Lambda log streams).
+    pub fn is_operator(&self) -> bool {
+        self.0.tenant == super::workers::OPERATOR_TENANT
+    }
+
+    /// A job as this caller may see it: for tenants other than the
+    /// operators', the worker holding it is an opaque id.
+    pub fn view_job(&self, mut job: Job) -> Job {
+        if !self.is_operator() {
+            job.locked_by = job.locked_by.as_deref().map(opaque_worker);
+        }
+        job
+    }
+
+    pub fn view_jobs(&self, jobs: Vec<Job>) -> Vec<Job> {
+        jobs.into_iter().map(|j| self.view_job(j)).collect()
+    }
+
+    /// A timeline as this caller may see it: worker names (the actors and
+    /// the `worker` detail of claims, completions, failures, releases) are
+    /// opaque ids for tenants other than the operators'. Keys (`key:…`)
+    /// stay as they are: they are the tenant's own.
+    pub fn view_events(&self, mut events: Vec<JobEvent>) -> Vec<JobEvent> {
+        if self.is_operator() {
+            return events;
+        }
+        for e in &mut events {
+            if let Some(actor) = &e.actor
+                && !actor.starts_with("key:")
+            {
+                e.actor = Some(opaque_worker(actor));
+            }
+            if let Some(serde_json::Value::Object(detail)) = &mut e.detail
+                && let Some(serde_json::Value::String(w)) = detail.get("worker")
+            {
+                let hidden = opaque_worker(w);
+                detail.insert("worker".into(), serde_json::Value::String(hidden));
+            }
+        }
+        events
     }
 
     pub fn actor(&self) -> String {

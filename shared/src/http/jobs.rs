@@ -122,8 +122,9 @@ pub async fn create(
     } else {
         StatusCode::CREATED
     };
+    let job = caller.view_job(created.job);
     let body = CreatedBody {
-        job: &created.job,
+        job: &job,
         already_existed: created.already_existed,
     };
     Ok((status, Json(body)).into_response())
@@ -172,11 +173,15 @@ pub async fn create_batch(
     } else {
         StatusCode::OK
     };
-    let jobs: Vec<CreatedBody<'_>> = created
+    let shown: Vec<(Job, bool)> = created
+        .into_iter()
+        .map(|c| (caller.view_job(c.job), c.already_existed))
+        .collect();
+    let jobs: Vec<CreatedBody<'_>> = shown
         .iter()
-        .map(|c| CreatedBody {
-            job: &c.job,
-            already_existed: c.already_existed,
+        .map(|(job, already_existed)| CreatedBody {
+            job,
+            already_existed: *already_existed,
         })
         .collect();
     Ok((status, Json(json!({ "jobs": jobs }))).into_response())
@@ -190,7 +195,7 @@ pub async fn get(
     let tenant = caller.require("jobs:read")?;
     let id = job_id(&id)?;
     match state.store.get(tenant, id).await? {
-        Some(job) => Ok(Json(job)),
+        Some(job) => Ok(Json(caller.view_job(job))),
         None => Err(ApiError::not_found(format!("job {id} not found"))),
     }
 }
@@ -246,7 +251,7 @@ pub async fn list(
     };
     let page = state.store.list(tenant, &filter, limit, cursor).await?;
     Ok(Json(json!({
-        "jobs": page.jobs,
+        "jobs": caller.view_jobs(page.jobs),
         "next_cursor": page.next_cursor.map(|c| c.encode()),
     })))
 }
@@ -259,7 +264,7 @@ pub async fn events(
     let tenant = caller.require("jobs:read")?;
     let id = job_id(&id)?;
     match state.store.timeline(Some(tenant), id).await? {
-        Some(events) => Ok(Json(json!({ "events": events }))),
+        Some(events) => Ok(Json(json!({ "events": caller.view_events(events) }))),
         None => Err(ApiError::not_found(format!("job {id} not found"))),
     }
 }
@@ -271,7 +276,8 @@ pub async fn cancel(
 ) -> Result<Json<Job>, ApiError> {
     let tenant = caller.require("admin")?;
     let id = job_id(&id)?;
-    Ok(Json(state.store.cancel(Some(tenant), id, &caller.actor()).await?))
+    let job = state.store.cancel(Some(tenant), id, &caller.actor()).await?;
+    Ok(Json(caller.view_job(job)))
 }
 
 pub async fn retry(
@@ -290,5 +296,5 @@ pub async fn retry(
         .enqueuer
         .retry(Some(tenant), id, &caller.actor(), extra)
         .await?;
-    Ok(Json(job))
+    Ok(Json(caller.view_job(job)))
 }

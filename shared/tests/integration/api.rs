@@ -573,3 +573,65 @@ async fn another_tenants_admin_key_can_neither_see_nor_steer_the_workers() {
         "the worker was not steered"
     );
 }
+
+/// Tenants never see the deployment's own names: the worker holding a job,
+/// the workers in its timeline and the release reason are opaque to them.
+#[tokio::test]
+async fn a_tenant_sees_an_opaque_worker_id_never_the_host_or_log_stream() {
+    let api = test_api().await;
+    let key = api.key("acme", &["jobs:read", "jobs:write"]).await;
+    let (s, created) = send(
+        api.with_key(&key, Method::POST, "/v1/jobs")
+            .json(&json!({"type": "noop", "max_attempts": 3})),
+    )
+    .await;
+    assert_eq!(s, 201, "{created}");
+    let id: uuid::Uuid = created["id"].as_str().expect("id").parse().expect("uuid");
+    let worker = "lambda:jobline-sqs-consumer:2026/12/01/[$LATEST]0123456789abcdef";
+    let jobline::store::ClaimByIdOutcome::Claimed(_) =
+        api.db.store.claim_by_id(worker, id).await.expect("claim")
+    else {
+        panic!("claimable");
+    };
+    let (_, job) = api.call_as(&key, Method::GET, &format!("/v1/jobs/{id}")).await;
+    let shown = job["locked_by"].as_str().expect("locked_by");
+    assert!(
+        shown.starts_with("worker-") && !shown.contains("lambda"),
+        "{shown}"
+    );
+    // The heartbeat times out and the claim is released.
+    api.db.advance(3600);
+    api.db
+        .store
+        .release_stale(std::time::Duration::from_secs(60), 100)
+        .await
+        .expect("release");
+    let (_, job) = api.call_as(&key, Method::GET, &format!("/v1/jobs/{id}")).await;
+    let (_, events) = api
+        .call_as(&key, Method::GET, &format!("/v1/jobs/{id}/events"))
+        .await;
+    let (_, list) = api.call_as(&key, Method::GET, "/v1/jobs").await;
+    for body in [&job, &events, &list] {
+        let text = body.to_string();
+        assert!(!text.contains("lambda:") && !text.contains("LATEST"), "{text}");
+    }
+    assert_eq!(job["error_code"], "HEARTBEAT_TIMEOUT");
+    let claimed = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["event"] == "claimed")
+        .expect("a claimed event");
+    assert_eq!(
+        claimed["actor"].as_str(),
+        Some(shown),
+        "the same opaque id in both places"
+    );
+    // The created event keeps the tenant's own key.
+    assert!(
+        events["events"][0]["actor"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("key:")
+    );
+}

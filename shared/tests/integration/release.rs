@@ -28,11 +28,24 @@ async fn a_silent_claim_goes_back_to_pending_with_heartbeat_timeout() {
     let job = db.store.get_any(job.id).await.expect("get").expect("found");
     assert_eq!(job.status, JobStatus::Pending);
     assert_eq!(job.error_code.as_deref(), Some("HEARTBEAT_TIMEOUT"));
+    let reason = job.failure_reason.as_deref().unwrap_or_default();
+    assert!(reason.starts_with("no heartbeat since"), "{reason}");
     assert!(
-        job.failure_reason
-            .as_deref()
-            .unwrap_or_default()
-            .contains("doomed")
+        !reason.contains("doomed"),
+        "tenants read this: no worker name in it"
+    );
+    let worker: String = db
+        .client
+        .query_one(
+            "SELECT detail->>'worker' FROM job_events WHERE job_id = $1 AND event = 'heartbeat_released'",
+            &[&job.id],
+        )
+        .await
+        .expect("event")
+        .get(0);
+    assert!(
+        worker.contains("doomed"),
+        "the event keeps it for operators: {worker}"
     );
     assert_eq!(job.locked_by, None);
     assert_eq!(

@@ -17,7 +17,9 @@ released AS (
         completed_at = CASE WHEN j.attempts >= j.max_attempts THEN $1 END,
         run_after = $1,
         error_code = 'HEARTBEAT_TIMEOUT',
-        failure_reason = 'no heartbeat from ' || stale.stale_worker || ' since ' || stale.last_heartbeat,
+        -- No worker name here: tenants read this text (the worker is in the
+        -- event's detail, shown to operators).
+        failure_reason = 'no heartbeat since ' || stale.last_heartbeat,
         locked_by = NULL, locked_at = NULL, heartbeat_at = NULL, updated_at = $1
     FROM stale
     WHERE j.id = stale.id AND j.status = 'processing'

@@ -3,7 +3,9 @@
 //! per invocation, answered with its report as JSON. Safe to run in
 //! parallel with itself (overlapping schedules, retried invocations).
 
-use jobline::queue::Publisher;
+use std::sync::Arc;
+
+use jobline::queue::{Broker, Publisher};
 use jobline::sweeper::{SweepConfig, SweepReport, sweep_once};
 use jobline::{StartError, Store, StoreError};
 
@@ -12,6 +14,9 @@ use jobline::{StartError, Store, StoreError};
 pub struct Sweeper {
     store: Store,
     publisher: Publisher,
+    /// The broker whose stopped consumers' messages the sweep recovers
+    /// (Redis, Upstash); `None` with the postgres adapter.
+    broker: Option<Arc<dyn Broker>>,
     config: SweepConfig,
 }
 
@@ -20,15 +25,23 @@ impl Sweeper {
         Self {
             store,
             publisher,
+            broker: None,
             config,
         }
+    }
+
+    /// Also recovers the in-flight messages of `broker`'s stopped consumers.
+    pub fn with_broker(mut self, broker: Option<Arc<dyn Broker>>) -> Self {
+        self.broker = broker;
+        self
     }
 
     /// The store and the queue adapter the configuration chose.
     pub async fn from_config(config: &jobline::Config) -> Result<Self, StartError> {
         let store = jobline::connect(config)?;
-        let publisher = jobline::app::publisher(config, &store, "sweeper").await?;
-        Ok(Self::new(store, publisher, SweepConfig::from_config(config)))
+        let feed = jobline::app::feed(config, &store).await?;
+        let publisher = Publisher::new(store.clone(), feed.queue(), "sweeper");
+        Ok(Self::new(store, publisher, SweepConfig::from_config(config)).with_broker(feed.broker()))
     }
 
     pub fn config(&self) -> &SweepConfig {
@@ -37,7 +50,7 @@ impl Sweeper {
 
     /// One sweep.
     pub async fn sweep(&self) -> Result<SweepReport, StoreError> {
-        sweep_once(&self.store, &self.publisher, &self.config).await
+        sweep_once(&self.store, &self.publisher, self.broker.as_deref(), &self.config).await
     }
 
     /// One invocation: the event is ignored, the answer is the report.

@@ -8,7 +8,10 @@
 //!    down at commit, a delayed job became due for the broker, step 1's rows);
 //! 3. **re-wake due jobs whose message may have been lost**: `pending` jobs due
 //!    for longer than `stale_pending_after` with no recent outbox row get a
-//!    fresh one, published through the relay.
+//!    fresh one, published through the relay;
+//! 4. **recover the broker's in-flight messages** (Redis, Upstash): the
+//!    processing lists of consumers that stopped refreshing their liveness
+//!    mark go back onto the queue, so Redis does not grow without bound.
 //!
 //! Each step is idempotent and safe to run in several processes at once
 //! (`FOR UPDATE SKIP LOCKED` and guarded updates in steps 1 and 3, leased
@@ -20,8 +23,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::queue::Publisher;
 use crate::queue::relay::{RelayReport, relay_all};
+use crate::queue::{Broker, Publisher};
 use crate::store::{Store, StoreError};
 
 /// How a sweep behaves.
@@ -95,6 +98,8 @@ pub struct SweepReport {
     pub released: ReleasedReport,
     pub relayed: RelayReport,
     pub rewoken: RewakeReport,
+    /// Messages of stopped consumers put back on the broker's queue.
+    pub recovered: usize,
     /// Wall time the sweep took.
     pub duration_ms: u64,
 }
@@ -105,6 +110,7 @@ pub struct SweepReport {
 pub async fn sweep_once(
     store: &Store,
     publisher: &Publisher,
+    broker: Option<&dyn Broker>,
     config: &SweepConfig,
 ) -> Result<SweepReport, StoreError> {
     let started = Instant::now();
@@ -146,11 +152,22 @@ pub async fn sweep_once(
         rewoken.relay = relay_all(store, publisher, batch).await?;
     }
 
+    let recovered = match broker {
+        None => 0,
+        Some(b) => b.recover().await.unwrap_or_else(|e| {
+            // The broker's trouble is not the database's: the other steps
+            // are done; the next sweep tries again.
+            tracing::warn!(error = %e, "could not recover the broker's in-flight messages");
+            0
+        }),
+    };
+
     let report = SweepReport {
         started_at,
         released,
         relayed,
         rewoken,
+        recovered,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     tracing::info!(
@@ -159,6 +176,7 @@ pub async fn sweep_once(
         relayed = relayed.published,
         relay_failed = relayed.failed,
         rewoken = rewoken.rewoken,
+        recovered,
         duration_ms = report.duration_ms,
         "sweep done"
     );

@@ -89,6 +89,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
         state.store.clone(),
         jobline::worker::runner::unique_worker_id("dev"),
     );
+    let broker = feed.broker();
     let worker = tokio::spawn(run(
         processor,
         feed,
@@ -102,6 +103,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let sweeper = tokio::spawn(super::ops::sweep_forever(
         state.store.clone(),
         state.enqueuer.publisher().clone(),
+        broker,
         jobline::sweeper::SweepConfig::from_config(config),
         Duration::from_secs(5),
         rx.clone(),

@@ -68,10 +68,13 @@ pub struct SweepArgs {
 /// every `--every` seconds.
 pub async fn sweep(config: &Config, args: SweepArgs) -> anyhow::Result<()> {
     let store = jobline::connect(config)?;
-    let publisher = jobline::app::publisher(config, &store, "sweeper").await?;
+    let feed = jobline::app::feed(config, &store).await?;
+    let publisher = jobline::queue::Publisher::new(store.clone(), feed.queue(), "sweeper");
+    let broker = feed.broker();
     let sweep_config = jobline::sweeper::SweepConfig::from_config(config);
     let Some(every) = args.every else {
-        let report = jobline::sweeper::sweep_once(&store, &publisher, &sweep_config).await?;
+        let report =
+            jobline::sweeper::sweep_once(&store, &publisher, broker.as_deref(), &sweep_config).await?;
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(());
     };
@@ -84,7 +87,7 @@ pub async fn sweep(config: &Config, args: SweepArgs) -> anyhow::Result<()> {
         super::serve::shutdown_signal().await;
         let _ = tx.send(true);
     });
-    sweep_forever(store, publisher, sweep_config, interval, rx).await;
+    sweep_forever(store, publisher, broker, sweep_config, interval, rx).await;
     Ok(())
 }
 
@@ -93,16 +96,18 @@ pub async fn sweep(config: &Config, args: SweepArgs) -> anyhow::Result<()> {
 pub async fn sweep_forever(
     store: jobline::Store,
     publisher: jobline::queue::Publisher,
+    broker: Option<std::sync::Arc<dyn jobline::queue::Broker>>,
     config: jobline::sweeper::SweepConfig,
     interval: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
-        match jobline::sweeper::sweep_once(&store, &publisher, &config).await {
+        match jobline::sweeper::sweep_once(&store, &publisher, broker.as_deref(), &config).await {
             Ok(r) => tracing::debug!(
                 released = r.released.requeued + r.released.failed,
                 relayed = r.relayed.published,
                 rewoken = r.rewoken.rewoken,
+                recovered = r.recovered,
                 "sweep"
             ),
             Err(e) => tracing::warn!(error = %e, "sweep failed"),

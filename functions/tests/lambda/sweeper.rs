@@ -238,8 +238,8 @@ async fn two_sweepers_racing_do_each_thing_once() {
     // Small batches: many statements, so the two interleave.
     let config = sweep_config(2);
     let (ra, rb) = tokio::join!(
-        sweep_once(&db.store, &a, &config),
-        sweep_once(&db.store, &b, &config)
+        sweep_once(&db.store, &a, None, &config),
+        sweep_once(&db.store, &b, None, &config)
     );
     let (ra, rb) = (ra.expect("sweep a"), rb.expect("sweep b"));
     assert_eq!(ra.released.requeued + rb.released.requeued, n, "{ra:?} {rb:?}");

@@ -138,6 +138,12 @@ pub trait Broker: Queue {
     /// in flight; returns how many. A broker that does this itself (SQS,
     /// through the visibility timeout) has nothing to put back and says 0.
     async fn recover(&self) -> Result<usize, QueueError>;
+
+    /// A consumer that stops hands back what it received and did not
+    /// settle, at once (not after its liveness mark expires); returns how
+    /// many. SQS hands unsettled messages out again by itself after their
+    /// visibility timeout, and says 0.
+    async fn hand_back(&self, consumer: &str) -> Result<usize, QueueError>;
 }
 
 /// An adapter whose consumers claim straight from Postgres (the `postgres`
@@ -167,6 +173,14 @@ impl Feed {
         match self {
             Feed::Claim(w) => w.clone(),
             Feed::Deliveries(b) => b.clone(),
+        }
+    }
+
+    /// The broker, when the adapter is one (for the sweeper's recovery).
+    pub fn broker(&self) -> Option<Arc<dyn Broker>> {
+        match self {
+            Feed::Claim(_) => None,
+            Feed::Deliveries(b) => Some(b.clone()),
         }
     }
 

@@ -318,6 +318,10 @@ macro_rules! queue_over_layout {
             async fn recover(&self) -> Result<usize, crate::queue::QueueError> {
                 self.layout.recover().await
             }
+
+            async fn hand_back(&self, consumer: &str) -> Result<usize, crate::queue::QueueError> {
+                self.layout.hand_back(consumer).await
+            }
         }
     };
 }
@@ -606,28 +610,47 @@ impl<T: Transport> Layout<T> {
             let Some(consumer) = list.strip_prefix(&prefix) else {
                 continue;
             };
-            let consumer_key = self.consumer_key(consumer);
-            loop {
-                let n = self
-                    .transport
-                    .script(
-                        &RECOVER,
-                        &[&list, &consumer_key, &self.name],
-                        &[RECOVER_CHUNK.to_string()],
-                    )
-                    .await?;
-                let n = n.as_int().ok_or_else(|| unexpected("a count", &n))?;
-                if n > 0 {
-                    moved += usize::try_from(n).unwrap_or(0);
-                    tracing::info!(queue = %self.name, consumer, messages = n,
-                        "recovered messages of a consumer that stopped");
-                }
-                if n < RECOVER_CHUNK {
-                    break;
-                }
+            let n = self.move_back(&list, consumer).await?;
+            if n > 0 {
+                moved += n;
+                tracing::info!(queue = %self.name, consumer, messages = n,
+                    "recovered messages of a consumer that stopped");
             }
         }
         Ok(moved)
+    }
+
+    /// A stopping consumer's own list back onto the queue, now: its
+    /// liveness mark is dropped first, so the move goes ahead.
+    pub(crate) async fn hand_back(&self, consumer: &str) -> Result<usize, QueueError> {
+        self.transport
+            .command(cmd(["DEL", &self.consumer_key(consumer)]))
+            .await?;
+        self.move_back(&self.processing(consumer), consumer).await
+    }
+
+    /// Moves `list` (the processing list of `consumer`) back onto the queue
+    /// in chunks, unless the consumer is alive; how many messages moved.
+    async fn move_back(&self, list: &str, consumer: &str) -> Result<usize, QueueError> {
+        let consumer_key = self.consumer_key(consumer);
+        let mut moved = 0usize;
+        loop {
+            let n = self
+                .transport
+                .script(
+                    &RECOVER,
+                    &[list, &consumer_key, &self.name],
+                    &[RECOVER_CHUNK.to_string()],
+                )
+                .await?;
+            let n = n.as_int().ok_or_else(|| unexpected("a count", &n))?;
+            if n > 0 {
+                moved += usize::try_from(n).unwrap_or(0);
+            }
+            if n < RECOVER_CHUNK {
+                return Ok(moved);
+            }
+        }
     }
 
     /// `PING`.

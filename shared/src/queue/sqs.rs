@@ -238,4 +238,10 @@ impl Broker for SqsQueue {
     async fn recover(&self) -> Result<usize, QueueError> {
         Ok(0)
     }
+
+    /// SQS hands a received, undeleted message out again after its
+    /// visibility timeout; nothing is held per consumer to give back.
+    async fn hand_back(&self, _consumer: &str) -> Result<usize, QueueError> {
+        Ok(0)
+    }
 }

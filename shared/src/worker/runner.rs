@@ -132,10 +132,24 @@ pub async fn run(
         "worker started"
     );
     match feed {
-        Feed::Claim(wakeups) => claim_loop(&mut slots, wakeups.as_ref(), &types).await,
-        Feed::Deliveries(broker) => delivery_loop(&mut slots, broker).await,
+        Feed::Claim(wakeups) => {
+            claim_loop(&mut slots, wakeups.as_ref(), &types).await;
+            slots.finish().await
+        }
+        Feed::Deliveries(broker) => {
+            delivery_loop(&mut slots, broker.clone()).await;
+            let worker = slots.processor.worker().to_owned();
+            let summary = slots.finish().await;
+            // What this consumer received and did not settle goes back now,
+            // not when its liveness mark expires.
+            match broker.hand_back(&worker).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(messages = n, "handed unsettled messages back to the queue"),
+                Err(e) => tracing::warn!(error = %e, "could not hand messages back; recovery will"),
+            }
+            summary
+        }
     }
-    slots.finish().await
 }
 
 /// What both loops share: the slots (permits) and their tasks, the

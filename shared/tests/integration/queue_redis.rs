@@ -504,3 +504,82 @@ async fn a_long_receive_takes_a_delayed_message_as_soon_as_it_is_due() {
         "taken after {took:?}"
     );
 }
+
+/// The sweeper recovers the lists of consumers that stopped (Redis would
+/// otherwise keep them forever), and a worker that stops hands its own back.
+#[tokio::test]
+async fn the_sweeper_recovers_dead_consumers_and_a_stopping_worker_hands_its_list_back() {
+    let db = crate::support::test_db().await;
+    let name = fresh_name();
+    let q = Arc::new(queue(&name).await);
+    let mut r = plain().await;
+    let (a, b) = (now(Uuid::now_v7()), now(Uuid::now_v7()));
+    q.publish(&[a, b]).await.expect("publish");
+    assert_eq!(
+        q.receive("crashed", 1, Duration::ZERO)
+            .await
+            .expect("receive")
+            .len(),
+        1
+    );
+    let _: i64 = run(&mut r, &["DEL", &format!("{name}:consumer:crashed")]).await;
+    let publisher = jobline::queue::Publisher::new(db.store.clone(), q.clone(), "sweeper");
+    let report = jobline::sweeper::sweep_once(
+        &db.store,
+        &publisher,
+        Some(q.as_ref() as &dyn Broker),
+        &jobline::sweeper::SweepConfig::default(),
+    )
+    .await
+    .expect("sweep");
+    assert_eq!(report.recovered, 1);
+    assert!(
+        lrange(&mut r, &format!("{name}:processing:crashed"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(lrange(&mut r, &name).await.len(), 2, "both waiting again");
+
+    // A worker holding a message it cannot finish stops: the message goes
+    // back at once, not after its liveness mark (5 s) expires.
+    let job = db
+        .job_for(
+            "acme",
+            jobline::NewJob::new("sleep", serde_json::json!({"ms": 60_000})),
+        )
+        .await;
+    let _: i64 = run(&mut r, &["DEL", &name]).await;
+    q.publish(&[now(job.id)]).await.expect("publish");
+    let processor = jobline::worker::Processor::new(
+        db.store.clone(),
+        Arc::new(jobline::handlers::builtins()),
+        Duration::from_millis(100),
+        "stopping",
+    );
+    let options = jobline::worker::WorkerOptions {
+        register: false,
+        poll_interval: Duration::from_millis(100),
+        shutdown_grace: Duration::from_millis(200),
+        ..jobline::worker::WorkerOptions::default()
+    };
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(jobline::worker::runner::run(
+        processor,
+        jobline::queue::Feed::Deliveries(q.clone()),
+        options,
+        rx,
+    ));
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while db.job(job.id).await.status != jobline::JobStatus::Processing {
+        assert!(tokio::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(true);
+    worker.await.expect("worker");
+    assert!(
+        lrange(&mut r, &format!("{name}:processing:stopping"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(lrange(&mut r, &name).await.len(), 1, "handed back to the queue");
+}

@@ -2,7 +2,10 @@
 //! allow-list.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv6Addr};
+use std::future::Future;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -104,6 +107,33 @@ pub struct WebhookConfig {
     /// `JOBLINE_WEBHOOK_ALLOW_PRIVATE` (default false): allow non-public
     /// addresses for every host (still `https` only).
     pub allow_private: bool,
+    /// How host names are resolved (the system resolver; tests inject one
+    /// that answers what a hostile DNS server would).
+    pub resolver: Arc<dyn Resolve>,
+}
+
+/// Resolves a host name to the addresses the guard checks and the request
+/// is pinned to.
+pub trait Resolve: Send + Sync {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>>;
+}
+
+/// The system resolver (`getaddrinfo`, through tokio).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+impl Resolve for SystemResolver {
+    fn resolve<'a>(
+        &'a self,
+        host: &'a str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<SocketAddr>>> + Send + 'a>> {
+        Box::pin(async move { Ok(tokio::net::lookup_host((host, port)).await?.collect()) })
+    }
 }
 
 impl fmt::Debug for WebhookConfig {
@@ -133,7 +163,14 @@ impl WebhookConfig {
             timeout: DEFAULT_TIMEOUT,
             allow_hosts: Vec::new(),
             allow_private: false,
+            resolver: Arc::new(SystemResolver),
         }
+    }
+
+    /// Resolves host names with `resolver` instead of the system's.
+    pub fn with_resolver(mut self, resolver: impl Resolve + 'static) -> Self {
+        self.resolver = Arc::new(resolver);
+        self
     }
 
     pub fn with_url(mut self, url: Url) -> Self {

@@ -65,7 +65,8 @@
 //!   (100.64.0.0/10), multicast, broadcast and reserved ranges, IPv6 unique
 //!   local (fc00::/7), link-local and site-local, and IPv6 forms that embed
 //!   one of those IPv4 addresses (IPv4-mapped `::ffff:a.b.c.d`,
-//!   IPv4-compatible, NAT64, 6to4) — unless `JOBLINE_WEBHOOK_ALLOW_PRIVATE=true`
+//!   IPv4-compatible, IPv4-translated `::ffff:0:a.b.c.d`, NAT64, 6to4), and
+//!   Teredo tunnels (`2001::/32`) — unless `JOBLINE_WEBHOOK_ALLOW_PRIVATE=true`
 //!   or the host is allow-listed.
 //!
 //! A host name is resolved once, **every** address it resolves to is
@@ -82,7 +83,7 @@ mod ssrf;
 
 use std::time::Duration;
 
-pub use config::{AllowedHost, WebhookConfig};
+pub use config::{AllowedHost, Resolve, SystemResolver, WebhookConfig};
 pub use delivery::WebhookHandler;
 pub use signature::{signature_header, verify_signature};
 pub use ssrf::non_public;

@@ -52,8 +52,7 @@ pub(super) async fn guard(config: &WebhookConfig, url: &Url) -> Result<Option<Pi
             None => Ok(None),
         },
         UrlHost::Domain(domain) => {
-            let lookup =
-                tokio::time::timeout(config.timeout, tokio::net::lookup_host((domain.as_str(), port)));
+            let lookup = tokio::time::timeout(config.timeout, config.resolver.resolve(&domain, port));
             let addrs: Vec<SocketAddr> = match lookup.await {
                 Err(_) => {
                     return Err(HandlerError::retryable(
@@ -67,7 +66,7 @@ pub(super) async fn guard(config: &WebhookConfig, url: &Url) -> Result<Option<Pi
                         format!("could not resolve {domain}: {e}"),
                     ));
                 }
-                Ok(Ok(addrs)) => addrs.collect(),
+                Ok(Ok(addrs)) => addrs,
             };
             if addrs.is_empty() {
                 return Err(HandlerError::retryable(
@@ -181,6 +180,16 @@ fn non_public_v6(ip: Ipv6Addr) -> Option<String> {
     if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
         return Some("a local-use NAT64 address (64:ff9b:1::/48)".into());
     }
+    if s[..6] == [0, 0, 0, 0, 0xffff, 0] {
+        // IPv4-translated (::ffff:0:a.b.c.d, RFC 2765).
+        return embedded(low_v4, "IPv4-translated")
+            .or(Some("an IPv4-translated address (::ffff:0:0/96)".into()));
+    }
+    if s[0] == 0x2001 && s[1] == 0 {
+        // Teredo tunnels to an IPv4 host anywhere; the client address is the
+        // last 32 bits, inverted.
+        return Some("a Teredo tunnel (2001::/32) address".into());
+    }
     if s[0] == 0x2002 {
         let v4 = Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8);
         return embedded(v4, "6to4");
@@ -235,6 +244,9 @@ mod tests {
             "::ffff:10.0.0.1",
             "::ffff:169.254.169.254",
             "::127.0.0.1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
             "64:ff9b::10.0.0.1",
             "2002:7f00:1::",
             "fd00::1",

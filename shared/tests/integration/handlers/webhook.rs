@@ -204,6 +204,27 @@ async fn webhook_connection_refused_is_a_retryable_network_error() {
     assert_retrying(finished, &job, "NETWORK");
 }
 
+/// A hostile DNS answer: a public address first, then loopback.
+struct Rebinding(u16);
+
+impl jobline::handlers::webhook::Resolve for Rebinding {
+    fn resolve<'a>(
+        &'a self,
+        _host: &'a str,
+        _port: u16,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<Vec<std::net::SocketAddr>>> + Send + 'a>,
+    > {
+        let port = self.0;
+        Box::pin(async move {
+            Ok(vec![
+                std::net::SocketAddr::from(([93, 184, 216, 34], port)),
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            ])
+        })
+    }
+}
+
 #[tokio::test]
 async fn webhook_ssrf_refusals_never_reach_the_server() {
     let db = test_db().await;
@@ -286,6 +307,24 @@ async fn webhook_ssrf_refusals_never_reach_the_server() {
             "unique local",
         ),
         (strict.clone(), "https://[fe80::1]/hook".into(), "link-local"),
+        (
+            strict.clone(),
+            "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/hook".into(),
+            "Teredo",
+        ),
+        (
+            strict.clone(),
+            "https://[::ffff:0:7f00:1]/hook".into(),
+            "IPv4-translated",
+        ),
+        (
+            // DNS rebinding: the name answers a public address first and
+            // loopback second; every answer is checked, so it is refused
+            // before any connection.
+            strict.clone().with_resolver(Rebinding(port)),
+            format!("https://hooks.rebind.test:{port}/hook"),
+            "resolves to 127.0.0.1",
+        ),
         (strict.clone(), "ftp://example.com/hook".into(), "only https"),
         (strict.clone(), "file:///etc/passwd".into(), "only https"),
     ];

@@ -17,7 +17,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, RedisError, Value};
 
 use super::QueueError;
-use super::redis_layout::{CallError, Cmd, Layout, LayoutOptions, Reply, Transport, queue_over_layout};
+use super::redis_layout::{self, CallError, Cmd, Layout, LayoutOptions, Reply, Transport, queue_over_layout};
 
 /// Settings of a [`RedisQueue`]; `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
@@ -44,9 +44,9 @@ pub struct RedisOptions {
 impl Default for RedisOptions {
     fn default() -> Self {
         Self {
-            consumer_ttl: Duration::from_secs(60),
-            max_delay: Duration::from_secs(7 * 24 * 3600),
-            max_block: Duration::from_secs(5),
+            consumer_ttl: redis_layout::DEFAULT_CONSUMER_TTL,
+            max_delay: redis_layout::DEFAULT_MAX_DELAY,
+            max_block: redis_layout::DEFAULT_MAX_BLOCK,
             connect_timeout: Duration::from_secs(5),
             response_timeout: Duration::from_secs(5),
             attempts: 3,
@@ -109,11 +109,6 @@ impl RedisQueue {
             layout,
             max_delay: options.max_delay,
         })
-    }
-
-    /// The queue's name (its list's key).
-    pub fn name(&self) -> &str {
-        self.layout.name()
     }
 }
 

@@ -227,6 +227,11 @@ return 0
 });
 
 /// Values per `LPUSH` / `ZADD` command when publishing a batch.
+/// Defaults both adapters over this layout share.
+pub(crate) const DEFAULT_CONSUMER_TTL: Duration = Duration::from_secs(60);
+pub(crate) const DEFAULT_MAX_DELAY: Duration = Duration::from_secs(7 * 24 * 3600);
+pub(crate) const DEFAULT_MAX_BLOCK: Duration = Duration::from_secs(5);
+
 const PUBLISH_CHUNK: usize = 1000;
 /// Most messages one receive takes.
 const MAX_TAKE: usize = 1000;
@@ -264,6 +269,13 @@ pub(crate) struct Layout<T: Transport> {
 /// behaves the same, only the transport differs.
 macro_rules! queue_over_layout {
     ($adapter:ty, $kind:literal) => {
+        impl $adapter {
+            /// The queue's name (its list's key).
+            pub fn name(&self) -> &str {
+                self.layout.name()
+            }
+        }
+
         #[async_trait::async_trait]
         impl crate::queue::Queue for $adapter {
             fn kind(&self) -> &'static str {

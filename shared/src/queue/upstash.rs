@@ -27,17 +27,16 @@ use backon::{ExponentialBuilder, Retryable as _};
 use serde_json::Value;
 
 use super::QueueError;
-use super::redis_layout::{CallError, Cmd, Layout, LayoutOptions, Reply, Transport, queue_over_layout};
+use super::redis_layout::{self, CallError, Cmd, Layout, LayoutOptions, Reply, Transport, queue_over_layout};
 
 /// Settings of an [`UpstashQueue`]; `Default` gives the documented defaults.
 #[derive(Debug, Clone)]
 pub struct UpstashOptions {
-    /// How long a consumer counts as alive after its last receive, ack or
-    /// nack; after that, `recover()` hands its unacked messages to others.
-    /// Default 60 s.
+    /// As [`RedisOptions::consumer_ttl`](super::redis::RedisOptions::consumer_ttl)
+    /// (the two adapters share the layout). Default 60 s.
     pub consumer_ttl: Duration,
-    /// The longest delay the adapter holds back itself (in
-    /// `<queue>:delayed`); longer ones stay in the outbox. Default 7 days.
+    /// As [`RedisOptions::max_delay`](super::redis::RedisOptions::max_delay).
+    /// Default 7 days.
     pub max_delay: Duration,
     /// Timeout of one HTTP request, connecting included. Default 10 s.
     pub http_timeout: Duration,
@@ -54,10 +53,10 @@ pub struct UpstashOptions {
 impl Default for UpstashOptions {
     fn default() -> Self {
         Self {
-            consumer_ttl: Duration::from_secs(60),
-            max_delay: Duration::from_secs(7 * 24 * 3600),
+            consumer_ttl: redis_layout::DEFAULT_CONSUMER_TTL,
+            max_delay: redis_layout::DEFAULT_MAX_DELAY,
             http_timeout: Duration::from_secs(10),
-            max_block: Duration::from_secs(5),
+            max_block: redis_layout::DEFAULT_MAX_BLOCK,
             attempts: 4,
             backoff: Duration::from_millis(100),
         }
@@ -122,11 +121,6 @@ impl UpstashQueue {
             layout,
             max_delay: options.max_delay,
         })
-    }
-
-    /// The queue's name (its list's key).
-    pub fn name(&self) -> &str {
-        self.layout.name()
     }
 }
 

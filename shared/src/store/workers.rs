@@ -37,7 +37,7 @@ impl WorkerCommand {
 }
 
 /// A worker's report of itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct WorkerBeat {
     pub id: String,
     pub host: String,
@@ -52,23 +52,17 @@ pub struct WorkerBeat {
     pub state: String,
 }
 
+/// A registered worker as operators see it: its last report (with `state`
+/// as seen now: `gone` when it has not beaten for a while), when that was,
+/// and what the operator asked of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WorkerInfo {
-    pub id: String,
-    pub host: String,
-    pub version: String,
-    pub queue: String,
-    pub concurrency: i32,
-    pub started_at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub worker: WorkerBeat,
     pub last_seen_at: DateTime<Utc>,
     pub last_seen_seconds_ago: f64,
-    pub in_flight: i32,
-    pub processed: i64,
-    pub failed: i64,
     /// What the operator asked for.
     pub desired_state: String,
-    /// `running`, `paused`, `draining`, `stopped`, or `gone` (not seen for a while).
-    pub state: String,
 }
 
 impl Store {
@@ -111,19 +105,21 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(WorkerInfo {
-                    id: r.try_get("id")?,
-                    host: r.try_get("host")?,
-                    version: r.try_get("version")?,
-                    queue: r.try_get("queue")?,
-                    concurrency: r.try_get("concurrency")?,
-                    started_at: r.try_get("started_at")?,
+                    worker: WorkerBeat {
+                        id: r.try_get("id")?,
+                        host: r.try_get("host")?,
+                        version: r.try_get("version")?,
+                        queue: r.try_get("queue")?,
+                        concurrency: r.try_get("concurrency")?,
+                        started_at: r.try_get("started_at")?,
+                        in_flight: r.try_get("in_flight")?,
+                        processed: r.try_get("processed")?,
+                        failed: r.try_get("failed")?,
+                        state: r.try_get("state")?,
+                    },
                     last_seen_at: r.try_get("last_seen_at")?,
                     last_seen_seconds_ago: r.try_get("last_seen_seconds_ago")?,
-                    in_flight: r.try_get("in_flight")?,
-                    processed: r.try_get("processed")?,
-                    failed: r.try_get("failed")?,
                     desired_state: r.try_get("desired_state")?,
-                    state: r.try_get("state")?,
                 })
             })
             .collect::<Result<Vec<_>, tokio_postgres::Error>>()

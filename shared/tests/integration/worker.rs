@@ -97,7 +97,7 @@ async fn wait_for_steered(db: &TestDb, pred: impl Fn(&WorkerInfo) -> bool) {
     let (store, pred) = (&db.store, &pred);
     let there = eventually(move || async move {
         let ws = store.workers(Duration::from_secs(60)).await.expect("workers");
-        ws.iter().any(|w| w.id == "steered" && pred(w))
+        ws.iter().any(|w| w.worker.id == "steered" && pred(w))
     })
     .await;
     assert!(
@@ -401,7 +401,7 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
     let p = a_processor(&db, jobline::handlers::builtins(), "steered", 50);
     let (_tx, worker) = a_running_worker(&db, p, options);
     wait_for_steered(&db, |w| {
-        w.state == "running" && w.concurrency == 2 && w.queue == "postgres"
+        w.worker.state == "running" && w.worker.concurrency == 2 && w.worker.queue == "postgres"
     })
     .await;
 
@@ -412,7 +412,7 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
             .await
             .expect("steer")
     );
-    wait_for_steered(&db, |w| w.state == "paused").await;
+    wait_for_steered(&db, |w| w.worker.state == "paused").await;
     let job = db.noop_for(TENANT).await;
     // Let it poll a few times while paused: the job stays pending.
     let until = tokio::time::Instant::now() + Duration::from_millis(300);
@@ -440,7 +440,7 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
         .expect("exits")
         .expect("task");
     assert_eq!(summary.succeeded, 1);
-    wait_for_steered(&db, |w| w.state == "stopped" && w.processed == 1).await;
+    wait_for_steered(&db, |w| w.worker.state == "stopped" && w.worker.processed == 1).await;
     assert!(
         !db.store
             .steer_worker("nobody", WorkerCommand::Paused)
@@ -475,7 +475,7 @@ async fn a_worker_not_seen_for_a_while_is_gone() {
         .expect("update");
     db.advance(120);
     let ws = db.store.workers(Duration::from_secs(60)).await.expect("list");
-    assert_eq!(ws[0].state, "gone");
+    assert_eq!(ws[0].worker.state, "gone");
 }
 
 #[tokio::test]

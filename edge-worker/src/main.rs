@@ -52,6 +52,12 @@ enum Command {
     /// The worker reliability drill: inject the failures jobline promises to
     /// survive and check each is recovered from.
     Drill(commands::drill::DrillArgs),
+    /// The webhook signing secret of one tenant (derived from
+    /// JOBLINE_WEBHOOK_SECRET), for that tenant's receivers to verify with.
+    WebhookSecret {
+        #[arg(long)]
+        tenant: String,
+    },
     /// Registered workers (list) and steering them (pause, resume, drain).
     Workers {
         #[command(subcommand)]
@@ -92,6 +98,7 @@ async fn main() -> std::process::ExitCode {
         Command::ShowRunning => commands::jobs::show_running(&config).await,
         Command::Workers { cmd } => commands::workers::run(&config, cmd).await,
         Command::Drill(args) => commands::drill::run(&config, args).await,
+        Command::WebhookSecret { tenant } => commands::keys::webhook_secret(&config, &tenant),
     };
     match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -157,3 +157,29 @@ async fn sigterm_lets_the_job_in_flight_finish_and_exits_zero() {
     assert_eq!(one(&db, "SELECT status::text FROM jobs").await, "completed");
     assert_eq!(one(&db, "SELECT state FROM workers").await, "stopped");
 }
+
+#[test]
+fn webhook_secret_prints_a_secret_per_tenant() {
+    let secret = |tenant: &str, master: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(["webhook-secret", "--tenant", tenant])
+            .env_remove("JOBLINE_WEBHOOK_SECRET");
+        if let Some(m) = master {
+            c.env("JOBLINE_WEBHOOK_SECRET", m);
+        }
+        c.output().expect("run")
+    };
+    let acme = secret("acme", Some("master-secret-0123"));
+    assert!(acme.status.success(), "{}", String::from_utf8_lossy(&acme.stderr));
+    let acme = String::from_utf8_lossy(&acme.stdout).trim().to_owned();
+    assert_eq!(
+        acme,
+        jobline::handlers::webhook::tenant_secret(b"master-secret-0123", "acme"),
+        "the secret the handler signs acme's requests with"
+    );
+    let globex = secret("globex", Some("master-secret-0123"));
+    assert_ne!(String::from_utf8_lossy(&globex.stdout).trim(), acme);
+    let unset = secret("acme", None);
+    assert!(!unset.status.success());
+    assert!(String::from_utf8_lossy(&unset.stderr).contains("JOBLINE_WEBHOOK_SECRET"));
+}

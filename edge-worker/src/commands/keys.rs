@@ -64,3 +64,19 @@ pub async fn run(config: &Config, cmd: KeysCommand) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `jobline webhook-secret --tenant T`: prints the tenant's signing secret
+/// (alone on stdout), for that tenant's receivers only.
+pub fn webhook_secret(config: &Config, tenant: &str) -> anyhow::Result<()> {
+    let Some(master) = &config.webhook.secret else {
+        anyhow::bail!("JOBLINE_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
+    };
+    if tenant.trim().is_empty() {
+        anyhow::bail!("--tenant must name a tenant");
+    }
+    println!(
+        "{}",
+        jobline::handlers::webhook::tenant_secret(master.as_bytes(), tenant)
+    );
+    Ok(())
+}

@@ -9,7 +9,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION};
 use serde_json::{Value, json};
 
 use super::config::WebhookConfig;
-use super::signature::signature_header;
+use super::signature::{Signed, signature_header, tenant_secret};
 use super::ssrf::{Pinned, guard};
 use super::{HEADER_JOB_ID, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_ERROR_BODY_BYTES, MAX_RESULT_BODY_BYTES};
 use crate::worker::{HandlerError, HandlerOutput, JobContext, JobHandler};
@@ -69,10 +69,18 @@ impl WebhookHandler {
             .header(CONTENT_TYPE, "application/json")
             .header(HEADER_JOB_ID, ctx.job.id.to_string())
             .header(HEADER_TIMESTAMP, timestamp.to_string());
-        if let Some(secret) = &self.config.secret {
+        if let Some(master) = &self.config.secret {
+            // The job's tenant's own secret, over what the receiver binds.
+            let secret = tenant_secret(master.as_bytes(), &ctx.job.tenant_id);
+            let job_id = ctx.job.id.to_string();
+            let signed = Signed {
+                job_id: &job_id,
+                url: url.as_str(),
+                body: &body,
+            };
             request = request.header(
                 HEADER_SIGNATURE,
-                signature_header(secret.as_bytes(), timestamp, &body),
+                signature_header(secret.as_bytes(), timestamp, &signed),
             );
         }
         ctx.report(Some("sending"), None);

@@ -12,31 +12,40 @@
 //! | `Content-Type` | `application/json` |
 //! | `X-Jobline-Job-Id` | the job's id (stable across retries: receivers can deduplicate on it) |
 //! | `X-Jobline-Timestamp` | unix seconds when this attempt was signed |
-//! | `X-Jobline-Signature` | `t=<timestamp>,v1=<hex HMAC-SHA256>`; only when a secret is configured |
+//! | `X-Jobline-Signature` | `t=<timestamp>,v2=<hex HMAC-SHA256>`; only when a secret is configured |
 //!
 //! # Verifying the signature (receivers)
 //!
-//! `v1` is the lowercase hex HMAC-SHA256, keyed with the shared secret
-//! (`JOBLINE_WEBHOOK_SECRET`, its UTF-8 bytes), of the timestamp in decimal,
-//! a `.`, then the request body **exactly as received** (the raw bytes, not
-//! re-serialized JSON):
+//! Every tenant has its own signing secret, derived from the deployment's
+//! `JOBLINE_WEBHOOK_SECRET` and the tenant id ([`tenant_secret`]; the
+//! operator prints it with `jobline webhook-secret --tenant <id>` and hands
+//! it to that tenant's receivers). `v2` is the lowercase hex HMAC-SHA256,
+//! keyed with the tenant's secret (its UTF-8 bytes), of the timestamp in
+//! decimal, the job id, the URL the request was sent to (exactly as the job
+//! named it), each followed by a `.`, then the request body **exactly as
+//! received** (the raw bytes, not re-serialized JSON):
 //!
 //! ```text
-//! v1 = hex(HMAC_SHA256(secret, "<t>" + "." + raw_body))
+//! v2 = hex(HMAC_SHA256(tenant_secret, "<t>" + "." + job_id + "." + url + "." + raw_body))
 //! ```
 //!
-//! A receiver parses `t` and `v1` from the header, recomputes the MAC over
-//! the raw body, compares in constant time, and rejects timestamps too far
-//! from its own clock (five minutes is usual) to stop replays.
-//! [`verify_signature`] does exactly that in Rust:
+//! So a signature minted through one tenant verifies under no other
+//! tenant's secret, and one for one URL or job verifies for no other. A
+//! receiver parses `t` and `v2` from the header, recomputes the MAC,
+//! compares in constant time, and rejects timestamps too far from its own
+//! clock (five minutes is usual) to stop replays. [`verify_signature`] does
+//! exactly that in Rust:
 //!
 //! ```
-//! use jobline::handlers::webhook::{signature_header, verify_signature};
+//! use jobline::handlers::webhook::{Signed, signature_header, tenant_secret, verify_signature};
 //!
+//! let secret = tenant_secret(b"master", "acme");
 //! let body = br#"{"hello":"world"}"#;
-//! let header = signature_header(b"s3cret", 1_700_000_000, body);
-//! assert!(verify_signature(b"s3cret", &header, body, 1_700_000_010, 300));
-//! assert!(!verify_signature(b"s3cret", &header, b"{}", 1_700_000_010, 300));
+//! let signed = Signed { job_id: "01a2315c-1f58-72d8-b2e5-836f151fe651", url: "https://hooks.example.com/in", body };
+//! let header = signature_header(secret.as_bytes(), 1_700_000_000, &signed);
+//! assert!(verify_signature(secret.as_bytes(), &header, &signed, 1_700_000_010, 300));
+//! let other = tenant_secret(b"master", "globex");
+//! assert!(!verify_signature(other.as_bytes(), &header, &signed, 1_700_000_010, 300));
 //! ```
 //!
 //! # Outcomes
@@ -85,7 +94,7 @@ use std::time::Duration;
 
 pub use config::{AllowedHost, Resolve, SystemResolver, WebhookConfig};
 pub use delivery::WebhookHandler;
-pub use signature::{signature_header, verify_signature};
+pub use signature::{Signed, signature_header, tenant_secret, verify_signature};
 pub use ssrf::non_public;
 
 /// The job type the production registry registers this handler under.

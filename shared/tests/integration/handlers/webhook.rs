@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::response::Response;
 use hmac::{Hmac, Mac};
-use jobline::handlers::webhook::{WebhookConfig, WebhookHandler, verify_signature};
+use jobline::handlers::webhook::{Signed, WebhookConfig, WebhookHandler, tenant_secret, verify_signature};
 use jobline::testing::run_job;
 use jobline::worker::{Finished, Registry};
 use jobline::{Job, JobStatus};
@@ -78,28 +78,49 @@ async fn webhook_posts_the_signed_body_and_stores_the_reply() {
         .expect("unix seconds");
     assert!(ts.abs_diff(unix_now()) < 300, "timestamp {ts} is now-ish");
 
-    // Verify as a receiver would: over exactly the bytes received.
+    // Verify as a receiver would: over exactly the bytes received, with the
+    // job's tenant's own secret (what `jobline webhook-secret` prints).
     let signature = req.header("x-jobline-signature").expect("signature header");
-    let (t, v1) = signature
+    let (t, v2) = signature
         .split_once(',')
-        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v1=")?)))
-        .expect("t=<ts>,v1=<hex>");
+        .and_then(|(t, v)| Some((t.strip_prefix("t=")?, v.strip_prefix("v2=")?)))
+        .expect("t=<ts>,v2=<hex>");
     assert_eq!(t, ts.to_string(), "the signed time is the timestamp header");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(format!("{t}.").as_bytes());
+    let tenant_key = tenant_secret(secret.as_bytes(), &job.tenant_id);
+    let url = server.url("/hooks/in?src=jobline");
+    let mut mac = Hmac::<Sha256>::new_from_slice(tenant_key.as_bytes()).expect("key");
+    mac.update(format!("{t}.{job_id}.{url}.").as_bytes());
     mac.update(&req.body);
-    mac.verify_slice(&hex::decode(v1).expect("hex"))
-        .expect("the signature verifies with the shared secret");
+    mac.verify_slice(&hex::decode(v2).expect("hex"))
+        .expect("the signature verifies with the tenant's secret");
+    let signed = Signed {
+        job_id: &job_id,
+        url: &url,
+        body: &req.body,
+    };
     assert!(verify_signature(
-        secret.as_bytes(),
+        tenant_key.as_bytes(),
         signature,
-        &req.body,
+        &signed,
         unix_now(),
         300
     ));
+    let other_tenant = tenant_secret(secret.as_bytes(), "globex");
     assert!(
-        !verify_signature(b"another secret", signature, &req.body, unix_now(), 300),
-        "and only with it"
+        !verify_signature(other_tenant.as_bytes(), signature, &signed, unix_now(), 300),
+        "not under another tenant's secret"
+    );
+    assert!(
+        !verify_signature(secret.as_bytes(), signature, &signed, unix_now(), 300),
+        "nor under the master secret"
+    );
+    let elsewhere = Signed {
+        url: "https://billing.example.com/in",
+        ..signed
+    };
+    assert!(
+        !verify_signature(tenant_key.as_bytes(), signature, &elsewhere, unix_now(), 300),
+        "nor for another URL"
     );
 }
 

@@ -53,6 +53,16 @@ impl Sweeper {
         sweep_once(&self.store, &self.publisher, self.broker.as_deref(), &self.config).await
     }
 
+    /// One sweep within `budget` (the invocation's remaining time, less a
+    /// margin to answer).
+    pub async fn sweep_within(&self, budget: std::time::Duration) -> Result<SweepReport, StoreError> {
+        let config = SweepConfig {
+            budget: Some(budget),
+            ..self.config
+        };
+        sweep_once(&self.store, &self.publisher, self.broker.as_deref(), &config).await
+    }
+
     /// One invocation: the event is ignored, the answer is the report.
     pub async fn handle(
         &self,
@@ -71,8 +81,23 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let sweeper = sweeper.clone();
-            async move { sweeper.handle(event.payload).await }
+            async move {
+                let report = sweeper.sweep_within(remaining(&event.context)).await?;
+                Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+            }
         },
     ))
     .await
+}
+
+/// What is left of the invocation's time, less a margin to answer and log
+/// (at least one second, so a nearly spent invocation still does a little).
+pub fn remaining(context: &lambda_runtime::Context) -> std::time::Duration {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let left = std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms));
+    left.saturating_sub(std::time::Duration::from_secs(2))
+        .max(std::time::Duration::from_secs(1))
 }

@@ -16,14 +16,18 @@
 //! Each step is idempotent and safe to run in several processes at once
 //! (`FOR UPDATE SKIP LOCKED` and guarded updates in steps 1 and 3, leased
 //! outbox rows in the relay), so two sweepers racing do each thing once.
-//! All times come from the store's clock.
+//! All times come from the store's clock. A sweep is bounded: at most
+//! `max_passes` statements per step and, with a `budget` (the sweeper Lambda
+//! passes its invocation's remaining time), an equal share of what is left
+//! for each step as it starts, so a backlog in one step cannot eat the time
+//! of the others.
 
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::queue::relay::{RelayReport, relay_all};
+use crate::queue::relay::{RelayReport, relay_bounded};
 use crate::queue::{Broker, Publisher};
 use crate::store::{Store, StoreError};
 
@@ -42,6 +46,11 @@ pub struct SweepConfig {
     /// Statements per step at most, so one sweep stays bounded (a Lambda has
     /// a timeout); the next sweep goes on where this one stopped.
     pub max_passes: u32,
+    /// Wall time the whole sweep may take (the sweeper Lambda passes its
+    /// invocation's remaining time); each step gets an equal share of what
+    /// is left when it starts, so a backlog in one step cannot starve the
+    /// others. `None`: only `max_passes` bounds it.
+    pub budget: Option<Duration>,
 }
 
 impl Default for SweepConfig {
@@ -51,6 +60,7 @@ impl Default for SweepConfig {
             stale_pending_after: Duration::from_secs(300),
             batch: 500,
             max_passes: 20,
+            budget: None,
         }
     }
 }
@@ -97,6 +107,8 @@ pub struct SweepReport {
     pub started_at: DateTime<Utc>,
     pub released: ReleasedReport,
     pub relayed: RelayReport,
+    /// The relay stopped at its passes or its share of the budget.
+    pub relay_capped: bool,
     pub rewoken: RewakeReport,
     /// Messages of stopped consumers put back on the broker's queue.
     pub recovered: usize,
@@ -118,7 +130,18 @@ pub async fn sweep_once(
     let batch = config.batch.max(1);
     let max_passes = config.max_passes.max(1);
 
+    // Steps left: release, relay, re-wake (with its relay), recover.
+    let end = config.budget.map(|b| started + b);
+    let share = |steps_left: u32| {
+        end.map(|end| {
+            let now = Instant::now();
+            now + end.saturating_duration_since(now) / steps_left.max(1)
+        })
+    };
+    let over = |deadline: Option<Instant>| deadline.is_some_and(|d| Instant::now() >= d);
+
     let mut released = ReleasedReport::default();
+    let deadline = share(4);
     loop {
         let pass = store.release_stale(config.heartbeat_timeout, batch).await?;
         released.passes += 1;
@@ -127,15 +150,16 @@ pub async fn sweep_once(
         if pass.total() < batch as usize {
             break;
         }
-        if released.passes >= max_passes {
+        if released.passes >= max_passes || over(deadline) {
             released.capped = true;
             break;
         }
     }
 
-    let relayed = relay_all(store, publisher, batch).await?;
+    let (relayed, relay_capped) = relay_bounded(store, publisher, batch, max_passes, share(3)).await?;
 
     let mut rewoken = RewakeReport::default();
+    let deadline = share(2);
     loop {
         let pass = store.rewake_due(config.stale_pending_after, batch).await?;
         rewoken.passes += 1;
@@ -143,13 +167,15 @@ pub async fn sweep_once(
         if pass.len() < batch as usize {
             break;
         }
-        if rewoken.passes >= max_passes {
+        if rewoken.passes >= max_passes || over(deadline) {
             rewoken.capped = true;
             break;
         }
     }
     if rewoken.rewoken > 0 {
-        rewoken.relay = relay_all(store, publisher, batch).await?;
+        rewoken.relay = relay_bounded(store, publisher, batch, max_passes, deadline)
+            .await?
+            .0;
     }
 
     let recovered = match broker {
@@ -166,6 +192,7 @@ pub async fn sweep_once(
         started_at,
         released,
         relayed,
+        relay_capped,
         rewoken,
         recovered,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -88,6 +88,7 @@ fn sweep_config(batch: u32) -> SweepConfig {
         stale_pending_after: Duration::from_secs(300),
         batch,
         max_passes: 100,
+        budget: None,
     }
 }
 
@@ -284,4 +285,35 @@ async fn two_sweepers_racing_do_each_thing_once() {
             1
         );
     }
+}
+
+/// A spent time budget stops the relay before it starts, and the steps
+/// after it still run: a backlog in one step cannot starve the others.
+#[tokio::test]
+async fn a_sweep_within_a_spent_budget_still_runs_every_step() {
+    let db = test_db().await;
+    for _ in 0..30 {
+        db.noop_for(TENANT).await;
+    }
+    db.advance(60); // past the creator's grace: the rows are the relay's
+    let queue = std::sync::Arc::new(jobline::queue::postgres::PostgresQueue::new(
+        db.store.clone(),
+        None,
+    ));
+    let sweeper = Sweeper::new(
+        db.store.clone(),
+        Publisher::new(db.store.clone(), queue, "sweeper"),
+        sweep_config(10),
+    );
+    let report = sweeper.sweep_within(Duration::ZERO).await.expect("sweep");
+    assert!(report.relay_capped, "{report:?}");
+    assert_eq!(report.relayed.leased, 0, "nothing relayed past the budget");
+    assert_eq!(report.released.passes, 1, "the release step ran");
+    assert_eq!(report.rewoken.passes, 1, "and the re-wake step after the relay");
+    let report = sweeper.sweep().await.expect("sweep");
+    assert!(!report.relay_capped);
+    assert_eq!(
+        report.relayed.published, 30,
+        "without a budget the backlog is relayed"
+    );
 }

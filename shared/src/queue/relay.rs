@@ -42,6 +42,32 @@ pub async fn relay_once(store: &Store, publisher: &Publisher, limit: u32) -> Res
     })
 }
 
+/// Passes until nothing due is left, a pass publishes nothing, `max_passes`
+/// passes ran or `deadline` passed (`capped` then says more may be left).
+pub async fn relay_bounded(
+    store: &Store,
+    publisher: &Publisher,
+    batch: u32,
+    max_passes: u32,
+    deadline: Option<std::time::Instant>,
+) -> Result<(RelayReport, bool), StoreError> {
+    let mut total = RelayReport::default();
+    for _ in 0..max_passes.max(1) {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok((total, true));
+        }
+        let pass = relay_once(store, publisher, batch).await?;
+        total.leased += pass.leased;
+        total.published += pass.published;
+        total.deferred += pass.deferred;
+        total.failed += pass.failed;
+        if pass.leased < batch as usize || pass.published == 0 {
+            return Ok((total, false));
+        }
+    }
+    Ok((total, true))
+}
+
 /// Passes until nothing due is left (or a pass publishes nothing).
 pub async fn relay_all(store: &Store, publisher: &Publisher, batch: u32) -> Result<RelayReport, StoreError> {
     let mut total = RelayReport::default();

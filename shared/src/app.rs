@@ -107,13 +107,69 @@ pub fn state_on(config: &Config, store: Store, queue: Arc<dyn Queue>, actor: &st
 }
 
 /// Serves the whole API on `listener` until `shutdown` resolves (graceful:
-/// requests in flight finish).
+/// requests in flight finish). A slow or hostile client cannot hold the
+/// server: headers must arrive within the request timeout (else the
+/// connection is closed), a request not answered within it gets 408 and its
+/// connection closed, and beyond the concurrency limit a request gets 503
+/// with `Retry-After` at once.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, crate::http::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    use tower::ServiceExt as _;
+
+    let timeout = state.settings.request_timeout;
+    let permits = Arc::new(tokio::sync::Semaphore::new(state.settings.max_concurrency.max(1)));
+    let app = crate::http::router(state).layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let permits = permits.clone();
+            async move { crate::http::guard(&permits, timeout, req, next).await }
+        },
+    ));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        while connections.try_join_next().is_some() {}
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(
+            app.clone()
+                .map_request(|r: http::Request<hyper::body::Incoming>| r.map(axum::body::Body::new)),
+        );
+        let mut stopping = stopping.clone();
+        connections.spawn(async move {
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                result = connection.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!(error = %e, "connection ended");
+                    }
+                }
+                _ = stopping.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
+        });
+    }
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }

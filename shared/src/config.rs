@@ -104,6 +104,13 @@ pub struct Config {
     pub max_attempts: i32,
     /// `JOBLINE_MAX_BODY_BYTES` (default 256 KiB).
     pub max_body_bytes: usize,
+    /// `JOBLINE_HTTP_REQUEST_TIMEOUT_SECONDS` (default 30): `jobline serve`
+    /// answers a request whose headers and body have not arrived, or whose
+    /// answer is not ready, by then with 408 and closes the connection.
+    pub http_request_timeout: Duration,
+    /// `JOBLINE_HTTP_MAX_CONCURRENCY` (default 512): requests `jobline
+    /// serve` handles at once; beyond it 503 with `Retry-After`.
+    pub http_max_concurrency: usize,
     /// `JOBLINE_ADMIN_KEY`: bootstrap key for tenant `default`, all scopes.
     pub admin_key: Option<String>,
     /// `JOBLINE_LOG` or `RUST_LOG` (default `info`).
@@ -269,6 +276,8 @@ impl Config {
             retry: RetryPolicy::new(base, cap),
             max_attempts: env.number("JOBLINE_MAX_ATTEMPTS", 5, 1, 100)?,
             max_body_bytes: env.number("JOBLINE_MAX_BODY_BYTES", 256 * 1024, 1024, 64 * 1024 * 1024)?,
+            http_request_timeout: env.seconds_up_to("JOBLINE_HTTP_REQUEST_TIMEOUT_SECONDS", 30, 3600)?,
+            http_max_concurrency: env.number("JOBLINE_HTTP_MAX_CONCURRENCY", 512, 1, 100_000)?,
             admin_key,
             log_filter: env
                 .get("JOBLINE_LOG")

@@ -33,6 +33,9 @@ pub struct ApiSettings {
     pub admin_key: Option<String>,
     pub max_body_bytes: usize,
     pub health: HealthThresholds,
+    /// `jobline serve`'s request timeout and concurrency limit.
+    pub request_timeout: std::time::Duration,
+    pub max_concurrency: usize,
 }
 
 impl ApiSettings {
@@ -40,7 +43,50 @@ impl ApiSettings {
         Self {
             admin_key: config.admin_key.clone(),
             max_body_bytes: config.max_body_bytes,
+            request_timeout: config.http_request_timeout,
+            max_concurrency: config.http_max_concurrency,
             health: config.health,
+        }
+    }
+}
+
+/// `jobline serve`'s door: at most `permits` requests at once (503 with
+/// `Retry-After` beyond), each answered within `timeout` (else 408, and the
+/// connection is closed: a client trickling its body cannot hold it).
+pub async fn guard(
+    permits: &Arc<tokio::sync::Semaphore>,
+    timeout: std::time::Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let Ok(_permit) = permits.clone().try_acquire_owned() else {
+        let mut busy = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "overloaded",
+            "the server is at its concurrency limit; try again shortly",
+        )
+        .into_response();
+        busy.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+        return busy;
+    };
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let mut late = ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "request_timeout",
+                format!("the request did not complete within {timeout:?}"),
+            )
+            .into_response();
+            late.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            late
         }
     }
 }

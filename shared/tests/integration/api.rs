@@ -635,3 +635,79 @@ async fn a_tenant_sees_an_opaque_worker_id_never_the_host_or_log_stream() {
             .starts_with("key:")
     );
 }
+
+/// A client that sends `head` and then nothing more, on a raw connection.
+async fn stalled(api: &crate::support::TestApi, head: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let addr = api.base.trim_start_matches("http://").to_owned();
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(head.as_bytes()).await.expect("write");
+    s
+}
+
+/// Everything the server sends until it closes the connection.
+async fn until_closed(mut s: tokio::net::TcpStream, within: std::time::Duration) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut out = Vec::new();
+    tokio::time::timeout(within, s.read_to_end(&mut out))
+        .await
+        .expect("the server closed the connection in time")
+        .ok();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn slow_clients_get_408_and_a_flood_gets_503_while_normal_requests_are_served() {
+    let api = test_api_with(&[
+        ("JOBLINE_HTTP_REQUEST_TIMEOUT_SECONDS", "1"),
+        ("JOBLINE_HTTP_MAX_CONCURRENCY", "3"),
+    ])
+    .await;
+    let slow_body = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        crate::support::ADMIN_KEY
+    );
+    let started = std::time::Instant::now();
+    let a = stalled(&api, &slow_body).await;
+    let b = stalled(&api, &slow_body).await;
+    let headers_only = stalled(&api, "GET /health HTTP/1.1\r\nHost: t\r\n").await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await; // both bodies are being read
+    // Two slow clients hold two of three slots: a normal request is served at once.
+    let quick = std::time::Instant::now();
+    let (s, _) = send(api.http.get(api.url("/health"))).await;
+    assert_eq!(s, 200);
+    assert!(
+        quick.elapsed() < std::time::Duration::from_millis(500),
+        "{:?}",
+        quick.elapsed()
+    );
+    // A third takes the last slot: the flood beyond it is refused at once.
+    let c = stalled(&api, &slow_body).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let resp = api.http.get(api.url("/health")).send().await.expect("send");
+    assert_eq!(resp.status(), 503);
+    assert_eq!(
+        resp.headers().get("retry-after").and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(code(&body), "overloaded");
+    // The slow ones are answered 408 and closed within the timeout.
+    for slow in [a, b, c] {
+        let reply = until_closed(slow, std::time::Duration::from_secs(5)).await;
+        assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+        assert!(reply.contains("request_timeout"), "{reply}");
+    }
+    // Headers that never finish: the connection is closed.
+    let reply = until_closed(headers_only, std::time::Duration::from_secs(5)).await;
+    assert!(!reply.contains("200 OK"), "{reply}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    // And the server serves as before, nothing written by the slow ones.
+    let (s, _) = send(api.http.get(api.url("/health"))).await;
+    assert_eq!(s, 200);
+    assert_eq!(api.db.count("SELECT count(*) FROM jobs").await, 0);
+}

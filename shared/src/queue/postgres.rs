@@ -52,22 +52,6 @@ impl PostgresQueue {
         format!("jobline_{}", queue_name.replace('-', "_"))
     }
 
-    /// Waits for a NOTIFY on the channel after `since` (a
-    /// [`Wakeups::mark`]), or `timeout`: returns at once when one came in
-    /// between, so a wake-up between a consumer's empty claim and its wait
-    /// is never missed.
-    pub async fn wait_for_notify(&self, since: u64, timeout: Duration) {
-        self.ensure_listener().await;
-        let notified = self.wake.notify.notified();
-        tokio::pin!(notified);
-        // Registered before the check: a wake-up from here on wakes us.
-        notified.as_mut().enable();
-        if self.wake.seen() != since {
-            return;
-        }
-        let _ = tokio::time::timeout(timeout, notified).await;
-    }
-
     async fn ensure_listener(&self) {
         let Some(url) = self.listen_url.clone() else {
             return;
@@ -195,7 +179,19 @@ impl Wakeups for PostgresQueue {
         self.wake.seen()
     }
 
+    /// Waits for a NOTIFY on the channel after `since` (a `mark`), or
+    /// `timeout`: returns at once when one came in
+    /// between, so a wake-up between a consumer's empty claim and its wait
+    /// is never missed.
     async fn wait(&self, since: u64, timeout: Duration) {
-        self.wait_for_notify(since, timeout).await;
+        self.ensure_listener().await;
+        let notified = self.wake.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the check: a wake-up from here on wakes us.
+        notified.as_mut().enable();
+        if self.wake.seen() != since {
+            return;
+        }
+        let _ = tokio::time::timeout(timeout, notified).await;
     }
 }

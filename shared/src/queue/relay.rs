@@ -68,17 +68,9 @@ pub async fn relay_bounded(
     Ok((total, true))
 }
 
-/// Passes until nothing due is left (or a pass publishes nothing).
+/// Passes until nothing due is left (or a pass publishes nothing): the
+/// operator's `jobline outbox relay` and the drill, not the sweeper (which
+/// is bounded).
 pub async fn relay_all(store: &Store, publisher: &Publisher, batch: u32) -> Result<RelayReport, StoreError> {
-    let mut total = RelayReport::default();
-    loop {
-        let pass = relay_once(store, publisher, batch).await?;
-        total.leased += pass.leased;
-        total.published += pass.published;
-        total.deferred += pass.deferred;
-        total.failed += pass.failed;
-        if pass.leased < batch as usize || pass.published == 0 {
-            return Ok(total);
-        }
-    }
+    Ok(relay_bounded(store, publisher, batch, u32::MAX, None).await?.0)
 }

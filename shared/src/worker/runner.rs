@@ -113,18 +113,18 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| processor.registry().types());
     let processor = Arc::new(processor.with_types(Some(types.clone())));
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let mut slots = Slots {
         registration: Registration::new(&processor, feed.kind(), &options),
         processor,
         options,
         counters: Arc::new(Counters::default()),
-        permits: Arc::new(Semaphore::new(1)),
+        permits,
         tasks: JoinSet::new(),
         started: 0,
         failing: Backoff::default(),
         shutdown,
     };
-    slots.permits = Arc::new(Semaphore::new(slots.options.concurrency.max(1)));
     tracing::info!(
         worker = slots.processor.worker(),
         queue = feed.kind(),

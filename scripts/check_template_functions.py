@@ -18,7 +18,12 @@ Template vs code:
   event in the template is a ROUTES entry;
 - the SQS consumer contract: every SQS event reports partial batch failures,
   and the queue it reads has a visibility timeout of at least six times the
-  consumer's timeout.
+  consumer's timeout;
+- secrets by ARN only: no variable of `SECRET_VARS` (functions/src/secrets.rs)
+  is set in a function's environment (Globals included); each
+  `<NAME>_SECRET_ARN` set is one of them, and a managed policy of the
+  function (or of its role) allows `secretsmanager:GetSecretValue` on that
+  ARN plus its random suffix (`-??????`).
 
 Code vs code (no template needed):
 
@@ -554,6 +559,102 @@ def check_consumer(report: Report, template: dict, fns: dict[str, dict]) -> None
     )
 
 
+# ---------------------------------------------------------------- secrets --
+
+def secret_vars(secrets_rs: Path) -> list[str]:
+    """The names of `SECRET_VARS` in functions/src/secrets.rs: the variables
+    the functions read from Secrets Manager (`<NAME>_SECRET_ARN`)."""
+    m = re.search(r"SECRET_VARS\s*:\s*&\[&str\]\s*=\s*&\[(.*?)\];", rust_code(secrets_rs), re.S)
+    if not m:
+        raise InputError(f"{secrets_rs}: no `pub const SECRET_VARS: &[&str] = &[...];`")
+    return re.findall(r'"([A-Z0-9_]+)"', m.group(1))
+
+
+def _is_novalue(v) -> bool:
+    return v == {"Ref": "AWS::NoValue"}
+
+
+def _env_of(template: dict, resource: dict) -> dict:
+    globals_env = ((template.get("Globals") or {}).get("Function") or {}).get("Environment") or {}
+    env = dict(globals_env.get("Variables") or {})
+    env.update(((resource.get("Properties") or {}).get("Environment") or {}).get("Variables") or {})
+    return {k: v for k, v in env.items() if not _is_novalue(v)}
+
+
+def _arn_templates(value) -> list[str]:
+    """The `!Sub` strings a value can be (both branches of a `!If`)."""
+    if isinstance(value, dict) and "Fn::If" in value:
+        return [t for branch in value["Fn::If"][1:] for t in _arn_templates(branch)]
+    if isinstance(value, dict) and "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        return [value["Fn::Sub"]]
+    if isinstance(value, str):
+        return [value]
+    return []
+
+
+def _policy_refs(value) -> list[str]:
+    """Names of the resources a Policies / ManagedPolicyArns list refers to."""
+    if isinstance(value, list):
+        return [n for item in value for n in _policy_refs(item)]
+    if isinstance(value, dict) and "Fn::If" in value:
+        return [n for branch in value["Fn::If"][1:] for n in _policy_refs(branch)]
+    if isinstance(value, dict) and isinstance(value.get("Ref"), str):
+        return [value["Ref"]]
+    return []
+
+
+def _granted_secrets(template: dict, resource: dict) -> set[str]:
+    """The resources (as `!Sub` strings) on which the function's managed
+    policies, or its role's, allow secretsmanager:GetSecretValue."""
+    resources = template["Resources"]
+    props = resource.get("Properties") or {}
+    names = _policy_refs(props.get("Policies") or [])
+    role = props.get("Role")
+    if isinstance(role, dict) and "Fn::GetAtt" in role:
+        role_props = (resources.get(role["Fn::GetAtt"][0]) or {}).get("Properties") or {}
+        names += _policy_refs(role_props.get("ManagedPolicyArns") or [])
+    granted = set()
+    for name in names:
+        policy = resources.get(name) or {}
+        if policy.get("Type") != "AWS::IAM::ManagedPolicy":
+            continue
+        for st in ((policy.get("Properties") or {}).get("PolicyDocument") or {}).get("Statement") or []:
+            actions = st.get("Action")
+            actions = actions if isinstance(actions, list) else [actions]
+            if st.get("Effect") != "Allow" or "secretsmanager:GetSecretValue" not in actions:
+                continue
+            res = st.get("Resource")
+            for r in res if isinstance(res, list) else [res]:
+                granted.update(_arn_templates(r))
+    return granted
+
+
+def check_secrets(report: Report, template: dict, fns: dict[str, dict], names: list[str], source: str) -> None:
+    """No secret value in a function's environment (it is readable with
+    lambda:GetFunctionConfiguration): each secret variable is set only as
+    `<NAME>_SECRET_ARN`, and the function may read that secret (a managed
+    policy allowing GetSecretValue on the ARN plus its random suffix)."""
+    problems = []
+    for fname, r in sorted(fns.items()):
+        env = _env_of(template, r)
+        granted = _granted_secrets(template, r)
+        for name in names:
+            if name in env:
+                problems.append(f"{fname}: {name} is set in the environment; set {name}_SECRET_ARN instead")
+            arn = env.get(f"{name}_SECRET_ARN")
+            if arn is None:
+                continue
+            for t in _arn_templates(arn):
+                if f"{t}-??????" not in granted and t not in granted:
+                    problems.append(f"{fname}: reads {name}_SECRET_ARN ({t}) but no policy allows GetSecretValue on it")
+        for var in env:
+            if var.endswith("_SECRET_ARN") and var[: -len("_SECRET_ARN")] not in names:
+                problems.append(f"{fname}: {var} is not a secret the code reads (SECRET_VARS in {source})")
+    report.check(
+        f"secrets ({len(names)} in {source}) reach the functions by ARN only, each readable by its function", problems
+    )
+
+
 # ----------------------------------------------------------- code checks --
 # Route table vs bin files vs [[bin]]s vs scripts/test-lambda; no template.
 
@@ -714,6 +815,7 @@ def _fixture() -> dict[str, str]:
     )
     toml.append('[[bin]]\nname = "sqs-consumer"\npath = "src/bin/sqs-consumer.rs"\n')
     files["functions/Cargo.toml"] = "\n".join(toml)
+    files["functions/src/secrets.rs"] = 'pub const SECRET_VARS: &[&str] = &["DATABASE_URL"];\n'
     files["scripts/test-lambda"] = """#!/usr/bin/env bash
 set -euo pipefail
 FUNCTIONS=(health get-job # the job routes
@@ -899,15 +1001,21 @@ def self_test() -> int:
         except ImportError:
             print("skip self-test: whole check on a fixture tree (samtranslator not importable)")
         else:
-            for name, mutate, want_rc in [
+            env = "    CodeUri: .\n    Environment:\n      Variables:\n"
+            arn = '        DATABASE_URL_SECRET_ARN: !Sub "arn:${AWS::Partition}:secretsmanager:us-east-1:123456789012:secret:db"\n'
+            for i, (name, mutate, want_rc) in enumerate([
                 ("whole check on the consistent tree (template included) exits 0", None, 0),
                 ("whole check with a missing bin file exits 1", _drop("functions/src/bin/get-job.rs"), 1),
-            ]:
+                ("whole check with a secret's value in the environment exits 1",
+                 _edit("template.yaml", "    CodeUri: .\n", env + "        DATABASE_URL: postgres://u:p@db/x\n"), 1),
+                ("whole check with a secret's ARN no policy lets a function read exits 1",
+                 _edit("template.yaml", "    CodeUri: .\n", env + arn), 1),
+            ]):
                 files = _fixture()
                 files["template.yaml"] = _fixture_template()
                 if mutate:
                     mutate(files)
-                root = Path(tmp) / f"whole{want_rc}"
+                root = Path(tmp) / f"whole{i}"
                 _write_tree(root, files)
                 out = io.StringIO()
                 with contextlib.redirect_stdout(out):
@@ -937,6 +1045,8 @@ def main(argv: list[str]) -> int:
         table = routes(mod_rs)
         lambda_tests(root / "scripts" / "test-lambda")
         template = load_template(template_path)
+        secrets_rs = root / "functions" / "src" / "secrets.rs"
+        names = secret_vars(secrets_rs)
     except InputError as e:
         print(f"FAIL template/code agreement (cannot read input)\n       {e}")
         return 2
@@ -948,6 +1058,7 @@ def main(argv: list[str]) -> int:
     check_build_settings(report, template, fns)
     check_routes(report, fns, table, rel(mod_rs))
     check_consumer(report, template, fns)
+    check_secrets(report, template, fns, names, rel(secrets_rs))
     try:
         run_code_checks(report, root)
     except InputError as e:

@@ -15,6 +15,17 @@
 //! Records run concurrently, at most `JOBLINE_CONSUMER_CONCURRENCY` (default
 //! 8, [`ConsumerConfig`]) at once. Duplicate records of one job, in a batch or across batches,
 //! complete it once: the store's claim decides, the queue only wakes.
+//!
+//! The invocation's deadline is respected ([`Processor::handle_delivery_until`]):
+//! a record whose job could not finish in the time left is returned at once
+//! without claiming it (no attempt spent), and a job still running just
+//! before the deadline is failed as `DEADLINE` (retryable) instead of being
+//! frozen with the sandbox until the heartbeat timeout. The consumer serves
+//! `JOBLINE_JOB_TYPES` (default: every registered type); at cold start each
+//! of them must have a handler timeout that fits in the function's timeout
+//! (`JOBLINE_CONSUMER_TIMEOUT_SECONDS`, [`check_served_types`]), and a message
+//! of another type is dropped: those types are served by edge workers, which
+//! claim from Postgres.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -26,7 +37,7 @@ use jobline::StartError;
 use jobline::config::ConsumerConfig;
 use jobline::queue::sqs::SqsQueue;
 use jobline::queue::{Broker as _, Delivery, Message};
-use jobline::worker::{Disposition, Finished, Processor};
+use jobline::worker::{DEADLINE_MARGIN, Disposition, Finished, OtherTypes, Processor};
 use tokio::sync::OnceCell;
 
 /// What became of one record.
@@ -71,9 +82,14 @@ impl Consumer {
     /// From the configuration (read once at cold start): the store, the
     /// processor with the production handlers, the consumer's own section;
     /// the SQS client comes from the standard AWS chain when first needed.
-    pub fn from_config(config: &jobline::Config) -> Result<Self, StartError> {
+    pub fn from_config(config: &jobline::Config) -> Result<Self, ConsumerStartError> {
         let store = jobline::connect(config)?;
-        let processor = jobline::app::processor(config, store, config.consumer.worker_id());
+        let processor = jobline::app::processor(config, store, config.consumer.worker_id())
+            .with_types(config.job_types.clone())
+            .with_other_types(OtherTypes::Drop);
+        if let Some(timeout) = config.consumer.timeout {
+            check_served_types(&processor, timeout)?;
+        }
         Ok(Self::lazy(processor, config.consumer.clone()))
     }
 
@@ -109,7 +125,16 @@ impl Consumer {
 
     /// Handles one batch: the records that should come back.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let outcomes = self.process(event).await;
+        self.handle_until(event, None).await
+    }
+
+    /// Handles one batch within an invocation that ends at `deadline`.
+    pub async fn handle_until(
+        &self,
+        event: SqsEvent,
+        deadline: Option<tokio::time::Instant>,
+    ) -> SqsBatchResponse {
+        let outcomes = self.process_until(event, deadline).await;
         let mut response = SqsBatchResponse::default();
         let mut named: HashSet<&str> = HashSet::new();
         for outcome in &outcomes {
@@ -123,10 +148,19 @@ impl Consumer {
     /// Processes every record (at most `concurrency` at once) and says what
     /// became of each, in the event's order.
     pub async fn process(&self, event: SqsEvent) -> Vec<RecordOutcome> {
+        self.process_until(event, None).await
+    }
+
+    /// [`Self::process`] within an invocation that ends at `deadline`.
+    pub async fn process_until(
+        &self,
+        event: SqsEvent,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Vec<RecordOutcome> {
         let total = event.records.len();
         let mut outcomes: Vec<(usize, RecordOutcome)> =
             futures::stream::iter(event.records.into_iter().enumerate())
-                .map(|(i, record)| async move { (i, self.process_record(record).await) })
+                .map(|(i, record)| async move { (i, self.process_record(record, deadline).await) })
                 .buffer_unordered(self.options.concurrency.max(1))
                 .collect()
                 .await;
@@ -144,10 +178,14 @@ impl Consumer {
         outcomes
     }
 
-    async fn process_record(&self, record: SqsMessage) -> RecordOutcome {
+    async fn process_record(
+        &self,
+        record: SqsMessage,
+        deadline: Option<tokio::time::Instant>,
+    ) -> RecordOutcome {
         let message_id = record.message_id.clone().unwrap_or_default();
         let delivery = delivery_of(&record);
-        let (disposition, finished) = self.processor.handle_delivery(&delivery).await;
+        let (disposition, finished) = self.processor.handle_delivery_until(&delivery, deadline).await;
         let mut outcome = RecordOutcome {
             message_id,
             disposition,
@@ -260,6 +298,56 @@ impl<'a> QueueArn<'a> {
     }
 }
 
+/// Why the consumer did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumerStartError {
+    #[error(transparent)]
+    Start(#[from] StartError),
+    #[error(transparent)]
+    Store(#[from] jobline::StoreError),
+    #[error(
+        "JOBLINE_JOB_TYPES: {0}; leave these types to edge workers (they claim from Postgres) \
+         or raise the function's timeout (ConsumerTimeoutSeconds)"
+    )]
+    TypesDoNotFit(String),
+}
+
+/// Every type `processor` serves has a handler whose timeout, plus
+/// [`DEADLINE_MARGIN`], fits in the function's `timeout`: a type that does
+/// not could never be started by this consumer, and its messages would be
+/// returned until they reached the dead-letter queue.
+pub fn check_served_types(processor: &Processor, timeout: Duration) -> Result<(), ConsumerStartError> {
+    let problems: Vec<String> = processor
+        .served_types()
+        .into_iter()
+        .filter_map(|t| match processor.registry().get(&t) {
+            None => Some(format!("{t} has no handler")),
+            Some(h) if h.timeout() + DEADLINE_MARGIN > timeout => Some(format!(
+                "{t} may take {} s (its handler's timeout) plus {} s to record, more than the function's {} s",
+                h.timeout().as_secs(),
+                DEADLINE_MARGIN.as_secs(),
+                timeout.as_secs()
+            )),
+            Some(_) => None,
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ConsumerStartError::TypesDoNotFit(problems.join("; ")))
+    }
+}
+
+/// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, milliseconds
+/// since the epoch) as a point on the runtime's clock.
+pub fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    tokio::time::Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
+}
+
 /// A record as the processing core's delivery.
 pub fn delivery_of(record: &SqsMessage) -> Delivery {
     let raw = record.body.clone().unwrap_or_default();
@@ -278,19 +366,22 @@ pub fn delivery_of(record: &SqsMessage) -> Delivery {
 /// Runs the Lambda runtime loop for the consumer: config, pool, registry and
 /// SQS client once per cold start.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    let config = jobline::Config::from_env()?;
+    let config = crate::secrets::config_from_env().await?;
     jobline::telemetry::init(&config);
     let consumer = Consumer::from_config(&config)?;
     tracing::info!(
         worker = consumer.processor().worker(),
         concurrency = consumer.options().concurrency,
-        types = ?consumer.processor().registry().types(),
+        types = ?consumer.processor().served_types(),
         "sqs consumer ready"
     );
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
             let consumer = consumer.clone();
-            async move { Ok::<_, lambda_runtime::Error>(consumer.handle(event.payload).await) }
+            async move {
+                let deadline = deadline_of(&event.context);
+                Ok::<_, lambda_runtime::Error>(consumer.handle_until(event.payload, Some(deadline)).await)
+            }
         },
     ))
     .await

@@ -75,7 +75,7 @@ impl Sweeper {
 
 /// Runs the Lambda runtime loop for the sweeper.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
-    let config = jobline::Config::from_env()?;
+    let config = crate::secrets::config_from_env().await?;
     jobline::telemetry::init(&config);
     let sweeper = Sweeper::from_config(&config).await?;
     lambda_runtime::run(lambda_runtime::service_fn(

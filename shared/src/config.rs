@@ -152,6 +152,11 @@ pub struct ConsumerConfig {
     /// `lambda:<function>:<log stream>`, one per sandbox.
     pub function_name: Option<String>,
     pub log_stream: Option<String>,
+    /// `JOBLINE_CONSUMER_TIMEOUT_SECONDS` (the function's timeout, which the
+    /// template passes): at cold start every type the consumer serves must
+    /// have a handler timeout that fits in it, else the function does not
+    /// start. Unset: not checked (each invocation's deadline still is).
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for ConsumerConfig {
@@ -162,6 +167,7 @@ impl Default for ConsumerConfig {
             endpoint_url: None,
             function_name: None,
             log_stream: None,
+            timeout: None,
         }
     }
 }
@@ -182,6 +188,10 @@ impl ConsumerConfig {
                 .or_else(|| env.get("AWS_ENDPOINT_URL")),
             function_name: env.get("AWS_LAMBDA_FUNCTION_NAME"),
             log_stream: env.get("AWS_LAMBDA_LOG_STREAM_NAME"),
+            timeout: match env.get("JOBLINE_CONSUMER_TIMEOUT_SECONDS") {
+                None => None,
+                Some(_) => Some(env.seconds_up_to("JOBLINE_CONSUMER_TIMEOUT_SECONDS", 60, 900)?),
+            },
         })
     }
 

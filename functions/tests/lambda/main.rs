@@ -4,5 +4,7 @@
 //! them. Events are built from JSON shaped like the ones Lambda sends.
 
 mod consumer;
+mod deadline;
+mod secrets;
 mod support;
 mod sweeper;

@@ -7,6 +7,10 @@ use serde_json::json;
 
 use crate::worker::{HandlerError, HandlerOutput, JobContext, JobHandler};
 
+/// The timeout of the handlers that finish at once (`noop`, `fail`): short,
+/// so a consumer with little time (a Lambda's) can take them.
+pub const INSTANT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Completes at once with `{}`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Noop;
@@ -15,6 +19,10 @@ pub struct Noop;
 impl JobHandler for Noop {
     async fn run(&self, _ctx: JobContext) -> Result<HandlerOutput, HandlerError> {
         Ok(HandlerOutput::json(json!({})))
+    }
+
+    fn timeout(&self) -> Duration {
+        INSTANT_TIMEOUT
     }
 }
 
@@ -58,5 +66,9 @@ impl JobHandler for Fail {
         } else {
             Err(HandlerError::retryable("FAIL", message))
         }
+    }
+
+    fn timeout(&self) -> Duration {
+        INSTANT_TIMEOUT
     }
 }

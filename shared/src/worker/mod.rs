@@ -7,6 +7,6 @@ mod registry;
 pub mod runner;
 
 pub use handler::{HandlerError, HandlerOutput, JobContext, JobHandler, Progress};
-pub use processor::{Disposition, Finished, Processor};
+pub use processor::{DEADLINE_MARGIN, Disposition, Finished, OtherTypes, Processor, RELEASE_BEFORE_DEADLINE};
 pub use registry::Registry;
 pub use runner::{Summary, WorkerOptions};

@@ -22,6 +22,16 @@ const OTHER_TYPE_DELAY: Duration = Duration::from_secs(1);
 /// How long a handler that was told to stop may take to do so.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
+/// Of an invocation with a deadline (a Lambda's), how much a job must leave
+/// unused: a job starts only when its handler's timeout ends this long
+/// before the deadline, time to record the outcome and answer.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long before the deadline a job still running is released (failed as
+/// `DEADLINE`, retryable): the handler outlived its own timeout (blocking
+/// code does), and the invocation is about to be frozen.
+pub const RELEASE_BEFORE_DEADLINE: Duration = Duration::from_secs(2);
+
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Finished {
@@ -52,6 +62,21 @@ pub struct Processor {
     worker: String,
     /// Only jobs of these types are claimed from deliveries (`None`: all).
     types: Option<Arc<[String]>>,
+    /// What becomes of a message for a type this processor does not take.
+    others: OtherTypes,
+}
+
+/// What a consumer does with a message for a job of a type it does not take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OtherTypes {
+    /// Back to the broker, soon, for a consumer of that type on the same
+    /// queue (edge workers that share a queue).
+    #[default]
+    GiveBack,
+    /// Delete it: its type is served by workers that claim from Postgres
+    /// (the SQS Lambda's edge-worker types); handing it back would only
+    /// spend the message's receives until it reached the dead-letter queue.
+    Drop,
 }
 
 impl Processor {
@@ -67,6 +92,22 @@ impl Processor {
             heartbeat_interval,
             worker: worker.into(),
             types: None,
+            others: OtherTypes::GiveBack,
+        }
+    }
+
+    /// What to do with a message for a type this processor does not take.
+    pub fn with_other_types(mut self, others: OtherTypes) -> Self {
+        self.others = others;
+        self
+    }
+
+    /// The types this processor claims from deliveries: the ones it was
+    /// given, else every registered type.
+    pub fn served_types(&self) -> Vec<String> {
+        match &self.types {
+            Some(t) => t.to_vec(),
+            None => self.registry.types(),
         }
     }
 
@@ -92,20 +133,48 @@ impl Processor {
     /// Handles one queue message from claim to ack; says how the job's
     /// attempt ended when this delivery ran one.
     pub async fn handle_delivery(&self, delivery: &Delivery) -> (Disposition, Option<Finished>) {
+        self.handle_delivery_until(delivery, None).await
+    }
+
+    /// [`Self::handle_delivery`] within an invocation that ends at
+    /// `deadline` (a Lambda's):
+    ///
+    /// - a job whose handler's timeout would not end [`DEADLINE_MARGIN`]
+    ///   before the deadline is not claimed: its message comes back at once
+    ///   (`Retry(0)`) for an invocation with time, and no attempt is spent;
+    /// - a job still running [`RELEASE_BEFORE_DEADLINE`] before it is
+    ///   stopped and failed as `DEADLINE` (retryable), rather than left to
+    ///   the heartbeat timeout when the invocation is frozen.
+    pub async fn handle_delivery_until(
+        &self,
+        delivery: &Delivery,
+        deadline: Option<tokio::time::Instant>,
+    ) -> (Disposition, Option<Finished>) {
         let Some(message) = delivery.message else {
             tracing::warn!(raw = %truncate(&delivery.raw, 200), "dropping a message that is not a job message");
             return (Disposition::Ack, None);
         };
         let span =
             tracing::info_span!("delivery", job_id = %message.job_id, receive_count = delivery.receive_count);
+        // With a deadline, only the types whose handlers can finish in time.
+        let fitting: Option<Vec<String>> = deadline.map(|d| {
+            let left = d
+                .saturating_duration_since(tokio::time::Instant::now())
+                .saturating_sub(DEADLINE_MARGIN);
+            self.served_types()
+                .into_iter()
+                .filter(|t| self.registry.get(t).is_some_and(|h| h.timeout() <= left))
+                .collect()
+        });
+        let types = fitting.as_deref().or(self.types.as_deref());
         async {
             match self
                 .store
-                .claim_by_id_of_types(&self.worker, message.job_id, self.types.as_deref())
+                .claim_by_id_of_types(&self.worker, message.job_id, types)
                 .await
             {
                 Ok(ClaimByIdOutcome::Claimed(claim)) => {
-                    let finished = self.run_claim(*claim).await;
+                    let finished = self.run_claim_until(*claim, deadline).await;
                     match finished {
                         Finished::Retrying(delay) => (Disposition::Retry(delay), Some(finished)),
                         _ => (Disposition::Ack, Some(finished)),
@@ -116,10 +185,20 @@ impl Processor {
                     tracing::debug!(?wait, "not due yet: delaying the message");
                     (Disposition::Retry(wait), None)
                 }
-                Ok(ClaimByIdOutcome::OtherType(job_type)) => {
-                    tracing::debug!(%job_type, "not a type of this worker: giving the message back");
-                    (Disposition::Retry(OTHER_TYPE_DELAY), None)
+                Ok(ClaimByIdOutcome::OtherType(job_type)) if fitting.is_some() && self.serves(&job_type) => {
+                    tracing::info!(%job_type, "not enough time left in this invocation: the message comes back");
+                    (Disposition::Retry(Duration::ZERO), None)
                 }
+                Ok(ClaimByIdOutcome::OtherType(job_type)) => match self.others {
+                    OtherTypes::GiveBack => {
+                        tracing::debug!(%job_type, "not a type of this worker: giving the message back");
+                        (Disposition::Retry(OTHER_TYPE_DELAY), None)
+                    }
+                    OtherTypes::Drop => {
+                        tracing::debug!(%job_type, "a type workers claim from Postgres: dropping the message");
+                        (Disposition::Ack, None)
+                    }
+                },
                 Ok(other) => {
                     tracing::debug!(outcome = ?other, "not claimable: dropping the message");
                     (Disposition::Ack, None)
@@ -134,18 +213,30 @@ impl Processor {
         .await
     }
 
+    fn serves(&self, job_type: &str) -> bool {
+        match &self.types {
+            Some(t) => t.iter().any(|s| s == job_type),
+            None => self.registry.get(job_type).is_some(),
+        }
+    }
+
     /// Runs a claimed job to its end.
     pub async fn run_claim(&self, claim: Claim) -> Finished {
+        self.run_claim_until(claim, None).await
+    }
+
+    /// Runs a claimed job to its end, or until shortly before `deadline`.
+    pub async fn run_claim_until(&self, claim: Claim, deadline: Option<tokio::time::Instant>) -> Finished {
         let span = tracing::info_span!(
             "job",
             job_id = %claim.job.id,
             job_type = %claim.job.job_type,
             attempt = claim.job.attempts
         );
-        self.run_claim_inner(claim).instrument(span).await
+        self.run_claim_inner(claim, deadline).instrument(span).await
     }
 
-    async fn run_claim_inner(&self, claim: Claim) -> Finished {
+    async fn run_claim_inner(&self, claim: Claim, deadline: Option<tokio::time::Instant>) -> Finished {
         let Some(handler) = self.registry.get(&claim.job.job_type) else {
             let failure = JobFailure::permanent(
                 "NO_HANDLER",
@@ -162,9 +253,20 @@ impl Processor {
         let mut beat = tokio::time::interval(self.heartbeat_interval);
         beat.tick().await;
         let mut stop_deadline: Option<tokio::time::Instant> = None;
+        let release_at = deadline.map(|d| d.checked_sub(RELEASE_BEFORE_DEADLINE).unwrap_or(d));
         let joined = loop {
             tokio::select! {
                 joined = &mut task => break Some(joined),
+                () = sleep_until(release_at) => {
+                    tracing::warn!("the invocation ends before the handler: releasing the job");
+                    let _ = stop_tx.send(true);
+                    task.abort();
+                    let failure = JobFailure::retryable(
+                        "DEADLINE",
+                        "the consumer's invocation ended before the job finished",
+                    );
+                    return self.settle_failure(&claim, failure).await;
+                }
                 _ = beat.tick(), if stop_deadline.is_none() => {
                     let p = progress_rx.borrow().clone();
                     match self.store.heartbeat(claim.token(), p.stage.as_deref(), p.progress).await {

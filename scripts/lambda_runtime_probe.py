@@ -11,6 +11,9 @@ asked for an event (`ready_ms`), each event's outcome (`response` or
 `error` with the error body), whether the process was still alive asking for
 the next event after the last one (`alive_after`), and its peak RSS in KiB.
 Exit code 0 unless the binary died or never asked for work.
+
+Each invocation's deadline (`Lambda-Runtime-Deadline-Ms`) is the time it is
+handed out plus PROBE_INVOCATION_MS (default 30000): the function's timeout.
 """
 import http.server
 import json
@@ -21,6 +24,7 @@ import threading
 import time
 
 binary, events = sys.argv[1], [json.loads(e) for e in sys.argv[2:]]
+invocation_ms = int(os.environ.get("PROBE_INVOCATION_MS", "30000"))
 lock = threading.Condition()
 state = {"next_calls": 0, "first_next": None, "outcomes": {}, "served": 0}
 
@@ -56,7 +60,7 @@ class Runtime(http.server.BaseHTTPRequestHandler):
         body = json.dumps(events[i]).encode()
         self._send(200, body, {
             "Lambda-Runtime-Aws-Request-Id": f"req-{i}",
-            "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + 30000),
+            "Lambda-Runtime-Deadline-Ms": str(int(time.time() * 1000) + invocation_ms),
             "Lambda-Runtime-Invoked-Function-Arn": "arn:aws:lambda:us-east-1:000000000000:function:probe",
             "Lambda-Runtime-Trace-Id": "Root=1-00000000-000000000000000000000000",
             "Content-Type": "application/json",
@@ -82,7 +86,7 @@ env = dict(os.environ, AWS_LAMBDA_RUNTIME_API=f"127.0.0.1:{port}",
            AWS_LAMBDA_FUNCTION_VERSION="$LATEST", AWS_REGION="us-east-1")
 start = time.monotonic()
 proc = subprocess.Popen([binary], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-deadline = start + 20
+deadline = start + max(20, invocation_ms / 1000 * len(events) + 10)
 with lock:
     while (len(state["outcomes"]) < len(events) or state["next_calls"] <= len(events)) \
             and time.monotonic() < deadline and proc.poll() is None:

@@ -339,13 +339,23 @@ pub fn check_served_types(processor: &Processor, timeout: Duration) -> Result<()
 }
 
 /// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, milliseconds
-/// since the epoch) as a point on the runtime's clock.
-pub fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
+/// since the epoch) as a point on the runtime's clock. A deadline already
+/// past when the invocation starts is no deadline (`None`): Lambda never
+/// sends one, and cargo-lambda's emulator sends a fixed 600000 (1970) to
+/// every invocation; taking it literally would return every record.
+pub fn deadline_of(context: &lambda_runtime::Context) -> Option<tokio::time::Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or_default();
-    tokio::time::Instant::now() + Duration::from_millis(context.deadline.saturating_sub(now_ms))
+    if context.deadline <= now_ms {
+        tracing::warn!(
+            deadline_ms = context.deadline,
+            "the invocation's deadline has already passed: running without one"
+        );
+        return None;
+    }
+    Some(tokio::time::Instant::now() + Duration::from_millis(context.deadline - now_ms))
 }
 
 /// A record as the processing core's delivery.
@@ -380,7 +390,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
             let consumer = consumer.clone();
             async move {
                 let deadline = deadline_of(&event.context);
-                Ok::<_, lambda_runtime::Error>(consumer.handle_until(event.payload, Some(deadline)).await)
+                Ok::<_, lambda_runtime::Error>(consumer.handle_until(event.payload, deadline).await)
             }
         },
     ))

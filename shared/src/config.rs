@@ -120,6 +120,11 @@ pub struct Config {
     /// `JOBLINE_JOB_TYPES`: comma-separated; when set, only these types may
     /// be created (others: 422 `unknown_job_type`).
     pub job_types: Option<Vec<String>>,
+    /// `JOBLINE_CONSUMER_JOB_TYPES`: the types served by consumers that do
+    /// not register as workers (the SQS Lambda; the template sets it to
+    /// `ConsumerJobTypes`). Registered workers report their own. Unset, with
+    /// no live worker either: every type counts as served.
+    pub consumer_job_types: Option<Vec<String>>,
     /// `JOBLINE_HEALTH_*`: when `/v1/stats` says degraded or unhealthy.
     pub health: HealthThresholds,
     /// `JOBLINE_WEBHOOK_*`: the `webhook` handler.
@@ -294,7 +299,8 @@ impl Config {
                 .or_else(|| env.get("RUST_LOG"))
                 .unwrap_or_else(|| "info".into()),
             log_format,
-            job_types: job_types(&env)?,
+            job_types: job_types(&env, "JOBLINE_JOB_TYPES")?,
+            consumer_job_types: job_types(&env, "JOBLINE_CONSUMER_JOB_TYPES")?,
             health: HealthThresholds {
                 degraded_pending_age: env.number(
                     "JOBLINE_HEALTH_DEGRADED_PENDING_SECONDS",
@@ -419,16 +425,16 @@ fn choose_queue(env: &Env<'_>) -> Result<(QueueChoice, String), ConfigError> {
     Ok((choice, reason))
 }
 
-/// `JOBLINE_JOB_TYPES`: each entry a valid job type name; no entries at
-/// all (unset, empty, only commas) means every type.
-fn job_types(env: &Env<'_>) -> Result<Option<Vec<String>>, ConfigError> {
-    let Some(raw) = env.get("JOBLINE_JOB_TYPES") else {
+/// A list of job types (`JOBLINE_JOB_TYPES`, `JOBLINE_CONSUMER_JOB_TYPES`):
+/// each entry a valid job type name; no entries at all (unset, empty, only
+/// commas) is `None`.
+fn job_types(env: &Env<'_>, var: &'static str) -> Result<Option<Vec<String>>, ConfigError> {
+    let Some(raw) = env.get(var) else {
         return Ok(None);
     };
     let mut types = Vec::new();
     for t in raw.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        crate::domain::JobType::parse(t)
-            .map_err(|e| ConfigError::new("JOBLINE_JOB_TYPES", &raw, format!("{t:?}: {e}")))?;
+        crate::domain::JobType::parse(t).map_err(|e| ConfigError::new(var, &raw, format!("{t:?}: {e}")))?;
         types.push(t.to_owned());
     }
     Ok((!types.is_empty()).then_some(types))

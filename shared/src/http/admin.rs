@@ -14,10 +14,17 @@ use crate::store::JobFilter;
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require("admin")?;
     let stats = state.store.stats(Some(tenant)).await?;
-    let (health, reasons) = state
+    let (mut health, mut reasons) = state
         .settings
         .health
         .classify(stats.oldest_pending_age_seconds, stats.dead_letter);
+    if !stats.unserved_types.is_empty() {
+        health = health.max(crate::domain::health::Health::Degraded);
+        reasons.push(format!(
+            "no worker serves job type(s) {}: their jobs wait",
+            stats.unserved_types.join(", ")
+        ));
+    }
     let mut body = serde_json::to_value(&stats).unwrap_or_else(|_| json!({}));
     if let Some(obj) = body.as_object_mut() {
         obj.insert("health".into(), json!(health));

@@ -13,7 +13,7 @@ use super::{ApiError, AppState, Caller};
 use crate::store::workers::WorkerCommand;
 
 /// A worker not seen for this long is `gone`.
-pub const GONE_AFTER: Duration = Duration::from_secs(60);
+pub const GONE_AFTER: Duration = crate::store::WORKER_GONE_AFTER;
 
 /// The operators' tenant: the only one that may see and steer workers.
 pub const OPERATOR_TENANT: &str = "default";

@@ -36,6 +36,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(2, "0002_operator_views"),
     migration!(3, "0003_dead_letter_replays"),
     migration!(4, "0004_workers"),
+    migration!(5, "0005_worker_types"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

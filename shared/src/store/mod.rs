@@ -52,7 +52,14 @@ pub struct StoreSettings {
     /// planned on every call (`false`, for a transaction-mode pooler that
     /// cannot carry named statements).
     pub prepared_statements: bool,
+    /// `JOBLINE_CONSUMER_JOB_TYPES`: the types served by consumers that do
+    /// not register as workers (the SQS Lambda); `None`: not known. With the
+    /// live workers' types, what the sweeper re-wakes and stats call served.
+    pub consumer_job_types: Option<Vec<String>>,
 }
+
+/// A worker not seen for this long is gone: it serves nothing.
+pub const WORKER_GONE_AFTER: Duration = Duration::from_secs(60);
 
 impl Default for StoreSettings {
     fn default() -> Self {
@@ -62,6 +69,7 @@ impl Default for StoreSettings {
             default_max_attempts: 5,
             outbox_grace: Duration::from_secs(30),
             prepared_statements: true,
+            consumer_job_types: None,
         }
     }
 }
@@ -74,6 +82,7 @@ impl StoreSettings {
             default_max_attempts: config.max_attempts,
             outbox_grace: config.outbox_grace,
             prepared_statements: config.prepared_statements,
+            consumer_job_types: config.consumer_job_types.clone(),
         }
     }
 }

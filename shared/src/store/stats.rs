@@ -20,6 +20,9 @@ pub struct Stats {
     /// Run time of jobs completed in the last 24 hours.
     pub p50_seconds: Option<f64>,
     pub p95_seconds: Option<f64>,
+    /// Types of due pending jobs that no live worker and no configured
+    /// consumer serves: they wait until one does.
+    pub unserved_types: Vec<String>,
 }
 
 /// A job that is running now.
@@ -61,8 +64,18 @@ impl Store {
     /// Stats for one tenant, or for all with `None`.
     pub async fn stats(&self, tenant: Option<&str>) -> Result<Stats, StoreError> {
         let client = self.client().await?;
+        let now = self.now();
+        let live = now - chrono::Duration::from_std(super::WORKER_GONE_AFTER).unwrap_or_default();
         let rows = sql::STATS
-            .query(client.on(), &[&tenant.map(str::to_owned), &self.now()])
+            .query(
+                client.on(),
+                &[
+                    &tenant.map(str::to_owned),
+                    &now,
+                    &live,
+                    &self.settings.consumer_job_types,
+                ],
+            )
             .await?;
         let row = rows
             .first()
@@ -83,6 +96,11 @@ impl Store {
         let dead_letter_jobs: i64 = row.try_get("dead_letter_jobs").map_err(err)?;
         let dead_letter_outbox: i64 = row.try_get("dead_letter_outbox").map_err(err)?;
         let oldest: Option<f64> = row.try_get("oldest_pending_age_seconds").map_err(err)?;
+        let unserved: serde_json::Value = row.try_get("unserved_types").map_err(err)?;
+        let unserved_types = unserved
+            .as_array()
+            .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
         Ok(Stats {
             total: by_status.values().sum(),
             by_status,
@@ -92,6 +110,7 @@ impl Store {
             dead_letter_outbox,
             p50_seconds: durations.first().copied().flatten(),
             p95_seconds: durations.get(1).copied().flatten(),
+            unserved_types,
         })
     }
 }

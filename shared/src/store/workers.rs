@@ -50,6 +50,8 @@ pub struct WorkerBeat {
     pub failed: i64,
     /// `running`, `paused`, `draining` or `stopped`.
     pub state: String,
+    /// The job types it serves (`None`: every type).
+    pub job_types: Option<Vec<String>>,
 }
 
 /// A registered worker as operators see it: its last report (with `state`
@@ -84,6 +86,7 @@ impl Store {
                     &beat.processed,
                     &beat.failed,
                     &beat.state,
+                    &beat.job_types,
                 ],
             )
             .await?;
@@ -116,6 +119,7 @@ impl Store {
                         processed: r.try_get("processed")?,
                         failed: r.try_get("failed")?,
                         state: r.try_get("state")?,
+                        job_types: r.try_get("job_types")?,
                     },
                     last_seen_at: r.try_get("last_seen_at")?,
                     last_seen_seconds_ago: r.try_get("last_seen_seconds_ago")?,

@@ -434,6 +434,7 @@ impl Registration {
                 processed: 0,
                 failed: 0,
                 state: "running".into(),
+                job_types: Some(processor.served_types()),
             },
             every: options.poll_interval.min(Duration::from_secs(5)),
             last_beat: None,

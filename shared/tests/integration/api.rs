@@ -45,6 +45,7 @@ fn edge_1_beat(api: &TestApi) -> WorkerBeat {
         processed: 0,
         failed: 0,
         state: "running".into(),
+        job_types: None,
     }
 }
 

@@ -20,6 +20,7 @@ mod queue_sqs;
 mod queue_upstash;
 mod read;
 mod release;
+mod rewake;
 mod stats_views;
 mod support;
 mod worker;

@@ -1,13 +1,23 @@
 -- The sweeper's re-wake: pending jobs due since before $2 (now minus the
--- stale-pending age) whose message may have been lost get a fresh outbox row,
+-- stale-pending age) whose message is plausibly lost get a fresh outbox row,
 -- due now, for the relay to publish. A job qualifies when nothing touched it
--- since $2 (`updated_at`) and it has no outbox row still to publish
--- (pending, failed: the relay's) nor one created or published since $2.
+-- since $2 (`updated_at`), it has no outbox row still to publish (pending,
+-- failed: the relay's) nor one created or published since $2, and:
+--   - a consumer could take it: a worker seen since $5 serves its type
+--     (`job_types` NULL: every type), or the configured consumer types $6
+--     (the SQS Lambda's) include it, or nothing is known (no live worker, $6
+--     NULL); a job of a type nobody serves is left alone (stats report it);
+--   - its message is plausibly lost: no job of its type is processing (the
+--     consumers of that type are idle while it waits), or it has waited since
+--     before $7 (a long horizon) with no outbox row since $7. A backlog
+--     behind busy consumers is not republished every sweep: its messages are
+--     in the queue.
 -- Setting `updated_at` records the wake-up and makes the statement safe to
 -- run in parallel with itself: SKIP LOCKED passes over rows another sweeper
 -- holds, and a row another sweeper already woke fails the re-check of
 -- `updated_at <= $2` on its new version when it is locked.
 -- $1 now · $2 threshold (now - stale pending age) · $3 limit · $4 queue
+-- $5 live workers' cutoff · $6 consumer types or NULL · $7 long horizon
 WITH due AS (
     SELECT j.id
     FROM jobs j
@@ -18,6 +28,21 @@ WITH due AS (
           FROM outbox o
           WHERE o.job_id = j.id
             AND (o.status IN ('pending', 'failed') OR o.created_at > $2 OR o.updated_at > $2)
+      )
+      AND (
+          j.job_type = ANY(coalesce($6::text[], '{}'))
+          OR EXISTS (SELECT 1 FROM workers w
+                     WHERE w.last_seen_at >= $5 AND w.state <> 'stopped'
+                       AND (w.job_types IS NULL OR j.job_type = ANY(w.job_types)))
+          OR ($6::text[] IS NULL
+              AND NOT EXISTS (SELECT 1 FROM workers w
+                              WHERE w.last_seen_at >= $5 AND w.state <> 'stopped'))
+      )
+      AND (
+          NOT EXISTS (SELECT 1 FROM jobs b
+                      WHERE b.status = 'processing' AND b.job_type = j.job_type)
+          OR (j.run_after <= $7
+              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = j.id AND o.created_at > $7))
       )
     ORDER BY j.priority, j.run_after, j.created_at, j.id
     LIMIT $3

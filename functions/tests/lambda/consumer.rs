@@ -107,22 +107,28 @@ async fn a_batch_names_only_the_records_that_should_come_back() {
     assert_eq!(db.job(twice).await.status, JobStatus::Completed);
     assert_eq!(db.events(twice).await, ["created", "claimed", "completed"]);
 
-    // The visibility change is real: the queue's own timeout (1 s) has long
-    // passed for the records nobody deleted, but `later` stays hidden.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
-    let visible: Vec<String> = receive_all(&client, &url, &arn)
-        .await
-        .iter()
-        .map(|r| r["body"].as_str().expect("body").to_owned())
-        .collect();
-    assert!(
-        !visible.contains(&bodies["later"]),
-        "the not-yet-due record is held back 120 s"
-    );
-    for acked in ["done", "doomed", "poison", "missing"] {
+    // The visibility change is real: the records nobody deleted come back
+    // after the queue's own timeout (1 s), and `flaky` after its retry delay
+    // (1 to 2 s, set in the same pass as `later`'s 120 s), but `later` stays
+    // hidden. Each look ends with an empty long poll of 1 s: `later` is
+    // watched for 1 s more after the last of them is back.
+    let back = ["done", "doomed", "poison", "missing", "flaky"];
+    let mut visible: HashSet<String> = HashSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while !back.iter().all(|a| visible.contains(&bodies[a])) {
         assert!(
-            visible.contains(&bodies[acked]),
-            "{acked} came back after the 1 s timeout"
+            tokio::time::Instant::now() < deadline,
+            "not all of {back:?} came back: {visible:?}"
+        );
+        visible.extend(
+            receive_all(&client, &url, &arn)
+                .await
+                .iter()
+                .map(|r| r["body"].as_str().expect("body").to_owned()),
+        );
+        assert!(
+            !visible.contains(&bodies["later"]),
+            "the not-yet-due record is held back 120 s"
         );
     }
 
@@ -292,6 +298,7 @@ struct Counting(Arc<AtomicUsize>);
 impl JobHandler for Counting {
     async fn run(&self, _ctx: JobContext) -> Result<HandlerOutput, HandlerError> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        // The work: the run lasts while the other copies try (not a wait).
         tokio::time::sleep(Duration::from_millis(50)).await;
         Ok(HandlerOutput::json(json!({})))
     }
@@ -312,6 +319,8 @@ impl JobHandler for Tracking {
     async fn run(&self, _ctx: JobContext) -> Result<HandlerOutput, HandlerError> {
         let n = self.0.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.0.max.fetch_max(n, Ordering::SeqCst);
+        // The work, and the test's measure: 12 runs of 100 ms, 3 at a time,
+        // take at least 400 ms (not a wait for anything).
         tokio::time::sleep(Duration::from_millis(100)).await;
         self.0.now.fetch_sub(1, Ordering::SeqCst);
         Ok(HandlerOutput::json(json!({})))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::support::test_db;
+use crate::support::{eventually, test_db};
 
 #[tokio::test]
 async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
@@ -21,18 +21,12 @@ async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
             .get::<_, Option<chrono::DateTime<chrono::Utc>>>(0)
     };
     let until_set = |want: chrono::DateTime<chrono::Utc>| async move {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
+        let set = eventually(Duration::from_secs(10), || async {
             let got = last_used().await;
-            if got.is_some_and(|t| (t - want).num_milliseconds().abs() < 1) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "last_used_at is {got:?}, want {want}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            got.is_some_and(|t| (t - want).num_milliseconds().abs() < 1)
+        })
+        .await;
+        assert!(set, "last_used_at is {:?}, want {want}", last_used().await);
     };
     assert_eq!(last_used().await, None, "never used");
     let first = db.now();
@@ -49,23 +43,18 @@ async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
         .await
         .expect("key");
     assert!(db.store.authenticate(&other.key).await.expect("auth").is_some());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while db
-        .client
-        .query_one(
-            "SELECT last_used_at IS NULL FROM api_keys WHERE id = $1",
-            &[&other.id],
-        )
-        .await
-        .expect("row")
-        .get::<_, bool>(0)
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the other key's use was never recorded"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let recorded = eventually(Duration::from_secs(10), || async {
+        db.client
+            .query_one(
+                "SELECT last_used_at IS NOT NULL FROM api_keys WHERE id = $1",
+                &[&other.id],
+            )
+            .await
+            .expect("row")
+            .get::<_, bool>(0)
+    })
+    .await;
+    assert!(recorded, "the other key's use was never recorded");
     assert_eq!(
         last_used().await,
         Some(first),

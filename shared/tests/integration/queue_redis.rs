@@ -569,11 +569,11 @@ async fn the_sweeper_recovers_dead_consumers_and_a_stopping_worker_hands_its_lis
         options,
         rx,
     ));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while db.job(job.id).await.status != jobline::JobStatus::Processing {
-        assert!(tokio::time::Instant::now() < deadline, "never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let started = crate::support::eventually(Duration::from_secs(10), || async {
+        db.job(job.id).await.status == jobline::JobStatus::Processing
+    })
+    .await;
+    assert!(started, "never started");
     let _ = stop.send(true);
     worker.await.expect("worker");
     assert!(

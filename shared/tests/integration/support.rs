@@ -1,7 +1,45 @@
 //! The test bed: `jobline::testing` (a database per test, cloned from a
 //! migrated template, on a manual clock), plus the API over real HTTP.
 
+use std::future::Future;
+use std::time::Duration;
+
 pub use jobline::testing::{TestDb, connect_raw, empty_database, test_db};
+
+/// Asks `check` every 10 ms until it gives `Some`, for at most `within`
+/// (`None` past it). Tests never sleep to wait for something: they poll
+/// what they can observe, with a deadline.
+pub async fn poll_for<T, F, Fut>(within: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(found) = check().await {
+            return Some(found);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Whether `done` comes true within `within` (asked every 10 ms, and at
+/// least once).
+pub async fn eventually<F, Fut>(within: Duration, mut done: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    poll_for(within, || {
+        let asked = done();
+        async move { asked.await.then_some(()) }
+    })
+    .await
+    .is_some()
+}
 
 /// A running API over a fresh database: `jobline serve`'s code on an
 /// ephemeral port, with an admin key for tenant `default`.

@@ -1,7 +1,6 @@
 //! The processing core and the edge worker's loop against real Postgres
 //! (and the real brokers for the full path).
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,7 +20,10 @@ use serde_json::json;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::support::{TestDb, test_db};
+use crate::support::{TestDb, eventually, test_db};
+
+/// How long a test waits for a worker to get somewhere.
+const WITHIN: Duration = Duration::from_secs(5);
 
 /// A processor over `registry` as worker `worker`, beating every `heartbeat_ms`.
 fn a_processor(db: &TestDb, registry: Registry, worker: &str, heartbeat_ms: u64) -> Processor {
@@ -76,26 +78,10 @@ fn a_running_worker(
     (tx, tokio::spawn(run(processor, postgres_feed(db), options, rx)))
 }
 
-/// Whether `done` comes true within 5 s (asked every 10 ms).
-async fn eventually<F, Fut>(mut done: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while tokio::time::Instant::now() < deadline {
-        if done().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    false
-}
-
 /// Waits until the store lists the worker `steered` in a state `pred` accepts.
 async fn wait_for_steered(db: &TestDb, pred: impl Fn(&WorkerInfo) -> bool) {
     let (store, pred) = (&db.store, &pred);
-    let there = eventually(move || async move {
+    let there = eventually(WITHIN, move || async move {
         let ws = store.workers(Duration::from_secs(60)).await.expect("workers");
         ws.iter().any(|w| w.worker.id == "steered" && pred(w))
     })
@@ -226,7 +212,7 @@ async fn a_handler_sees_its_job_cancelled_and_stops() {
     let canceller = tokio::spawn(async move {
         // Cancel once the job is running.
         let store = &store;
-        let running = eventually(move || async move {
+        let running = eventually(WITHIN, move || async move {
             let now = store.get_any(job.id).await.expect("get").expect("found");
             now.status == JobStatus::Processing
         });
@@ -296,6 +282,7 @@ impl JobHandler for Gauge {
     async fn run(&self, _ctx: JobContext) -> Result<HandlerOutput, HandlerError> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
+        // The work: holds its slot a moment so runs overlap (not a wait).
         tokio::time::sleep(Duration::from_millis(15)).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         Ok(HandlerOutput::default())
@@ -359,7 +346,10 @@ async fn on_shutdown_in_flight_jobs_finish_or_are_released() {
     };
     let (tx, worker) = a_running_worker(&db, processor(&db, registry), options);
     let db_ref = &db;
-    eventually(move || job_is(db_ref, quick.id, JobStatus::Completed)).await;
+    assert!(
+        eventually(WITHIN, move || job_is(db_ref, quick.id, JobStatus::Completed)).await,
+        "the quick job never completed"
+    );
     tx.send(true).expect("signal");
     let summary = tokio::time::timeout(Duration::from_secs(5), worker)
         .await
@@ -414,12 +404,16 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
     );
     wait_for_steered(&db, |w| w.worker.state == "paused").await;
     let job = db.noop_for(TENANT).await;
-    // Let it poll a few times while paused: the job stays pending.
-    let until = tokio::time::Instant::now() + Duration::from_millis(300);
-    while tokio::time::Instant::now() < until {
-        assert_eq!(db.job(job.id).await.status, JobStatus::Pending);
-        tokio::time::sleep(Duration::from_millis(30)).await;
+    // Two turns of its loop while paused, each seen by its beat (stamped
+    // with the manual clock, moved on before each): a worker that ignored
+    // the pause would have claimed the job in the first, right after its
+    // beat. The job stays pending.
+    for _ in 0..2 {
+        let before = db.now();
+        db.advance(1);
+        wait_for_steered(&db, |w| w.worker.state == "paused" && w.last_seen_at > before).await;
     }
+    assert_eq!(db.job(job.id).await.status, JobStatus::Pending);
     // Resumed: it runs.
     db.store
         .steer_worker("steered", WorkerCommand::Running)
@@ -427,7 +421,7 @@ async fn a_worker_registers_obeys_pause_resume_and_drain() {
         .expect("steer");
     let db_ref = &db;
     assert!(
-        eventually(move || job_is(db_ref, job.id, JobStatus::Completed)).await,
+        eventually(WITHIN, move || job_is(db_ref, job.id, JobStatus::Completed)).await,
         "resumed worker did not run the job"
     );
     // Drained: it exits by itself.
@@ -458,7 +452,7 @@ async fn a_worker_not_seen_for_a_while_is_gone() {
     };
     let (tx, worker) = a_running_worker(&db, processor(&db, jobline::handlers::builtins()), options);
     let store = &db.store;
-    let listed = eventually(move || async move {
+    let listed = eventually(WITHIN, move || async move {
         !store
             .workers(Duration::from_secs(60))
             .await

@@ -6,8 +6,11 @@ runs real `jobline` processes (serve, worker, sweep --every) against it,
 injects one kind of fault, waits until every job is settled, and ends with
 the invariant check of gauntlet/invariants.sql over the whole database:
 
-  every created job completed (and every accepted one created), none
-  completed twice, no job_events gap, no outbox row left unsent.
+  every accepted job created, every created job completed, none completed
+  twice, every timeline an unbroken chain with one `claimed` event per
+  attempt, the `completed` event's attempt the job's attempts, no outbox row
+  left unsent. The SQL counts every one of them (the ids the API accepted are
+  handed to it in a temporary table); Python only compares.
 
 One line per scenario with the counts it checked; exit 1 when any fails.
 
@@ -21,6 +24,9 @@ One line per scenario with the counts it checked; exit 1 when any fails.
   queue     the redis server stopped while jobs are created, started again
             (empty) later: every job delivered through the outbox
   dup       every message in the broker delivered three times
+  redis_kill
+            redis-mode workers kill -9'd while they hold messages: the
+            sweeper's recover() empties every dead consumer's processing list
   fuzz      schemathesis, driven by the OpenAPI document, against the API
             while it serves valid traffic: zero 5xx, valid traffic unaffected
 """
@@ -48,7 +54,20 @@ sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
 from harness import CommandFailed, free_port, run  # noqa: E402
 
 INVARIANTS = os.path.join(ROOT, "gauntlet", "invariants.sql")
-SCENARIOS = ["self", "chaos", "pg", "queue", "dup", "fuzz"]
+SCENARIOS = ["self", "chaos", "pg", "queue", "dup", "redis_kill", "fuzz"]
+# What invariants.sql counts, 0 when the invariant holds (`not_completed`
+# only where a scenario expects every job completed).
+INVARIANT_KEYS = [
+    "lost",
+    "not_completed",
+    "completed_twice",
+    "event_gaps",
+    "status_not_last_event",
+    "claims_not_attempts",
+    "completed_attempt_not_attempts",
+    "outbox_stuck",
+]
+NAME_WIDTH = max(len(n) for n in SCENARIOS)
 
 
 def log(msg: str) -> None:
@@ -266,38 +285,45 @@ class Stack:
         """The invariant check. First gives the relay (the sweeper process,
         every second) time to publish every due outbox row: a row still
         unsent after that is stuck."""
-        with open(INVARIANTS) as f:
-            sql = f.read()
         for _ in deadline_loop(30 if wait_outbox else 0, 0.25):
-            result = json.loads(psql(self.db_url, sql))
-            if result["outbox_stuck"] == 0:
+            if invariants(self.db_url, set())["outbox_stuck"] == 0:
                 break
-        result = json.loads(psql(self.db_url, sql))
-        ids = set(psql(self.db_url, "SELECT id FROM jobs").split())
-        result["lost"] = len(accepted - ids)
-        completed = result["by_status"].get("completed", 0)
-        result["completed"] = completed
+        result = invariants(self.db_url, accepted)
         broken = []
-        if result["lost"]:
-            broken.append(f"{result['lost']} accepted jobs missing")
-        if expect_completed and completed != result["created"]:
-            broken.append(f"not completed: {result['by_status']}")
-        for k in ["completed_twice", "event_gaps", "status_not_last_event", "claims_not_attempts", "outbox_stuck"]:
+        for k in INVARIANT_KEYS:
+            if k == "not_completed" and not expect_completed:
+                continue
             if result[k]:
-                broken.append(f"{k}={result[k]}")
+                detail = f" {json.dumps(result['by_status'], separators=(',', ':'))}" if k == "not_completed" else ""
+                broken.append(f"{k}={result[k]}{detail}")
         result["broken"] = broken
         return result
+
+
+def invariants(db_url: str, accepted: set[str]) -> dict:
+    """Runs invariants.sql in one psql session, after copying the accepted
+    ids into the temporary table it reads (COPY from the same stdin: any
+    number of ids)."""
+    with open(INVARIANTS) as f:
+        sql = f.read()
+    ids = "".join(f"{uuid.UUID(i)}\n" for i in sorted(accepted))
+    script = f"CREATE TEMP TABLE accepted (id uuid);\nCOPY accepted FROM STDIN;\n{ids}\\.\n{sql}"
+    cmd = ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", db_url, "-f", "-"]
+    p = subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        raise Failed(f"the invariant check exited {p.returncode}: {p.stderr[-2000:]}")
+    return json.loads(p.stdout.strip())
 
 
 def line(name: str, result: dict, extra: str, seconds: float) -> str:
     verdict = "FAIL" if result.get("broken") else "PASS"
     text = (
-        f"{name:<6} {verdict} created={result['created']} completed={result['completed']} "
+        f"{name:<{NAME_WIDTH}} {verdict} created={result['created']} completed={result['completed']} "
         f"completed_twice={result['completed_twice']} lost={result['lost']} "
         f"event_gaps={result['event_gaps']} outbox_stuck={result['outbox_stuck']} {extra} ({seconds:.1f} s)"
     )
     if result.get("broken"):
-        text += "\n       broken: " + "; ".join(result["broken"])
+        text += "\n" + " " * (NAME_WIDTH + 1) + "broken: " + "; ".join(result["broken"])
     return text
 
 
@@ -316,31 +342,48 @@ def create_all(stack: Stack, jobs: list[dict], threads: int = 4, per_request: in
 
 def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
     """The invariant check must see what it looks for: break each invariant
-    on purpose in a database of its own and expect every one reported."""
+    on purpose in a database of its own and expect invariants.sql itself to
+    report every one, under its own key, with the count planted."""
     with Stack("gauntlet_self", "postgres") as stack:
         stack.serve()
-        ids = sorted(create_all(stack, [{"type": "noop", "payload": {}} for _ in range(4)]))
-        a, b, c, d = ids
+        ids = sorted(create_all(stack, [{"type": "noop", "payload": {}} for _ in range(5)]))
+        a, b, c, d, e = ids
         psql(stack.db_url, f"""
             INSERT INTO job_events (job_id, event, from_status, to_status)
             SELECT '{a}', 'completed', 'processing', 'completed' FROM generate_series(1, 2);
             DELETE FROM job_events WHERE job_id = '{b}' AND event = 'created';
             UPDATE outbox SET status = 'failed', sent_at = NULL, attempts = 3 WHERE job_id = '{c}';
             UPDATE jobs SET attempts = 1 WHERE id = '{d}';
+            INSERT INTO job_events (job_id, event, from_status, to_status, attempt) VALUES
+                ('{e}', 'claimed', 'pending', 'processing', 1),
+                ('{e}', 'completed', 'processing', 'completed', 2);
+            UPDATE jobs SET status = 'completed', attempts = 1, started_at = now(), completed_at = now()
+            WHERE id = '{e}';
         """)
         seen = stack.check(set(ids) | {str(uuid.uuid4())}, wait_outbox=False)
-        expected = {
-            "lost": seen["lost"] == 1,
-            "not completed": any(b.startswith("not completed") for b in seen["broken"]),
-            "completed_twice": seen["completed_twice"] == 1,
-            "event_gaps": seen["event_gaps"] == 1,  # a: completed without being claimed
-            "status_not_last_event": seen["status_not_last_event"] == 2,  # a, and b without its `created`
-            "claims_not_attempts": seen["claims_not_attempts"] == 1,  # d: an attempt nobody claimed
-            "outbox_stuck": seen["outbox_stuck"] == 1,
+        # One invariant key each, with the count planted.
+        planted = {
+            "lost": 1,  # an accepted id with no job
+            "not_completed": 4,  # a-d: no worker ran them (e was made completed)
+            "completed_twice": 1,  # a: two `completed` events
+            "event_gaps": 1,  # a: completed without being claimed
+            "status_not_last_event": 2,  # a, and b without its `created`
+            "claims_not_attempts": 1,  # d: an attempt nobody claimed
+            "completed_attempt_not_attempts": 1,  # e: completed by attempt 2 of 1
+            "outbox_stuck": 1,  # c: its row never sent
         }
-        missed = [k for k, ok in expected.items() if not ok]
-        result = {**seen, "broken": [f"the check missed: {', '.join(missed)} ({seen['broken']})"] if missed else []}
-        return result, f"violations_planted={len(expected)} violations_reported={len(expected) - len(missed)}"
+        problems = []
+        if set(planted) != set(INVARIANT_KEYS):
+            problems.append(f"no violation planted for {sorted(set(INVARIANT_KEYS) - set(planted))}")
+        reported = [
+            k for k, n in planted.items()
+            if seen.get(k) == n and any(x.split("=", 1)[0] == k for x in seen["broken"])
+        ]
+        missed = [f"{k} (wanted {n}, got {seen.get(k)})" for k, n in planted.items() if k not in reported]
+        if missed:
+            problems.append(f"the check missed: {', '.join(missed)} ({seen['broken']})")
+        result = {**seen, "broken": problems}
+        return result, f"violations_planted={len(planted)} violations_reported={len(reported)}"
 
 
 def chaos(size: dict, rng: random.Random) -> tuple[dict, str]:
@@ -511,6 +554,95 @@ def duplicates(size: dict, rng: random.Random) -> tuple[dict, str]:
         return result, f"deliveries={deliveries} duplicates_dropped={summary.get('dropped', 0)}"
 
 
+def processing_lists(queue: str) -> dict[str, int]:
+    """Every `<queue>:processing:<consumer>` list in redis and its length."""
+    keys = [k for k in redis("--scan", "--pattern", f"{queue}:processing:*").splitlines() if k]
+    return {k: int(redis("LLEN", k).strip()) for k in keys}
+
+
+def redis_kill(size: dict, rng: random.Random) -> tuple[dict, str]:
+    """kill -9 redis-mode workers while they hold received messages; start
+    new ones. The dead consumers' processing lists must be emptied by the
+    sweeper's recover() once their liveness marks expire, and every job
+    completed once."""
+    # The recover log lines (info) say how many messages came back.
+    with Stack("gauntlet_redis_kill", "redis", JOBLINE_LOG="warn,jobline::queue::redis_layout=info") as stack:
+        queue = stack.env["JOBLINE_QUEUE_NAME"]
+        live = stack.start(workers=3)
+        serial = len(live)
+        n = size["rkill_jobs"]
+        jobs = [{"type": "sleep", "payload": {"ms": rng.randint(*size["rkill_ms"])}, "max_attempts": 50} for _ in range(n)]
+        accepted = create_all(stack, jobs)
+        held: list[int] = []  # messages in each victim's processing list as it died
+        killed_at = time.monotonic()
+        for _ in range(size["rkill_kills"]):
+            time.sleep(rng.uniform(*size["rkill_every"]))
+            if stack.counts()[0] >= n:
+                break
+            victim = rng.choice(live)
+            consumer = f"{stack.name}-{victim}"
+            stack.kill9(victim)
+            killed_at = time.monotonic()
+            live.remove(victim)
+            # Dead, it can no longer touch its list: this is what it held.
+            held.append(int(redis("LLEN", f"{queue}:processing:{consumer}").strip()))
+            if size["rkill_age_marks"]:
+                # Stands in for the consumer TTL (60 s, not configurable)
+                # running out: the mark of a dead consumer is never
+                # refreshed, so it only expires sooner.
+                redis("PEXPIRE", f"{queue}:consumer:{consumer}", "1")
+            serial += 1
+            stack.worker(f"w{serial}")
+            live.append(f"w{serial}")
+            if stack.dead():
+                raise Failed(f"processes exited by themselves: {stack.dead()}")
+        stack.wait_completed(n, 90)
+        # The dead consumers' lists go back to the queue when their marks
+        # expire (the sweeper recovers every second); the live workers take
+        # those messages, find the jobs completed and drop them.
+        emptied_after = None  # seconds from the last kill
+        for _ in deadline_loop(size["rkill_recover_within"], 0.25):
+            if sum(processing_lists(queue).values()) == 0 and int(redis("LLEN", queue).strip()) == 0:
+                emptied_after = time.monotonic() - killed_at
+                break
+        for label in [label for label in stack.procs if label.startswith("w")]:
+            if stack.terminate(label) != 0:
+                raise Failed(f"worker {label} exited non-zero")
+        # After the survivors stopped (and handed back their own lists).
+        left = processing_lists(queue)
+        queue_left = int(redis("LLEN", queue).strip())
+        recovered = 0
+        with open(stack.logs["sweeper"], errors="replace") as f:
+            for text in f:
+                if "recovered messages of a consumer" in text:
+                    try:
+                        recovered += int(json.loads(text).get("fields", {}).get("messages", 0))
+                    except ValueError:
+                        pass
+        summary = stack.worker_summaries()
+        result = stack.check(accepted)
+        processing_left = sum(left.values())
+        if len(accepted) != n:
+            result["broken"].append(f"accepted {len(accepted)} of {n}")
+        if not held:
+            result["broken"].append("no worker was killed")
+        elif not any(held):
+            result["broken"].append(f"no killed worker held a message ({len(held)} kills)")
+        if processing_left:
+            nonempty = {k: v for k, v in left.items() if v}
+            result["broken"].append(f"processing lists not empty: {nonempty}")
+        if queue_left:
+            result["broken"].append(f"{queue_left} messages left in {queue}")
+        if recovered != sum(held):
+            result["broken"].append(f"the sweeper recovered {recovered} messages, the killed workers held {sum(held)}")
+        return result, (
+            f"kills={len(held)} held_at_kill={'+'.join(map(str, held))} recovered={recovered} "
+            f"processing_left={processing_left} queue_left={queue_left} dropped={summary.get('dropped', 0)} "
+            f"rerun_after_kill={result['rerun']} "
+            f"emptied_after_last_kill={'never' if emptied_after is None else f'{emptied_after:.1f}s'}"
+        )
+
+
 def fuzz(size: dict, rng: random.Random) -> tuple[dict, str]:
     """schemathesis against the API while valid traffic runs."""
     # Only `noop` may be created: the fuzzer's own jobs finish at once (a
@@ -596,6 +728,8 @@ SIZES = {
         pg_before=2.0, pg_down=3.0, pg_after=2.0,
         queue_jobs=150, queue_down=2.0,
         dup_jobs=300,
+        rkill_jobs=600, rkill_ms=(100, 400), rkill_kills=3, rkill_every=(0.8, 1.5),
+        rkill_age_marks=True, rkill_recover_within=30,
         fuzz_examples=15, fuzz_within=300,
     ),
     "long": dict(
@@ -603,11 +737,21 @@ SIZES = {
         pg_before=5.0, pg_down=5.0, pg_after=5.0,
         queue_jobs=1000, queue_down=5.0,
         dup_jobs=3000,
+        rkill_jobs=3000, rkill_ms=(100, 400), rkill_kills=8, rkill_every=(1.0, 3.0),
+        rkill_age_marks=False, rkill_recover_within=120,
         fuzz_examples=200, fuzz_within=1800,
     ),
 }
 
-RUNNERS = {"self": self_check, "chaos": chaos, "pg": pg_restart, "queue": queue_outage, "dup": duplicates, "fuzz": fuzz}
+RUNNERS = {
+    "self": self_check,
+    "chaos": chaos,
+    "pg": pg_restart,
+    "queue": queue_outage,
+    "dup": duplicates,
+    "redis_kill": redis_kill,
+    "fuzz": fuzz,
+}
 
 
 def main() -> int:
@@ -623,14 +767,16 @@ def main() -> int:
         if n not in RUNNERS:
             ap.error(f"unknown scenario {n!r}")
     log(f"{'short' if args.short else 'long'} run, seed {seed}, binary {BIN}")
+    print(f"gauntlet: {'short' if args.short else 'long'} run, seed {seed}", flush=True)
     lines, failed, results = [], 0, {}
+    run_started = time.monotonic()
     for name in names:
         log(f"{name}: start")
         started = time.monotonic()
         try:
             result, extra = RUNNERS[name](size, random.Random(f"{seed}-{name}"))
         except Failed as e:
-            result, extra = {"created": 0, "completed": 0, "completed_twice": 0, "lost": 0, "event_gaps": 0, "outbox_stuck": 0, "broken": [str(e)]}, ""
+            result, extra = {"created": 0, "completed": 0, **{k: 0 for k in INVARIANT_KEYS}, "broken": [str(e)]}, ""
         text = line(name, result, extra, time.monotonic() - started)
         failed += bool(result["broken"])
         results[name] = {**result, "extra": extra}
@@ -640,7 +786,12 @@ def main() -> int:
         json.dump({"seed": seed, "short": args.short, "results": results}, f, indent=2)
     print()
     print("\n".join(lines))
-    print(f"{len(names) - failed} passed, {failed} failed (seed {seed}; logs in {RUN_DIR}/logs)")
+    print(f"{len(names) - failed} passed, {failed} failed in {time.monotonic() - run_started:.0f} s (seed {seed}; logs in {RUN_DIR}/logs)")
+    if failed:
+        # Each scenario draws from its own stream of the seed: running only
+        # the failed ones replays them.
+        again = ",".join(n for n in names if results[n]["broken"])
+        print(f"rerun: scripts/gauntlet{' --short' if args.short else ''} --only {again} --seed {seed}")
     return 1 if failed else 0
 
 

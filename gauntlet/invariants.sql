@@ -1,7 +1,26 @@
 -- The gauntlet's invariant check over a whole database: one JSON object.
--- Every job's timeline must be a chain: the first transition is `created`
--- (into pending), each next one starts where the previous ended, the last
--- ends in the job's status, and there is one `claimed` event per attempt.
+-- Every invariant is counted here (0 = holds); gauntlet.py only compares.
+--
+-- Input: a temporary table `accepted (id uuid)` holding the ids the API
+-- accepted. gauntlet.py creates it and fills it with COPY ... FROM STDIN in
+-- the same psql session, ahead of this file (any number of ids). By hand:
+--   psql -XAtq "$URL" -c 'CREATE TEMP TABLE accepted (id uuid)' -f gauntlet/invariants.sql
+--
+--   lost                   accepted ids with no job
+--   not_completed          jobs not `completed` (a violation where the
+--                          scenario expects every job completed)
+--   completed_twice        jobs with more than one `completed` event
+--   event_gaps             timelines that are not a chain: the first
+--                          transition is `created` (into pending), each next
+--                          one starts where the previous ended
+--   status_not_last_event  the last transition does not end in the status
+--   claims_not_attempts    not one `claimed` event per attempt
+--   completed_attempt_not_attempts
+--                          completed jobs whose (last) `completed` event's
+--                          attempt is not jobs.attempts (or that have none):
+--                          the completion came from a claim that was not
+--                          the job's current one
+--   outbox_stuck           due outbox rows left unsent, dead-lettered rows
 -- Events without a transition (`published`) are not part of the chain.
 WITH chain AS (
     SELECT e.job_id, e.event, e.from_status, e.to_status,
@@ -17,6 +36,12 @@ last_transition AS (
     WHERE to_status IS NOT NULL
     ORDER BY job_id, id DESC
 ),
+last_completed AS (
+    SELECT DISTINCT ON (job_id) job_id, attempt
+    FROM job_events
+    WHERE event = 'completed'
+    ORDER BY job_id, id DESC
+),
 per_job AS (
     SELECT job_id,
            count(*) FILTER (WHERE event = 'completed') AS completions,
@@ -26,8 +51,13 @@ per_job AS (
 )
 SELECT json_build_object(
     'created', (SELECT count(*) FROM jobs),
+    'accepted', (SELECT count(DISTINCT id) FROM accepted),
+    'completed', (SELECT count(*) FROM jobs WHERE status = 'completed'),
     'by_status', (SELECT coalesce(json_object_agg(status, n), '{}')
                   FROM (SELECT status::text, count(*) AS n FROM jobs GROUP BY status) s),
+    'lost', (SELECT count(DISTINCT a.id) FROM accepted a
+             WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = a.id)),
+    'not_completed', (SELECT count(*) FROM jobs WHERE status <> 'completed'),
     'completed_twice', (SELECT count(*) FROM per_job WHERE completions > 1),
     'event_gaps', (SELECT count(DISTINCT job_id) FROM chain
                    WHERE (n = 1 AND (event <> 'created' OR from_status IS NOT NULL))
@@ -38,6 +68,10 @@ SELECT json_build_object(
     'claims_not_attempts', (SELECT count(*) FROM jobs j
                             LEFT JOIN per_job p ON p.job_id = j.id
                             WHERE coalesce(p.claims, 0) <> j.attempts),
+    'completed_attempt_not_attempts', (SELECT count(*) FROM jobs j
+                                       LEFT JOIN last_completed c ON c.job_id = j.id
+                                       WHERE j.status = 'completed'
+                                         AND c.attempt IS DISTINCT FROM j.attempts),
     -- Unsent rows of due jobs (a future job's row waits for its time) and
     -- dead-lettered rows.
     'outbox_stuck', (SELECT count(*) FROM outbox o JOIN jobs j ON j.id = o.job_id

@@ -183,3 +183,39 @@ fn webhook_secret_prints_a_secret_per_tenant() {
     assert!(!unset.status.success());
     assert!(String::from_utf8_lossy(&unset.stderr).contains("JOBLINE_WEBHOOK_SECRET"));
 }
+
+#[tokio::test]
+async fn a_worker_serves_only_jobline_job_types_when_no_types_flag_is_given() {
+    let (url, db) = database().await;
+    create_job(&url, r#"{"ms": 1}"#);
+    let out = jobline(&url)
+        .args(["jobs", "create", "--type", "noop"])
+        .output()
+        .expect("jobs create");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let done = jobline(&url)
+        .env("JOBLINE_JOB_TYPES", "noop")
+        .args(["worker", "--id", "noop-only", "--once"])
+        .output()
+        .expect("worker --once");
+    assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+
+    assert_eq!(
+        one(
+            &db,
+            "SELECT string_agg(job_type || ':' || status, ' ' ORDER BY job_type) FROM jobs"
+        )
+        .await,
+        "noop:completed sleep:pending"
+    );
+    assert_eq!(
+        one(
+            &db,
+            "SELECT array_to_string(job_types, ',') FROM workers WHERE id = 'noop-only'"
+        )
+        .await,
+        "noop",
+        "it registers the types it serves"
+    );
+}

@@ -193,7 +193,12 @@ impl Consumer {
             delay_applied: false,
         };
         if let Disposition::Retry(delay) = disposition {
-            outcome.delay_applied = self.apply_delay(&record, &delivery, delay).await;
+            // Past the deadline, or nearly: answer rather than call SQS;
+            // the record is still named and its visibility decides.
+            let time_left = deadline.map(|d| d.saturating_duration_since(tokio::time::Instant::now()));
+            if time_left.is_none_or(|left| left > Duration::from_secs(2)) {
+                outcome.delay_applied = self.apply_delay(&record, &delivery, delay).await;
+            }
         }
         if outcome.message_id.is_empty() && outcome.returned() {
             // Naming an empty id would make Lambda retry the whole batch.
@@ -312,20 +317,26 @@ pub enum ConsumerStartError {
     TypesDoNotFit(String),
 }
 
+/// Of an invocation's time, what passes before a record can start (the
+/// batch's hand-out, a cold start's first connection): the cold-start check
+/// keeps it free, so a type that passes it can start in every invocation.
+pub const START_SLACK: Duration = Duration::from_secs(2);
+
 /// Every type `processor` serves has a handler whose timeout, plus
-/// [`DEADLINE_MARGIN`], fits in the function's `timeout`: a type that does
-/// not could never be started by this consumer, and its messages would be
-/// returned until they reached the dead-letter queue.
+/// [`DEADLINE_MARGIN`] and [`START_SLACK`], fits in the function's
+/// `timeout`: a type that does not could never be started by this consumer
+/// (the invocation claims only what fits the time left), and its messages
+/// would be returned until they reached the dead-letter queue.
 pub fn check_served_types(processor: &Processor, timeout: Duration) -> Result<(), ConsumerStartError> {
     let problems: Vec<String> = processor
         .served_types()
         .into_iter()
         .filter_map(|t| match processor.registry().get(&t) {
             None => Some(format!("{t} has no handler")),
-            Some(h) if h.timeout() + DEADLINE_MARGIN > timeout => Some(format!(
-                "{t} may take {} s (its handler's timeout) plus {} s to record, more than the function's {} s",
+            Some(h) if h.timeout() + DEADLINE_MARGIN + START_SLACK > timeout => Some(format!(
+                "{t} may take {} s (its handler's timeout) plus {} s to start and record, more than the function's {} s",
                 h.timeout().as_secs(),
-                DEADLINE_MARGIN.as_secs(),
+                (DEADLINE_MARGIN + START_SLACK).as_secs(),
                 timeout.as_secs()
             )),
             Some(_) => None,
@@ -340,9 +351,10 @@ pub fn check_served_types(processor: &Processor, timeout: Duration) -> Result<()
 
 /// The invocation's deadline (`Lambda-Runtime-Deadline-Ms`, milliseconds
 /// since the epoch) as a point on the runtime's clock. A deadline already
-/// past when the invocation starts is no deadline (`None`): Lambda never
-/// sends one, and cargo-lambda's emulator sends a fixed 600000 (1970) to
-/// every invocation; taking it literally would return every record.
+/// past when the invocation starts is no deadline (`None`; the runtime loop
+/// then counts the function's timeout from now): Lambda never sends one, and
+/// cargo-lambda's emulator sends a fixed 600000 (1970) to every invocation;
+/// taking it literally would return every record.
 pub fn deadline_of(context: &lambda_runtime::Context) -> Option<tokio::time::Instant> {
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -389,7 +401,14 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         move |event: lambda_runtime::LambdaEvent<SqsEvent>| {
             let consumer = consumer.clone();
             async move {
-                let deadline = deadline_of(&event.context);
+                // No usable deadline (the emulator's): the function's timeout
+                // from now, when it is known.
+                let deadline = deadline_of(&event.context).or_else(|| {
+                    consumer
+                        .options()
+                        .timeout
+                        .map(|t| tokio::time::Instant::now() + t)
+                });
                 Ok::<_, lambda_runtime::Error>(consumer.handle_until(event.payload, deadline).await)
             }
         },

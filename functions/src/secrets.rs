@@ -39,10 +39,13 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(8);
 pub enum SecretError {
     #[error("{var}: set {name} or {var}, not both")]
     Both { name: &'static str, var: String },
+    /// `shown` is the value's start up to its first `:` and its length,
+    /// never the value: a secret pasted in the ARN's place must not reach
+    /// the logs.
     #[error(
-        "{var}={arn}: not a Secrets Manager secret ARN (arn:<partition>:secretsmanager:<region>:<account>:secret:<name>)"
+        "{var}: not a Secrets Manager secret ARN (arn:<partition>:secretsmanager:<region>:<account>:secret:<name>); got {shown}"
     )]
-    NotAnArn { var: String, arn: String },
+    NotAnArn { var: String, shown: String },
     #[error("{var}={arn}: {reason}")]
     Fetch {
         var: String,
@@ -86,7 +89,15 @@ pub fn wanted(lookup: &impl Fn(&str) -> Option<String>) -> Result<Vec<SecretRef>
             return Err(SecretError::Both { name, var });
         }
         if !is_secret_arn(&arn) {
-            return Err(SecretError::NotAnArn { var, arn });
+            let head: String = arn
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(12)
+                .collect();
+            let shown = format!("{head:?}... ({} characters)", arn.chars().count());
+            return Err(SecretError::NotAnArn { var, shown });
         }
         refs.push(SecretRef { name, arn });
     }

@@ -21,7 +21,8 @@ pub struct WorkerArgs {
     /// Exit after this many jobs.
     #[arg(long)]
     pub limit: Option<u64>,
-    /// Only these job types (comma-separated).
+    /// Only these job types (comma-separated; default `JOBLINE_JOB_TYPES`,
+    /// else every registered type).
     #[arg(long, value_delimiter = ',')]
     pub types: Option<Vec<String>>,
     /// Seconds in-flight jobs get to finish on SIGTERM/ctrl-c before they
@@ -55,7 +56,10 @@ pub fn default_worker_id() -> String {
 }
 
 pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()> {
-    let options = args.options()?;
+    let mut options = args.options()?;
+    if options.types.is_none() {
+        options.types = config.job_types.clone();
+    }
     let store = jobline::connect(config)?;
     let feed = jobline::app::feed(config, &store).await?;
     let id = args.id.clone().unwrap_or_else(default_worker_id);

@@ -123,7 +123,7 @@ async fn a_job_still_running_just_before_the_deadline_is_released_not_frozen() {
     let records = receive_all(&client, &url, &arn).await;
 
     // 1 s of handler timeout + 5 s of margin fit in 7 s: it starts; it then
-    // blocks for 6 s, past the release point (2 s before the deadline).
+    // blocks for 6 s, past the release point (4 s before the deadline).
     let started = tokio::time::Instant::now();
     let deadline = started + Duration::from_secs(7);
     let response = consumer.handle_until(event(records), Some(deadline)).await;
@@ -192,7 +192,13 @@ async fn a_type_whose_handler_outlasts_the_function_stops_the_cold_start() {
     assert!(!text.contains("webhook"), "{text}");
 
     let lambda = production_processor(&db, Some("noop,fail,webhook"));
-    check_served_types(&lambda, Duration::from_secs(30)).expect("they fit the shortest timeout");
+    check_served_types(&lambda, Duration::from_secs(60)).expect("they fit the default timeout");
+    // The boundary: webhook's 25 s + 5 s of margin would end exactly at a
+    // 30 s timeout, leaving no time to start; an invocation could never
+    // claim it, so the check refuses it.
+    let err = check_served_types(&lambda, Duration::from_secs(30)).unwrap_err();
+    assert!(err.to_string().contains("webhook may take 25 s"), "{err}");
+    check_served_types(&lambda, Duration::from_secs(32)).expect("25 + 5 + 2 fits 32");
     let story = production_processor(&db, Some("story_script"));
     check_served_types(&story, Duration::from_secs(300)).expect("fits 300 s");
 

@@ -156,6 +156,21 @@ fn only_secrets_manager_arns_are_taken() {
         let err = secrets::wanted(&env(vec![("JOBLINE_ADMIN_KEY_SECRET_ARN", bad.to_owned())])).unwrap_err();
         assert!(matches!(err, SecretError::NotAnArn { .. }), "{bad}: {err}");
     }
+    // A secret pasted in the ARN's place is not repeated in the error.
+    let err = secrets::wanted(&env(vec![(
+        "DATABASE_URL_SECRET_ARN",
+        "postgres://jobline:hunter2@db.internal/jobs".to_owned(),
+    )]))
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("hunter2") && !text.contains("db.internal"),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("DATABASE_URL_SECRET_ARN: not a Secrets Manager secret ARN"),
+        "{text}"
+    );
     let blank = secrets::wanted(&env(vec![("JOBLINE_ADMIN_KEY_SECRET_ARN", " ".to_owned())]));
     assert!(blank.expect("a blank ARN is unset").is_empty());
 }

@@ -29,8 +29,9 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(5);
 
 /// How long before the deadline a job still running is released (failed as
 /// `DEADLINE`, retryable): the handler outlived its own timeout (blocking
-/// code does), and the invocation is about to be frozen.
-pub const RELEASE_BEFORE_DEADLINE: Duration = Duration::from_secs(2);
+/// code does), and the invocation is about to be frozen. What is left is for
+/// recording that failure, returning the record and answering.
+pub const RELEASE_BEFORE_DEADLINE: Duration = Duration::from_secs(4);
 
 /// How an attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,8 +257,14 @@ impl Processor {
         let release_at = deadline.map(|d| d.checked_sub(RELEASE_BEFORE_DEADLINE).unwrap_or(d));
         let joined = loop {
             tokio::select! {
+                // Biased: a handler that finished as the release time came
+                // is recorded as finished, not released and run again.
+                biased;
                 joined = &mut task => break Some(joined),
                 () = sleep_until(release_at) => {
+                    if task.is_finished() {
+                        break Some((&mut task).await);
+                    }
                     tracing::warn!("the invocation ends before the handler: releasing the job");
                     let _ = stop_tx.send(true);
                     task.abort();

@@ -18,31 +18,38 @@
 -- `updated_at <= $2` on its new version when it is locked.
 -- $1 now · $2 threshold (now - stale pending age) · $3 limit · $4 queue
 -- $5 live workers' cutoff · $6 consumer types or NULL · $7 long horizon
-WITH due AS (
+WITH live AS (
+    SELECT job_types FROM workers WHERE last_seen_at >= $5 AND state <> 'stopped'
+),
+-- The served types, NULL meaning every type: a live worker of every type,
+-- or nothing known at all.
+served AS (
+    SELECT CASE
+               WHEN EXISTS (SELECT 1 FROM live WHERE job_types IS NULL)
+                    OR ($6::text[] IS NULL AND NOT EXISTS (SELECT 1 FROM live)) THEN NULL
+               ELSE ARRAY(SELECT unnest(job_types) FROM live
+                          UNION SELECT unnest(coalesce($6::text[], '{}')))
+           END AS types
+),
+-- Types with a job processing now (a few rows: the processing partial index).
+busy AS (
+    SELECT coalesce(array_agg(DISTINCT job_type), '{}') AS types
+    FROM jobs WHERE status = 'processing'
+),
+due AS (
     SELECT j.id
-    FROM jobs j
+    FROM jobs j, served, busy
     WHERE j.status = 'pending' AND j.run_after <= $2 AND j.updated_at <= $2
       AND j.attempts < j.max_attempts
+      AND (served.types IS NULL OR j.job_type = ANY(served.types))
+      AND (NOT j.job_type = ANY(busy.types)
+           OR (j.run_after <= $7
+               AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = j.id AND o.created_at > $7)))
       AND NOT EXISTS (
           SELECT 1
           FROM outbox o
           WHERE o.job_id = j.id
             AND (o.status IN ('pending', 'failed') OR o.created_at > $2 OR o.updated_at > $2)
-      )
-      AND (
-          j.job_type = ANY(coalesce($6::text[], '{}'))
-          OR EXISTS (SELECT 1 FROM workers w
-                     WHERE w.last_seen_at >= $5 AND w.state <> 'stopped'
-                       AND (w.job_types IS NULL OR j.job_type = ANY(w.job_types)))
-          OR ($6::text[] IS NULL
-              AND NOT EXISTS (SELECT 1 FROM workers w
-                              WHERE w.last_seen_at >= $5 AND w.state <> 'stopped'))
-      )
-      AND (
-          NOT EXISTS (SELECT 1 FROM jobs b
-                      WHERE b.status = 'processing' AND b.job_type = j.job_type)
-          OR (j.run_after <= $7
-              AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.job_id = j.id AND o.created_at > $7))
       )
     ORDER BY j.priority, j.run_after, j.created_at, j.id
     LIMIT $3

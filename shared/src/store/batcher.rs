@@ -233,3 +233,82 @@ impl Batched for Notify {
         store.notify_many(items)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+    use crate::store::StoreSettings;
+    use crate::store::pool::{self, PoolOptions};
+
+    /// Statements that stall until the test opens the gate: a database
+    /// that stopped answering.
+    static OPEN: Semaphore = Semaphore::const_new(0);
+    static APPLIED: AtomicUsize = AtomicUsize::new(0);
+
+    struct Stalled;
+
+    impl Batched for Stalled {
+        type Item = ();
+        type Answer = ();
+        const NAME: &'static str = "stalled";
+        async fn apply(_store: &Store, items: &[()]) -> Result<Vec<()>, StoreError> {
+            OPEN.acquire().await.expect("gate").forget();
+            APPLIED.fetch_add(items.len(), Ordering::SeqCst);
+            Ok(vec![(); items.len()])
+        }
+    }
+
+    #[tokio::test]
+    async fn callers_beyond_the_backlog_wait_for_room_instead_of_queueing_without_bound() {
+        // The pool is never used (the kind does not touch the database), and
+        // connects lazily.
+        let pool = pool::build(&PoolOptions::new("postgres://nobody@127.0.0.1:1/none", 1)).expect("pool");
+        let store = Store::new(pool, StoreSettings::default());
+        let batcher = Arc::new(Batcher::<Stalled>::default());
+
+        // Two statements take up to MAX_BATCH each and stall; BACKLOG more
+        // fill the queue; the callers after that must be waiting to enqueue.
+        let taken = IN_FLIGHT * MAX_BATCH;
+        let extra = 50;
+        let mut calls = Vec::new();
+        for _ in 0..taken + BACKLOG + extra {
+            let (b, s) = (batcher.clone(), store.clone());
+            calls.push(tokio::spawn(async move { b.run(&s, ()).await }));
+        }
+        let queue = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if let Some(q) = batcher.queue.get()
+                    && q.capacity() == 0
+                {
+                    break q.clone();
+                }
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the queue fills up");
+        // Full: nothing more is accepted until a statement finishes.
+        assert_eq!(queue.capacity(), 0);
+        let (reply, _) = oneshot::channel();
+        assert!(
+            matches!(
+                queue.try_send(((), reply)),
+                Err(mpsc::error::TrySendError::Full(_))
+            ),
+            "the queue is bounded at BACKLOG"
+        );
+        assert_eq!(APPLIED.load(Ordering::SeqCst), 0);
+
+        // The database answers again: every caller, the waiting ones too, is
+        // answered.
+        OPEN.add_permits(1_000_000);
+        let all = tokio::time::timeout(Duration::from_secs(30), futures::future::join_all(calls))
+            .await
+            .expect("answered");
+        assert!(all.into_iter().all(|r| matches!(r, Ok(Ok(())))));
+        assert_eq!(APPLIED.load(Ordering::SeqCst), taken + BACKLOG + extra);
+    }
+}

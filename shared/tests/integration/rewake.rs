@@ -146,20 +146,7 @@ async fn the_lambda_consumer_s_configured_types_count_as_served() {
 #[tokio::test]
 async fn stats_degrade_health_and_say_which_types_nobody_serves() {
     let api = test_api().await;
-    let beat = WorkerBeat {
-        id: "edge-1".into(),
-        host: "h".into(),
-        version: "0.1.0".into(),
-        queue: "postgres".into(),
-        concurrency: 1,
-        started_at: api.db.now(),
-        in_flight: 0,
-        processed: 0,
-        failed: 0,
-        state: "running".into(),
-        job_types: Some(vec!["noop".into()]),
-    };
-    api.db.store.worker_beat(&beat).await.expect("beat");
+    worker_serving(&api.db, "edge-1", Some(&["noop"])).await;
     api.post("/v1/jobs", json!({"type": "sleep", "payload": {"ms": 1}}))
         .await;
 

@@ -37,7 +37,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
 from harness import free_port, run  # noqa: E402
 
-BIN = os.path.join(ROOT, "target", "release", "jobline")
+# BENCH_JOBLINE_BIN: another build of `jobline` to measure (an older commit's,
+# for a before/after on the same machine); the default is this tree's.
+BIN = os.environ.get("BENCH_JOBLINE_BIN") or os.path.join(ROOT, "target", "release", "jobline")
 # The benchmark helpers (enqueue, latency, http): their own binary, not part of
 # the product (bench/src; scripts/bench builds both with cargo build --release).
 BENCH_BIN = os.path.join(ROOT, "target", "release", "jobline-bench")

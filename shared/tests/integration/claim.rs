@@ -232,3 +232,48 @@ async fn claim_by_id_leaves_other_types_to_their_workers() {
         ClaimByIdOutcome::Claimed(_)
     ));
 }
+
+#[tokio::test]
+async fn a_job_whose_row_another_transaction_references_is_still_claimed() {
+    // Right after a create, the publisher inserts the job's `published`
+    // event: its foreign key holds a KEY SHARE lock on the job row until
+    // that transaction commits. A claim that locked FOR UPDATE SKIP LOCKED
+    // passed over the job there (seen as ~3% of enqueue-to-start latencies
+    // one interval late in the bench); the claim only needs NO KEY UPDATE.
+    let db = test_db().await;
+    let job = db.noop_for(jobline::testing::TENANT).await;
+    let mut other = jobline::testing::connect_raw(&db.url).await;
+    let tx = other.transaction().await.expect("begin");
+    tx.execute(
+        "INSERT INTO job_events (job_id, event, actor) VALUES ($1, 'published', 'publisher')",
+        &[&job.id],
+    )
+    .await
+    .expect("event");
+
+    let claims = db.store.claim("w", 10, None).await.expect("claim");
+    assert_eq!(
+        claims.iter().map(|c| c.job.id).collect::<Vec<_>>(),
+        [job.id],
+        "the referenced, pending job is claimed"
+    );
+    tx.commit().await.expect("commit");
+
+    // The sweeper's statements skip it no more than the claim does.
+    let mut held = jobline::testing::connect_raw(&db.url).await;
+    let tx = held.transaction().await.expect("begin");
+    tx.execute(
+        "INSERT INTO job_events (job_id, event, actor) VALUES ($1, 'published', 'test')",
+        &[&job.id],
+    )
+    .await
+    .expect("event");
+    db.advance(3600);
+    let released = db
+        .store
+        .release_stale(std::time::Duration::from_secs(60), 10)
+        .await
+        .expect("release");
+    assert_eq!(released.requeued.len(), 1, "the silent claim is released");
+    tx.commit().await.expect("commit");
+}

@@ -8,7 +8,7 @@ WITH stale AS (
     WHERE status = 'processing' AND heartbeat_at < $2
     ORDER BY heartbeat_at
     LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED -- not skipped for an event being written (see claim_batch.sql)
 ),
 released AS (
     UPDATE jobs j

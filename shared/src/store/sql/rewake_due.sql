@@ -53,7 +53,7 @@ due AS (
       )
     ORDER BY j.priority, j.run_after, j.created_at, j.id
     LIMIT $3
-    FOR UPDATE OF j SKIP LOCKED
+    FOR NO KEY UPDATE OF j SKIP LOCKED
 ),
 woken AS (
     UPDATE jobs j

@@ -7,14 +7,17 @@
 //! 2. **relay the outbox**: publish the rows nobody published (the queue was
 //!    down at commit, a delayed job became due for the broker, step 1's rows);
 //! 3. **re-wake due jobs whose message may have been lost**: `pending` jobs due
-//!    for longer than `stale_pending_after` with no recent outbox row get a
-//!    fresh one, published through the relay;
+//!    for longer than `stale_pending_after` with no recent outbox row, of a
+//!    type some consumer serves and with no job of that type processing (or
+//!    waiting a long horizon), get a fresh one, published through the relay;
 //! 4. **recover the broker's in-flight messages** (Redis, Upstash): the
 //!    processing lists of consumers that stopped refreshing their liveness
-//!    mark go back onto the queue, so Redis does not grow without bound.
+//!    mark go back onto the queue, so Redis does not grow without bound;
+//! 5. **forget workers** not seen for [`crate::store::WORKER_FORGET_AFTER`]
+//!    (a week): every process start registers an id of its own.
 //!
 //! Each step is idempotent and safe to run in several processes at once
-//! (`FOR UPDATE SKIP LOCKED` and guarded updates in steps 1 and 3, leased
+//! (`FOR NO KEY UPDATE SKIP LOCKED` and guarded updates in steps 1 and 3, leased
 //! outbox rows in the relay), so two sweepers racing do each thing once.
 //! All times come from the store's clock. A sweep is bounded: at most
 //! `max_passes` statements per step and, with a `budget` (the sweeper Lambda
@@ -112,6 +115,8 @@ pub struct SweepReport {
     pub rewoken: RewakeReport,
     /// Messages of stopped consumers put back on the broker's queue.
     pub recovered: usize,
+    /// Worker registrations not seen for a week, deleted.
+    pub workers_forgotten: usize,
     /// Wall time the sweep took.
     pub duration_ms: u64,
 }
@@ -188,6 +193,11 @@ pub async fn sweep_once(
         }),
     };
 
+    // One bounded pass: a restart adds one row, a sweep removes up to `batch`.
+    let workers_forgotten = store
+        .forget_workers(crate::store::WORKER_FORGET_AFTER, batch)
+        .await?;
+
     let report = SweepReport {
         started_at,
         released,
@@ -195,6 +205,7 @@ pub async fn sweep_once(
         relay_capped,
         rewoken,
         recovered,
+        workers_forgotten,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     tracing::info!(
@@ -204,6 +215,7 @@ pub async fn sweep_once(
         relay_failed = relayed.failed,
         rewoken = rewoken.rewoken,
         recovered,
+        workers_forgotten,
         duration_ms = report.duration_ms,
         "sweep done"
     );

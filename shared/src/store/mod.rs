@@ -61,6 +61,10 @@ pub struct StoreSettings {
 /// A worker not seen for this long is gone: it serves nothing.
 pub const WORKER_GONE_AFTER: Duration = Duration::from_secs(60);
 
+/// A worker not seen for this long is forgotten by the sweeper (its row
+/// deleted); operators see gone workers in the list until then.
+pub const WORKER_FORGET_AFTER: Duration = Duration::from_secs(7 * 24 * 3600);
+
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {

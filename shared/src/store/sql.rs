@@ -76,6 +76,7 @@ statements! {
     WORKER_BEAT = "worker_beat", [TIMESTAMPTZ, TEXT, TEXT, TEXT, TEXT, INT4, TIMESTAMPTZ, INT4, INT8, INT8, TEXT, TEXT_ARRAY];
     WORKER_LIST = "worker_list", [TIMESTAMPTZ, TIMESTAMPTZ];
     WORKER_STEER = "worker_steer", [TEXT, TEXT];
+    FORGET_WORKERS = "forget_workers", [TIMESTAMPTZ, INT8];
     API_KEY_CREATE = "api_key_create", [UUID, TEXT, TEXT, BYTEA, TEXT_ARRAY, TIMESTAMPTZ];
     API_KEY_FIND = "api_key_find", [UUID];
     API_KEY_LIST = "api_key_list", [TEXT];

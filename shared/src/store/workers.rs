@@ -130,6 +130,21 @@ impl Store {
             .map_err(|e| StoreError::from_db("worker_list", e))
     }
 
+    /// Deletes up to `limit` registrations not seen for `older_than`; how
+    /// many it deleted.
+    pub async fn forget_workers(
+        &self,
+        older_than: std::time::Duration,
+        limit: u32,
+    ) -> Result<usize, StoreError> {
+        let cutoff = self.now() - chrono::Duration::from_std(older_than).unwrap_or_default();
+        let client = self.client().await?;
+        let rows = sql::FORGET_WORKERS
+            .query(client.on(), &[&cutoff, &i64::from(limit)])
+            .await?;
+        Ok(rows.len())
+    }
+
     /// Asks a worker to run, pause or drain; `false` when no such worker.
     pub async fn steer_worker(&self, id: &str, command: WorkerCommand) -> Result<bool, StoreError> {
         let client = self.client().await?;

@@ -160,3 +160,27 @@ async fn stats_degrade_health_and_say_which_types_nobody_serves() {
         "{reasons}"
     );
 }
+
+#[tokio::test]
+async fn registrations_of_workers_gone_for_a_week_are_forgotten_others_kept() {
+    let db = test_db().await;
+    worker_serving(&db, "restarted-long-ago", None).await;
+    db.advance(6 * 24 * 3600);
+    worker_serving(&db, "gone-yesterday", None).await;
+    db.advance(24 * 3600 + 1);
+    worker_serving(&db, "alive", None).await;
+
+    let forget = jobline::store::WORKER_FORGET_AFTER;
+    assert_eq!(db.store.forget_workers(forget, 100).await.expect("forget"), 1);
+    let mut left: Vec<String> = db
+        .store
+        .workers(Duration::from_secs(60))
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|w| w.worker.id)
+        .collect();
+    left.sort();
+    assert_eq!(left, ["alive", "gone-yesterday"]);
+    assert_eq!(db.store.forget_workers(forget, 100).await.expect("again"), 0);
+}

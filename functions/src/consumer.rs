@@ -356,18 +356,14 @@ pub fn check_served_types(processor: &Processor, timeout: Duration) -> Result<()
 /// cargo-lambda's emulator sends a fixed 600000 (1970) to every invocation;
 /// taking it literally would return every record.
 pub fn deadline_of(context: &lambda_runtime::Context) -> Option<tokio::time::Instant> {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
-    if context.deadline <= now_ms {
+    let Some(left) = crate::time_left(context) else {
         tracing::warn!(
             deadline_ms = context.deadline,
             "the invocation's deadline has already passed: running without one"
         );
         return None;
-    }
-    Some(tokio::time::Instant::now() + Duration::from_millis(context.deadline - now_ms))
+    };
+    Some(tokio::time::Instant::now() + left)
 }
 
 /// A record as the processing core's delivery.

@@ -11,6 +11,16 @@ pub mod sweep;
 
 use jobline::http::RouteId;
 
+/// What is left of an invocation (`Lambda-Runtime-Deadline-Ms`); `None`
+/// when its deadline has already passed (Lambda never sends one; the
+/// cargo-lambda emulator sends a fixed one in 1970).
+pub fn time_left(context: &lambda_runtime::Context) -> Option<std::time::Duration> {
+    context
+        .deadline()
+        .duration_since(std::time::SystemTime::now())
+        .ok()
+}
+
 /// Runs the Lambda runtime loop for one route.
 pub async fn serve_route(route: RouteId) -> Result<(), lambda_http::Error> {
     let config = crate::secrets::config_from_env().await?;

@@ -93,11 +93,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
 /// What is left of the invocation's time, less a margin to answer and log
 /// (at least one second, so a nearly spent invocation still does a little).
 pub fn remaining(context: &lambda_runtime::Context) -> std::time::Duration {
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
-    let left = std::time::Duration::from_millis(context.deadline.saturating_sub(now_ms));
-    left.saturating_sub(std::time::Duration::from_secs(2))
+    crate::time_left(context)
+        .unwrap_or_default()
+        .saturating_sub(std::time::Duration::from_secs(2))
         .max(std::time::Duration::from_secs(1))
 }

@@ -187,6 +187,45 @@ async fn keys_scopes_and_tenants_are_enforced() {
         .call_as(&stranger, Method::POST, &format!("{job_path}/cancel"))
         .await;
     assert_eq!(s, 404);
+    // Every other route that takes or lists jobs, with globex's admin key.
+    for (method, path) in [
+        (Method::GET, format!("{job_path}/events")),
+        (Method::POST, format!("{job_path}/retry")),
+    ] {
+        let (s, b) = api.call_as(&stranger, method, &path).await;
+        assert_eq!((s, code(&b)), (404, "not_found"), "{path}");
+    }
+    let acme_id = job["id"].as_str().expect("id").to_owned();
+    api.db
+        .client
+        .execute(
+            "UPDATE jobs SET status = 'failed', completed_at = now(), error_code = 'X', failure_reason = 'planted' WHERE id = $1::text::uuid",
+            &[&acme_id],
+        )
+        .await
+        .expect("fail acme's job");
+    let (s, list) = api.call_as(&stranger, Method::GET, "/v1/jobs").await;
+    assert_eq!(
+        (s, list["jobs"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{list}"
+    );
+    let (s, dead) = api.call_as(&stranger, Method::GET, "/v1/dead-letter").await;
+    assert_eq!(
+        (s, dead["jobs"].as_array().map(Vec::len)),
+        (200, Some(0)),
+        "{dead}"
+    );
+    let (s, stats) = api.call_as(&stranger, Method::GET, "/v1/stats").await;
+    assert_eq!(
+        (s, stats["total"].as_i64(), stats["dead_letter"].as_i64()),
+        (200, Some(0), Some(0)),
+        "{stats}"
+    );
+    let (s, _) = api
+        .call_as(&stranger, Method::POST, &format!("{job_path}/retry"))
+        .await;
+    assert_eq!(s, 404, "a failed job of another tenant cannot be retried either");
     let (s, b) = api.call_as(&writer, Method::GET, "/v1/stats").await;
     assert_eq!((s, code(&b)), (403, "forbidden"), "stats need admin");
 

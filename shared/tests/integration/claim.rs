@@ -257,17 +257,9 @@ async fn a_job_whose_row_another_transaction_references_is_still_claimed() {
         [job.id],
         "the referenced, pending job is claimed"
     );
-    tx.commit().await.expect("commit");
 
-    // The sweeper's statements skip it no more than the claim does.
-    let mut held = jobline::testing::connect_raw(&db.url).await;
-    let tx = held.transaction().await.expect("begin");
-    tx.execute(
-        "INSERT INTO job_events (job_id, event, actor) VALUES ($1, 'published', 'test')",
-        &[&job.id],
-    )
-    .await
-    .expect("event");
+    // The sweeper's release skips it no more than the claim does (the same
+    // event still being written).
     db.advance(3600);
     let released = db
         .store

@@ -12,7 +12,7 @@ WITH picked AS (
       AND attempts < max_attempts
     ORDER BY priority, run_after, created_at, id
     LIMIT 1
-    FOR UPDATE SKIP LOCKED
+    FOR NO KEY UPDATE SKIP LOCKED
 ),
 claimed AS (
     UPDATE jobs j

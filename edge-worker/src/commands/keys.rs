@@ -71,7 +71,9 @@ pub fn webhook_secret(config: &Config, tenant: &str) -> anyhow::Result<()> {
     let Some(master) = &config.webhook.secret else {
         anyhow::bail!("JOBLINE_WEBHOOK_SECRET is not set: webhooks are sent unsigned");
     };
-    if tenant.trim().is_empty() {
+    // The secret of the tenant as jobs carry it: no stray spaces.
+    let tenant = tenant.trim();
+    if tenant.is_empty() {
         anyhow::bail!("--tenant must name a tenant");
     }
     println!(

@@ -19,7 +19,7 @@ pub async fn run(config: &Config, cmd: Option<WorkersCommand>) -> anyhow::Result
     let store = jobline::connect(config)?;
     let (id, command) = match cmd.unwrap_or(WorkersCommand::List) {
         WorkersCommand::List => {
-            for info in store.workers(std::time::Duration::from_secs(60)).await? {
+            for info in store.workers(jobline::store::WORKER_GONE_AFTER).await? {
                 let w = &info.worker;
                 println!(
                     "{:<32} {:<9} queue={:<8} concurrency={:<3} in_flight={:<3} processed={:<7} failed={:<5} seen {:.0}s ago (v{}, {})",

@@ -3,17 +3,12 @@
 //! tenant (`default`, the tenant of `JOBLINE_ADMIN_KEY`) with the admin scope
 //! may see or steer them.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
 use super::{ApiError, AppState, Caller};
 use crate::store::workers::WorkerCommand;
-
-/// A worker not seen for this long is `gone`.
-pub const GONE_AFTER: Duration = crate::store::WORKER_GONE_AFTER;
 
 /// The operators' tenant: the only one that may see and steer workers.
 pub const OPERATOR_TENANT: &str = "default";
@@ -31,7 +26,7 @@ fn require_operator(caller: &Caller) -> Result<(), ApiError> {
 
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     require_operator(&caller)?;
-    let workers = state.store.workers(GONE_AFTER).await?;
+    let workers = state.store.workers(crate::store::WORKER_GONE_AFTER).await?;
     Ok(Json(json!({ "workers": workers })))
 }
 

@@ -10,8 +10,9 @@
 //! Each [`Batched`] kind decides what one statement does with many items and
 //! answers for each (a completion is still fenced by its own claim); if the
 //! shared statement fails, each item is tried alone, so one bad item cannot
-//! fail the others — unless the database is unavailable, when every item
-//! gets that answer at once. At most [`BACKLOG`] items wait per kind.
+//! fail the others — unless the database is unavailable: then the batch is
+//! tried once more as a whole, and if it fails again every item gets that
+//! answer at once. At most [`BACKLOG`] items wait per kind.
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};

@@ -21,8 +21,9 @@
 //! operator prints it with `jobline webhook-secret --tenant <id>` and hands
 //! it to that tenant's receivers). `v2` is the lowercase hex HMAC-SHA256,
 //! keyed with the tenant's secret (its UTF-8 bytes), of the timestamp in
-//! decimal, the job id, the URL the request was sent to (exactly as the job
-//! named it), each followed by a `.`, then the request body **exactly as
+//! decimal, the job id, the URL the request was sent to (as sent: parsed and
+//! normalised, e.g. a lower-case host and `/` for an empty path, not the
+//! job's spelling), each followed by a `.`, then the request body **exactly as
 //! received** (the raw bytes, not re-serialized JSON):
 //!
 //! ```text

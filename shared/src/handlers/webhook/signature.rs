@@ -18,7 +18,9 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct Signed<'a> {
     /// The job's id (the `X-Jobline-Job-Id` header).
     pub job_id: &'a str,
-    /// The URL the request was sent to, exactly as the job named it.
+    /// The URL the request was sent to, as sent: parsed and normalised (a
+    /// lower-case host, `/` for an empty path, percent-encoding), which is
+    /// what the receiver sees as its own URL, not the job's spelling.
     pub url: &'a str,
     /// The raw request body.
     pub body: &'a [u8],

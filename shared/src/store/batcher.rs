@@ -123,7 +123,25 @@ async fn serve<B: Batched>(store: Store, mut queue: mpsc::Receiver<Request<B>>) 
 
 async fn apply<B: Batched>(store: &Store, batch: Vec<Request<B>>) {
     let (items, replies): (Vec<B::Item>, Vec<oneshot::Sender<Answer<B>>>) = batch.into_iter().unzip();
-    match B::apply(store, &items).await {
+    let mut result = B::apply(store, &items).await;
+    // Out of reach: one connection may have dropped, so the batch is tried
+    // once more as a whole (on another connection); if the database is
+    // still unavailable, every item alone would fail the same way, each
+    // holding a pool slot for the pool's timeout: all get the answer now.
+    if items.len() > 1
+        && let Err(StoreError::Unavailable(first)) = &result
+    {
+        let first = first.clone();
+        result = B::apply(store, &items).await;
+        if let Err(StoreError::Unavailable(why)) = &result {
+            tracing::warn!(error = %why, first = %first, count = items.len(), statement = B::NAME, "a shared statement failed twice: the database is unavailable");
+            for reply in replies {
+                let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
+            }
+            return;
+        }
+    }
+    match result {
         Ok(answers) => {
             for (reply, answer) in replies.into_iter().zip(answers) {
                 let _ = reply.send(Ok(answer));
@@ -134,29 +152,6 @@ async fn apply<B: Batched>(store: &Store, batch: Vec<Request<B>>) {
                 let _ = reply.send(Err(e));
             }
         }
-        // Out of reach: one connection may have dropped, so the batch is
-        // tried once more as a whole (on another connection); if the
-        // database is still unavailable, every item alone would fail the
-        // same way, each holding a pool slot for the pool's timeout.
-        Err(StoreError::Unavailable(first)) => match B::apply(store, &items).await {
-            Ok(answers) => {
-                for (reply, answer) in replies.into_iter().zip(answers) {
-                    let _ = reply.send(Ok(answer));
-                }
-            }
-            Err(StoreError::Unavailable(why)) => {
-                tracing::warn!(error = %why, first = %first, count = items.len(), statement = B::NAME, "a shared statement failed twice: the database is unavailable");
-                for reply in replies {
-                    let _ = reply.send(Err(StoreError::Unavailable(why.clone())));
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, count = items.len(), statement = B::NAME, "a shared statement failed; applying each item alone");
-                for (item, reply) in items.into_iter().zip(replies) {
-                    let _ = reply.send(alone::<B>(store, item).await);
-                }
-            }
-        },
         Err(e) => {
             tracing::warn!(error = %e, count = items.len(), statement = B::NAME, "a shared statement failed; applying each item alone");
             for (item, reply) in items.into_iter().zip(replies) {

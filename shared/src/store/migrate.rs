@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_dead_letter_replays"),
     migration!(4, "0004_workers"),
     migration!(5, "0005_worker_types"),
+    migration!(6, "0006_served_types"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

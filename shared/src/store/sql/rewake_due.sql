@@ -18,18 +18,10 @@
 -- `updated_at <= $2` on its new version when it is locked.
 -- $1 now · $2 threshold (now - stale pending age) · $3 limit · $4 queue
 -- $5 live workers' cutoff · $6 consumer types or NULL · $7 long horizon
-WITH live AS (
-    SELECT job_types FROM workers WHERE last_seen_at >= $5 AND state <> 'stopped'
-),
--- The served types, NULL meaning every type: a live worker of every type,
--- or nothing known at all.
-served AS (
-    SELECT CASE
-               WHEN EXISTS (SELECT 1 FROM live WHERE job_types IS NULL)
-                    OR ($6::text[] IS NULL AND NOT EXISTS (SELECT 1 FROM live)) THEN NULL
-               ELSE ARRAY(SELECT unnest(job_types) FROM live
-                          UNION SELECT unnest(coalesce($6::text[], '{}')))
-           END AS types
+-- The served types (jobline_served_types, migration 0006), NULL meaning
+-- every type; computed once.
+WITH served AS MATERIALIZED (
+    SELECT jobline_served_types($5, $6::text[]) AS types
 ),
 -- Types with a job processing now (a few rows: the processing partial index).
 busy AS (

@@ -1,23 +1,17 @@
 -- Queue health in one row: counts by status, the wait of the oldest due
 -- pending job, the dead letter, and p50/p95 run time of jobs completed in the
--- last 24 hours, and the types of due pending jobs no consumer serves (as
--- rewake_due.sql decides it). $1 tenant or NULL for all · $2 now · $3 live
--- workers' cutoff · $4 consumer types or NULL
+-- last 24 hours, and the types of due pending jobs no consumer serves
+-- (jobline_served_types, migration 0006, as the re-wake decides it).
+-- $1 tenant or NULL for all · $2 now · $3 live workers' cutoff · $4 consumer
+-- types or NULL
 SELECT
     (SELECT coalesce(jsonb_agg(t ORDER BY t), '[]'::jsonb)
      FROM (SELECT DISTINCT j.job_type AS t
-           FROM jobs j
+           FROM jobs j, (SELECT jobline_served_types($3, $4::text[]) AS types) AS served
            WHERE j.status = 'pending' AND j.run_after <= $2
              AND ($1::text IS NULL OR j.tenant_id = $1)
-             AND NOT (
-                 j.job_type = ANY(coalesce($4::text[], '{}'))
-                 OR EXISTS (SELECT 1 FROM workers w
-                            WHERE w.last_seen_at >= $3 AND w.state <> 'stopped'
-                              AND (w.job_types IS NULL OR j.job_type = ANY(w.job_types)))
-                 OR ($4::text[] IS NULL
-                     AND NOT EXISTS (SELECT 1 FROM workers w
-                                     WHERE w.last_seen_at >= $3 AND w.state <> 'stopped'))
-             )) AS u) AS unserved_types,
+             AND served.types IS NOT NULL AND NOT j.job_type = ANY(served.types)
+           ) AS u) AS unserved_types,
     (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb)
      FROM (SELECT status::text AS status, count(*) AS n
            FROM jobs WHERE $1::text IS NULL OR tenant_id = $1

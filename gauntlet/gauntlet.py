@@ -16,7 +16,8 @@ One line per scenario with the counts it checked; exit 1 when any fails.
 
   self      the check itself: each invariant broken on purpose, each must be
             reported (a check that cannot fail proves nothing)
-  chaos     sleep jobs (0-50 ms) through 3 workers; a random worker is
+  chaos     sleep jobs (0-50 ms) through 3 workers (8 slots each, and a
+            local queue of claims taken ahead); a random worker is
             kill -9'd every few seconds and a new one started
   pg        Postgres fast-stopped mid-run and started again: the API answers
             503 meanwhile, clients retry with their Idempotency-Key, workers
@@ -396,6 +397,7 @@ def chaos(size: dict, rng: random.Random) -> tuple[dict, str]:
             lambda: accepted.update(create_all(stack, sleep_jobs(size["chaos_jobs"], rng)))
         )
         kills = 0
+        held: list[int] = []
         end = time.monotonic() + size["chaos_within"]
         while time.monotonic() < end:
             time.sleep(rng.uniform(*size["chaos_every"]))
@@ -406,6 +408,10 @@ def chaos(size: dict, rng: random.Random) -> tuple[dict, str]:
                     break
             victim = rng.choice(live)
             stack.kill9(victim)
+            # What the dead worker held: its running jobs and its local
+            # queue (claims taken ahead of its 8 slots).
+            held.append(int(psql(stack.db_url,
+                f"SELECT count(*) FROM jobs WHERE status = 'processing' AND locked_by = '{stack.name}-{victim}'")))
             live.remove(victim)
             kills += 1
             serial += 1
@@ -420,7 +426,10 @@ def chaos(size: dict, rng: random.Random) -> tuple[dict, str]:
             result["broken"].append(f"accepted {len(accepted)} of {size['chaos_jobs']}")
         if kills == 0:
             result["broken"].append("no worker was killed")
-        return result, f"kills={kills} rerun_after_kill={result['rerun']}"
+        elif max(held) <= 8:
+            result["broken"].append(f"no kill hit a worker holding a local queue (held {held})")
+        return result, (f"kills={kills} held_at_kill={'+'.join(map(str, held))} "
+                        f"rerun_after_kill={result['rerun']}")
 
 
 def pg_restart(size: dict, rng: random.Random) -> tuple[dict, str]:

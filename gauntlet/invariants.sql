@@ -14,7 +14,8 @@
 --                          transition is `created` (into pending), each next
 --                          one starts where the previous ended
 --   status_not_last_event  the last transition does not end in the status
---   claims_not_attempts    not one `claimed` event per attempt
+--   claims_not_attempts    not one `claimed` event per attempt (a claim
+--                          handed back unstarted, `handed_back`, spent none)
 --   completed_attempt_not_attempts
 --                          completed jobs whose (last) `completed` event's
 --                          attempt is not jobs.attempts (or that have none):
@@ -45,7 +46,8 @@ last_completed AS (
 per_job AS (
     SELECT job_id,
            count(*) FILTER (WHERE event = 'completed') AS completions,
-           count(*) FILTER (WHERE event = 'claimed') AS claims
+           count(*) FILTER (WHERE event = 'claimed')
+             - count(*) FILTER (WHERE event = 'handed_back') AS claims
     FROM job_events
     GROUP BY job_id
 )

@@ -12,8 +12,11 @@
 //!   them out again when the job is due rather than after the queue's
 //!   visibility timeout. If that call fails the record is still named.
 //!
-//! Records run concurrently, at most `JOBLINE_CONSUMER_CONCURRENCY` (default
-//! 8, [`ConsumerConfig`]) at once. Duplicate records of one job, in a batch or across batches,
+//! One statement claims the jobs of all of a batch's records
+//! ([`Processor::take_until`]); they run concurrently, at most
+//! `JOBLINE_CONSUMER_CONCURRENCY` (default 10, an event's records at the
+//! default batch size, [`ConsumerConfig`]) at once, and their completions
+//! share statements (`store::batcher`). Duplicate records of one job, in a batch or across batches,
 //! complete it once: the store's claim decides, the queue only wakes.
 //!
 //! The invocation's deadline is respected ([`Processor::handle_delivery_until`]):
@@ -37,7 +40,7 @@ use jobline::StartError;
 use jobline::config::ConsumerConfig;
 use jobline::queue::sqs::SqsQueue;
 use jobline::queue::{Broker as _, Delivery, Message};
-use jobline::worker::{DEADLINE_MARGIN, Disposition, Finished, OtherTypes, Processor};
+use jobline::worker::{DEADLINE_MARGIN, Disposition, Finished, OtherTypes, Processor, Taken};
 use tokio::sync::OnceCell;
 
 /// What became of one record.
@@ -158,9 +161,19 @@ impl Consumer {
         deadline: Option<tokio::time::Instant>,
     ) -> Vec<RecordOutcome> {
         let total = event.records.len();
+        // One statement claims every record's job; each then runs in a slot.
+        let deliveries: Vec<Delivery> = event.records.iter().map(delivery_of).collect();
+        let taken = self.processor.take_until(&deliveries, deadline).await;
+        let claimed_at = tokio::time::Instant::now();
         let mut outcomes: Vec<(usize, RecordOutcome)> =
-            futures::stream::iter(event.records.into_iter().enumerate())
-                .map(|(i, record)| async move { (i, self.process_record(record, deadline).await) })
+            futures::stream::iter(event.records.into_iter().zip(deliveries).zip(taken).enumerate())
+                .map(|(i, ((record, delivery), taken))| async move {
+                    (
+                        i,
+                        self.process_record(record, delivery, taken, claimed_at, deadline)
+                            .await,
+                    )
+                })
                 .buffer_unordered(self.options.concurrency.max(1))
                 .collect()
                 .await;
@@ -181,11 +194,16 @@ impl Consumer {
     async fn process_record(
         &self,
         record: SqsMessage,
+        delivery: Delivery,
+        taken: Taken,
+        claimed_at: tokio::time::Instant,
         deadline: Option<tokio::time::Instant>,
     ) -> RecordOutcome {
         let message_id = record.message_id.clone().unwrap_or_default();
-        let delivery = delivery_of(&record);
-        let (disposition, finished) = self.processor.handle_delivery_until(&delivery, deadline).await;
+        let (disposition, finished) = match taken {
+            Taken::Run(claim) => self.processor.run_taken(*claim, claimed_at, deadline).await,
+            Taken::Answer(disposition) => (disposition, None),
+        };
         let mut outcome = RecordOutcome {
             message_id,
             disposition,

@@ -138,12 +138,13 @@ pub struct Config {
 
 /// Records processed at once by the SQS consumer Lambda when
 /// `JOBLINE_CONSUMER_CONCURRENCY` is unset.
-pub const DEFAULT_CONSUMER_CONCURRENCY: usize = 8;
+pub const DEFAULT_CONSUMER_CONCURRENCY: usize = 10;
 
 /// The SQS consumer Lambda's own settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
-    /// `JOBLINE_CONSUMER_CONCURRENCY` (default 8): records in flight at most.
+    /// `JOBLINE_CONSUMER_CONCURRENCY` (default 10, a whole batch at the
+    /// default batch size): records in flight at most.
     pub concurrency: usize,
     /// `SQS_QUEUE_URL`: the queue's URL, used when a record's
     /// `eventSourceARN` names this queue or cannot be mapped.

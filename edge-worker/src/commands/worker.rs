@@ -12,6 +12,12 @@ pub struct WorkerArgs {
     /// Jobs in flight at most.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Claimed jobs held ready beyond the free slots, at most: the local
+    /// queue. It holds what the worker finished in the last quarter second,
+    /// so slow jobs are claimed a slot at a time; 0 claims only for free
+    /// slots.
+    #[arg(long, default_value_t = jobline::worker::runner::DEFAULT_LOCAL_QUEUE)]
+    pub local_queue: usize,
     /// Seconds to wait for work before looking again.
     #[arg(long, default_value_t = 1.0)]
     pub poll_interval: f64,
@@ -41,6 +47,7 @@ impl WorkerArgs {
         }
         Ok(WorkerOptions {
             concurrency: self.concurrency,
+            local_queue: self.local_queue,
             poll_interval: Duration::try_from_secs_f64(self.poll_interval)?,
             once: self.once,
             limit: self.limit,

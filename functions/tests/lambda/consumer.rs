@@ -361,7 +361,7 @@ fn consumer_config(vars: &[(&str, &str)]) -> Result<ConsumerConfig, jobline::Con
 fn the_consumer_section_is_read_with_the_configuration() {
     let defaults = consumer_config(&[]).expect("defaults");
     assert_eq!(defaults, ConsumerConfig::default());
-    assert_eq!(defaults.concurrency, 8);
+    assert_eq!(defaults.concurrency, 10);
     let set = consumer_config(&[
         ("JOBLINE_CONSUMER_CONCURRENCY", " 3 "),
         ("SQS_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/1/q"),
@@ -452,4 +452,64 @@ async fn queue_urls_come_from_the_event_source_arn_or_sqs_queue_url() {
 fn dummy_store() -> Store {
     let pool = pool::build(&PoolOptions::new("postgres://nobody@127.0.0.1:9/none", 1)).expect("pool");
     Store::new(pool, StoreSettings::default())
+}
+
+#[tokio::test]
+async fn a_clean_batch_of_ten_records_costs_at_most_three_statements() {
+    let db = test_db().await;
+    db.client
+        .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        .await
+        .expect("pg_stat_statements");
+    let consumer = consumer(&db, jobline::handlers::builtins(), sqs_options(10));
+    let now = Utc::now().timestamp_millis();
+    let batch = |jobs: &[Uuid]| {
+        event(
+            jobs.iter()
+                .enumerate()
+                .map(|(i, id)| record(&format!("m-{i}"), &body_of(*id, now)))
+                .collect(),
+        )
+    };
+    let ten = |db: &jobline::testing::TestDb| {
+        let store = db.store.clone();
+        async move {
+            let news: Vec<NewJob> = (0..10).map(|_| noop()).collect();
+            let created = store.create_many(TENANT, "test", news).await.expect("create");
+            created.iter().map(|c| c.job.id).collect::<Vec<Uuid>>()
+        }
+    };
+    // A first batch opens the pool's connections and prepares the statements.
+    let warm = ten(&db).await;
+    assert!(consumer.handle(batch(&warm)).await.batch_item_failures.is_empty());
+    let jobs = ten(&db).await;
+    let this_db = "(SELECT oid FROM pg_database WHERE datname = current_database())";
+    db.client
+        .batch_execute(&format!("SELECT pg_stat_statements_reset(0, {this_db}, 0)"))
+        .await
+        .expect("reset (pg_stat_statements must be preloaded: scripts/test sets JOBLINE_PG_STATEMENTS=1)");
+    let response = consumer.handle(batch(&jobs)).await;
+    assert!(response.batch_item_failures.is_empty());
+    let rows = db
+        .client
+        .query(
+            &format!(
+                "SELECT left(regexp_replace(query, '\\s+', ' ', 'g'), 60), calls FROM pg_stat_statements
+                 WHERE dbid = {this_db} AND query NOT LIKE '%pg_stat_statements%'"
+            ),
+            &[],
+        )
+        .await
+        .expect("pg_stat_statements (preloaded by scripts/test: JOBLINE_PG_STATEMENTS=1)");
+    let seen: Vec<(String, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let statements: i64 = seen.iter().map(|(_, n)| n).sum();
+    eprintln!("{statements} statements for 10 records: {seen:?}");
+    assert!(
+        statements <= 3,
+        "{statements} statements for 10 records (at most 0.3 per record): {seen:#?}"
+    );
+    for id in &jobs {
+        assert_eq!(db.job(*id).await.status, JobStatus::Completed);
+        assert_eq!(db.events(*id).await, ["created", "claimed", "completed"]);
+    }
 }

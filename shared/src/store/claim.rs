@@ -82,6 +82,27 @@ impl Store {
         claims(&rows, worker, "claim_batch")
     }
 
+    /// Gives back claims `worker` took and never started (its local queue):
+    /// pending again, the attempt not spent, each with a `handed_back`
+    /// event and an outbox row to publish it again. Says how many went back
+    /// (a claim that moved on meanwhile, cancelled say, is left alone).
+    #[instrument(skip(self, claims), fields(worker = worker, claims = claims.len()))]
+    pub async fn hand_back(&self, worker: &str, claims: &[ClaimToken]) -> Result<u64, StoreError> {
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<Uuid> = claims.iter().map(|c| c.job_id).collect();
+        let attempts: Vec<i32> = claims.iter().map(|c| c.attempt).collect();
+        let client = self.client().await?;
+        let rows = sql::HAND_BACK
+            .query(
+                client.on(),
+                &[&self.now(), &ids, &attempts, &worker, &self.settings.queue_name],
+            )
+            .await?;
+        Ok(rows.len() as u64)
+    }
+
     /// The claims `worker` holds right now.
     pub async fn claims_of(&self, worker: &str) -> Result<Vec<Claim>, StoreError> {
         let client = self.client().await?;
@@ -95,39 +116,76 @@ impl Store {
     }
 
     /// [`Store::claim_by_id`] for a worker that takes only `types`.
-    #[instrument(skip(self, types), fields(job_id = %id, worker = worker))]
     pub async fn claim_by_id_of_types(
         &self,
         worker: &str,
         id: Uuid,
         types: Option<&[String]>,
     ) -> Result<ClaimByIdOutcome, StoreError> {
+        let mut outcomes = self.claim_by_ids(worker, &[id], types).await?;
+        Ok(outcomes.pop().unwrap_or(ClaimByIdOutcome::NotFound))
+    }
+
+    /// Claims the jobs of a batch of queue messages in one statement (an id
+    /// twice: claimed once, the second told [`ClaimByIdOutcome::ClaimedElsewhere`]);
+    /// says, in the order of `ids`, what became of each. Those not claimed
+    /// are read in one more statement, only when there are any.
+    #[instrument(skip(self, ids, types), fields(jobs = ids.len(), worker = worker))]
+    pub async fn claim_by_ids(
+        &self,
+        worker: &str,
+        ids: &[Uuid],
+        types: Option<&[String]>,
+    ) -> Result<Vec<ClaimByIdOutcome>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.now();
         let rows = {
             let client = self.client().await?;
-            sql::CLAIM_BY_ID
-                .query(client.on(), &[&now, &worker, &id, &types])
+            sql::CLAIM_BY_IDS
+                .query(client.on(), &[&now, &worker, &ids, &types])
                 .await?
         };
-        if let Some(row) = rows.first() {
-            let job = Job::from_row(row).map_err(|e| StoreError::from_db("claim_by_id", e))?;
-            return Ok(ClaimByIdOutcome::Claimed(Box::new(Claim {
-                job,
-                worker: worker.to_owned(),
-            })));
-        }
-        let Some(job) = self.get_any(id).await? else {
-            return Ok(ClaimByIdOutcome::NotFound);
+        let mut claimed: std::collections::HashMap<Uuid, Job> = rows
+            .iter()
+            .map(|row| Job::from_row(row).map(|job| (job.id, job)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::from_db("claim_by_ids", e))?;
+        let rest: Vec<Uuid> = ids
+            .iter()
+            .filter(|id| !claimed.contains_key(id))
+            .copied()
+            .collect();
+        let others: std::collections::HashMap<Uuid, Job> = if rest.is_empty() {
+            Default::default()
+        } else {
+            let client = self.client().await?;
+            sql::JOBS_BY_IDS
+                .query(client.on(), &[&rest])
+                .await?
+                .iter()
+                .map(|row| Job::from_row(row).map(|job| (job.id, job)))
+                .collect::<Result<_, _>>()
+                .map_err(|e| StoreError::from_db("jobs_by_ids", e))?
         };
-        Ok(match job.status {
-            s if s.is_terminal() => ClaimByIdOutcome::Done(s),
-            JobStatus::Processing => ClaimByIdOutcome::ClaimedElsewhere { by: job.locked_by },
-            _ if job.run_after > now => ClaimByIdOutcome::NotDue(job.run_after),
-            _ if types.is_some_and(|t| !t.contains(&job.job_type)) => {
-                ClaimByIdOutcome::OtherType(job.job_type)
-            }
-            _ => ClaimByIdOutcome::Contended,
-        })
+        Ok(ids
+            .iter()
+            .map(|id| match claimed.remove(id) {
+                Some(job) => ClaimByIdOutcome::Claimed(Box::new(Claim {
+                    job,
+                    worker: worker.to_owned(),
+                })),
+                // Claimed for this batch's first message of the same job.
+                None if !rest.contains(id) => ClaimByIdOutcome::ClaimedElsewhere {
+                    by: Some(worker.to_owned()),
+                },
+                None => match others.get(id) {
+                    None => ClaimByIdOutcome::NotFound,
+                    Some(job) => unclaimable(job, now, types),
+                },
+            })
+            .collect())
     }
 
     /// Renews the claim; records `stage` and `progress` (0-100) when given.
@@ -163,6 +221,21 @@ impl Store {
             Some(job) if job.status == JobStatus::Cancelled => HeartbeatOutcome::Cancelled,
             _ => HeartbeatOutcome::Lost,
         })
+    }
+}
+
+/// Why a job a message points at was not claimable.
+fn unclaimable(job: &Job, now: DateTime<Utc>, types: Option<&[String]>) -> ClaimByIdOutcome {
+    match job.status {
+        s if s.is_terminal() => ClaimByIdOutcome::Done(s),
+        JobStatus::Processing => ClaimByIdOutcome::ClaimedElsewhere {
+            by: job.locked_by.clone(),
+        },
+        _ if job.run_after > now => ClaimByIdOutcome::NotDue(job.run_after),
+        _ if types.is_some_and(|t| !t.contains(&job.job_type)) => {
+            ClaimByIdOutcome::OtherType(job.job_type.clone())
+        }
+        _ => ClaimByIdOutcome::Contended,
     }
 }
 

@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_workers"),
     migration!(5, "0005_worker_types"),
     migration!(6, "0006_served_types"),
+    migration!(7, "0007_lean_claims"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

@@ -55,7 +55,8 @@ statements! {
     LIST_JOBS = "list_jobs", [TEXT, TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8];
     JOB_TIMELINE = "job_timeline", [UUID, TEXT];
     CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY];
-    CLAIM_BY_ID = "claim_by_id", [TIMESTAMPTZ, TEXT, UUID, TEXT_ARRAY];
+    CLAIM_BY_IDS = "claim_by_ids", [TIMESTAMPTZ, TEXT, UUID_ARRAY, TEXT_ARRAY];
+    JOBS_BY_IDS = "jobs_by_ids", [UUID_ARRAY];
     HEARTBEAT = "heartbeat", [TIMESTAMPTZ, UUID, INT4, TEXT, FLOAT4];
     COMPLETE_MANY = "complete_many", [TIMESTAMPTZ, UUID_ARRAY, INT4_ARRAY, JSONB_ARRAY, TEXT_ARRAY, TEXT_ARRAY];
     FAIL = "fail", [TIMESTAMPTZ, UUID, INT4, TEXT, TIMESTAMPTZ, TEXT, TEXT, TEXT];
@@ -70,6 +71,7 @@ statements! {
     DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8];
     RELAY_CLAIM = "relay_claim", [TIMESTAMPTZ, INT8, FLOAT8];
     CLAIMS_OF = "claims_of", [TEXT];
+    HAND_BACK = "hand_back", [TIMESTAMPTZ, UUID_ARRAY, INT4_ARRAY, TEXT, TEXT];
     REWAKE_DUE = "rewake_due", [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TIMESTAMPTZ, TEXT_ARRAY, TIMESTAMPTZ];
     RUNNING = "running", [TIMESTAMPTZ];
     TERMINATE_LISTENERS = "terminate_listeners", [];

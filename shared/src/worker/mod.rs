@@ -7,6 +7,8 @@ mod registry;
 pub mod runner;
 
 pub use handler::{HandlerError, HandlerOutput, JobContext, JobHandler, Progress};
-pub use processor::{DEADLINE_MARGIN, Disposition, Finished, OtherTypes, Processor, RELEASE_BEFORE_DEADLINE};
+pub use processor::{
+    DEADLINE_MARGIN, Disposition, Executed, Finished, OtherTypes, Processor, RELEASE_BEFORE_DEADLINE, Taken,
+};
 pub use registry::Registry;
 pub use runner::{Summary, WorkerOptions};

@@ -44,6 +44,15 @@ pub enum Finished {
     Stale,
 }
 
+/// What taking a delivery came to.
+#[derive(Debug)]
+pub enum Taken {
+    /// Its job is claimed: run it ([`Processor::run_taken`]).
+    Run(Box<Claim>),
+    /// Nothing to run: tell the broker this now.
+    Answer(Disposition),
+}
+
 /// What to tell the broker about a delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -131,6 +140,11 @@ impl Processor {
         &self.registry
     }
 
+    /// How often a running job's claim is renewed.
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat_interval
+    }
+
     /// Handles one queue message from claim to ack; says how the job's
     /// attempt ended when this delivery ran one.
     pub async fn handle_delivery(&self, delivery: &Delivery) -> (Disposition, Option<Finished>) {
@@ -138,80 +152,138 @@ impl Processor {
     }
 
     /// [`Self::handle_delivery`] within an invocation that ends at
-    /// `deadline` (a Lambda's):
-    ///
-    /// - a job whose handler's timeout would not end [`DEADLINE_MARGIN`]
-    ///   before the deadline is not claimed: its message comes back at once
-    ///   (`Retry(0)`) for an invocation with time, and no attempt is spent;
-    /// - a job still running [`RELEASE_BEFORE_DEADLINE`] before it is
-    ///   stopped and failed as `DEADLINE` (retryable), rather than left to
-    ///   the heartbeat timeout when the invocation is frozen.
+    /// `deadline` (a Lambda's): see [`Self::take_until`] and
+    /// [`Self::run_taken`].
     pub async fn handle_delivery_until(
         &self,
         delivery: &Delivery,
         deadline: Option<tokio::time::Instant>,
     ) -> (Disposition, Option<Finished>) {
-        let Some(message) = delivery.message else {
-            tracing::warn!(raw = %truncate(&delivery.raw, 200), "dropping a message that is not a job message");
-            return (Disposition::Ack, None);
-        };
-        let span =
-            tracing::info_span!("delivery", job_id = %message.job_id, receive_count = delivery.receive_count);
-        // With a deadline, only the types whose handlers can finish in time.
-        let fitting: Option<Vec<String>> = deadline.map(|d| {
-            let left = d
-                .saturating_duration_since(tokio::time::Instant::now())
-                .saturating_sub(DEADLINE_MARGIN);
-            self.served_types()
-                .into_iter()
-                .filter(|t| self.registry.get(t).is_some_and(|h| h.timeout() <= left))
-                .collect()
-        });
-        let types = fitting.as_deref().or(self.types.as_deref());
-        async {
-            match self
-                .store
-                .claim_by_id_of_types(&self.worker, message.job_id, types)
-                .await
-            {
-                Ok(ClaimByIdOutcome::Claimed(claim)) => {
-                    let finished = self.run_claim_until(*claim, deadline).await;
-                    match finished {
-                        Finished::Retrying(delay) => (Disposition::Retry(delay), Some(finished)),
-                        _ => (Disposition::Ack, Some(finished)),
-                    }
-                }
-                Ok(ClaimByIdOutcome::NotDue(at)) => {
-                    let wait = (at - self.store.now()).to_std().unwrap_or_default();
-                    tracing::debug!(?wait, "not due yet: delaying the message");
-                    (Disposition::Retry(wait), None)
-                }
-                Ok(ClaimByIdOutcome::OtherType(job_type)) if fitting.is_some() && self.serves(&job_type) => {
-                    tracing::info!(%job_type, "not enough time left in this invocation: the message comes back");
-                    (Disposition::Retry(Duration::ZERO), None)
-                }
-                Ok(ClaimByIdOutcome::OtherType(job_type)) => match self.others {
-                    OtherTypes::GiveBack => {
-                        tracing::debug!(%job_type, "not a type of this worker: giving the message back");
-                        (Disposition::Retry(OTHER_TYPE_DELAY), None)
-                    }
-                    OtherTypes::Drop => {
-                        tracing::debug!(%job_type, "a type workers claim from Postgres: dropping the message");
-                        (Disposition::Ack, None)
-                    }
-                },
-                Ok(other) => {
-                    tracing::debug!(outcome = ?other, "not claimable: dropping the message");
-                    (Disposition::Ack, None)
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "could not claim; the message comes back later");
-                    (Disposition::Retry(Duration::from_secs(5)), None)
-                }
+        let taken = self.take_until(std::slice::from_ref(delivery), deadline).await;
+        match taken.into_iter().next() {
+            Some(Taken::Run(claim)) => {
+                self.run_taken(*claim, tokio::time::Instant::now(), deadline)
+                    .await
             }
+            Some(Taken::Answer(disposition)) => (disposition, None),
+            None => (Disposition::Ack, None),
         }
-        .instrument(span)
-        .await
+    }
+
+    /// Claims the jobs of messages received together in one statement
+    /// ([`Store::claim_by_ids`]); says for each, in order, whether there is
+    /// a job to run or what to tell the broker now. Within an invocation
+    /// that ends at `deadline`, a job whose handler's timeout would not end
+    /// [`DEADLINE_MARGIN`] before it is not claimed: its message comes back
+    /// at once (`Retry(0)`) for an invocation with time, no attempt spent.
+    pub async fn take_until(
+        &self,
+        deliveries: &[Delivery],
+        deadline: Option<tokio::time::Instant>,
+    ) -> Vec<Taken> {
+        // With a deadline, only the types whose handlers can finish in time.
+        let fitting: Option<Vec<String>> = deadline.map(|d| self.types_fitting(d));
+        let types = fitting.as_deref().or(self.types.as_deref());
+        let ids: Vec<uuid::Uuid> = deliveries
+            .iter()
+            .filter_map(|d| d.message.map(|m| m.job_id))
+            .collect();
+        let claimed = self.store.claim_by_ids(&self.worker, &ids, types).await;
+        let mut outcomes = match claimed {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect::<Vec<_>>().into_iter(),
+            Err(e) => {
+                tracing::warn!(error = %e, messages = ids.len(), "could not claim; the messages come back later");
+                vec![Err(()); ids.len()].into_iter()
+            }
+        };
+        deliveries
+            .iter()
+            .map(|delivery| {
+                let Some(message) = delivery.message else {
+                    tracing::warn!(raw = %truncate(&delivery.raw, 200), "dropping a message that is not a job message");
+                    return Taken::Answer(Disposition::Ack);
+                };
+                let span = tracing::info_span!("delivery", job_id = %message.job_id, receive_count = delivery.receive_count);
+                let _entered = span.enter();
+                match outcomes.next() {
+                    Some(Ok(outcome)) => self.taken(outcome, fitting.is_some()),
+                    _ => Taken::Answer(Disposition::Retry(Duration::from_secs(5))),
+                }
+            })
+            .collect()
+    }
+
+    /// The served types whose handlers' timeouts end [`DEADLINE_MARGIN`]
+    /// before `deadline`.
+    fn types_fitting(&self, deadline: tokio::time::Instant) -> Vec<String> {
+        let left = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(DEADLINE_MARGIN);
+        self.served_types()
+            .into_iter()
+            .filter(|t| self.registry.get(t).is_some_and(|h| h.timeout() <= left))
+            .collect()
+    }
+
+    /// What one claim-by-id outcome means for its message.
+    fn taken(&self, outcome: ClaimByIdOutcome, fitted: bool) -> Taken {
+        let answer = match outcome {
+            ClaimByIdOutcome::Claimed(claim) => return Taken::Run(claim),
+            ClaimByIdOutcome::NotDue(at) => {
+                let wait = (at - self.store.now()).to_std().unwrap_or_default();
+                tracing::debug!(?wait, "not due yet: delaying the message");
+                Disposition::Retry(wait)
+            }
+            ClaimByIdOutcome::OtherType(job_type) if fitted && self.serves(&job_type) => {
+                tracing::info!(%job_type, "not enough time left in this invocation: the message comes back");
+                Disposition::Retry(Duration::ZERO)
+            }
+            ClaimByIdOutcome::OtherType(job_type) => match self.others {
+                OtherTypes::GiveBack => {
+                    tracing::debug!(%job_type, "not a type of this worker: giving the message back");
+                    Disposition::Retry(OTHER_TYPE_DELAY)
+                }
+                OtherTypes::Drop => {
+                    tracing::debug!(%job_type, "a type workers claim from Postgres: dropping the message");
+                    Disposition::Ack
+                }
+            },
+            other => {
+                tracing::debug!(outcome = ?other, "not claimable: dropping the message");
+                Disposition::Ack
+            }
+        };
+        Taken::Answer(answer)
+    }
+
+    /// Runs a job [`Self::take_until`] claimed at `claimed_at`, to its end
+    /// or until shortly before `deadline` (a job still running
+    /// [`RELEASE_BEFORE_DEADLINE`] before it is stopped and failed as
+    /// `DEADLINE`, retryable, rather than left to the heartbeat timeout when
+    /// the invocation is frozen). A job that waited for a slot so long that
+    /// its handler no longer fits before the deadline is handed back
+    /// unstarted, its attempt unspent, and its message comes back at once.
+    pub async fn run_taken(
+        &self,
+        claim: Claim,
+        claimed_at: tokio::time::Instant,
+        deadline: Option<tokio::time::Instant>,
+    ) -> (Disposition, Option<Finished>) {
+        if let Some(d) = deadline
+            && !self.types_fitting(d).contains(&claim.job.job_type)
+            && self.registry.get(&claim.job.job_type).is_some()
+        {
+            tracing::info!(job_id = %claim.job.id, "no time left for this job after its wait: handing it back");
+            if let Err(e) = self.store.hand_back(&self.worker, &[claim.token()]).await {
+                tracing::warn!(error = %e, "could not hand the claim back; it will be released as stale");
+            }
+            return (Disposition::Retry(Duration::ZERO), None);
+        }
+        let finished = self.run_claim_at(claim, claimed_at, deadline).await;
+        match finished {
+            Finished::Retrying(delay) => (Disposition::Retry(delay), Some(finished)),
+            _ => (Disposition::Ack, Some(finished)),
+        }
     }
 
     fn serves(&self, job_type: &str) -> bool {
@@ -228,22 +300,55 @@ impl Processor {
 
     /// Runs a claimed job to its end, or until shortly before `deadline`.
     pub async fn run_claim_until(&self, claim: Claim, deadline: Option<tokio::time::Instant>) -> Finished {
-        let span = tracing::info_span!(
-            "job",
-            job_id = %claim.job.id,
-            job_type = %claim.job.job_type,
-            attempt = claim.job.attempts
-        );
-        self.run_claim_inner(claim, deadline).instrument(span).await
+        self.run_claim_at(claim, tokio::time::Instant::now(), deadline)
+            .await
     }
 
-    async fn run_claim_inner(&self, claim: Claim, deadline: Option<tokio::time::Instant>) -> Finished {
+    async fn run_claim_at(
+        &self,
+        claim: Claim,
+        claimed_at: tokio::time::Instant,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Finished {
+        let span = job_span(&claim);
+        async {
+            let executed = self.execute_inner(claim, claimed_at, deadline).await;
+            self.settle_inner(executed).await
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs the handler of a job claimed at `claimed_at` (it may have
+    /// waited in a local queue since: the first heartbeat is due one
+    /// interval after the claim) and says how it ended, without recording
+    /// it: [`Self::settle`] does. A worker frees the job's slot between the
+    /// two, so completions wait for their shared statement without holding
+    /// a slot.
+    pub async fn execute(&self, claim: Claim, claimed_at: tokio::time::Instant) -> Executed {
+        let span = job_span(&claim);
+        self.execute_inner(claim, claimed_at, None).instrument(span).await
+    }
+
+    /// Records how an [`Executed`] attempt ended (completed, retrying,
+    /// failed; nothing when the claim was abandoned).
+    pub async fn settle(&self, executed: Executed) -> Finished {
+        let span = job_span(&executed.claim);
+        self.settle_inner(executed).instrument(span).await
+    }
+
+    async fn execute_inner(
+        &self,
+        claim: Claim,
+        claimed_at: tokio::time::Instant,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Executed {
         let Some(handler) = self.registry.get(&claim.job.job_type) else {
             let failure = JobFailure::permanent(
                 "NO_HANDLER",
                 format!("no handler is registered for job type {:?}", claim.job.job_type),
             );
-            return self.settle_failure(&claim, failure).await;
+            return Executed::failed(claim, failure);
         };
         let (progress_tx, progress_rx) = watch::channel(Progress::default());
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -251,8 +356,9 @@ impl Processor {
         let timeout = handler.timeout();
         let mut task = tokio::spawn(async move { tokio::time::timeout(timeout, handler.run(ctx)).await });
 
-        let mut beat = tokio::time::interval(self.heartbeat_interval);
-        beat.tick().await;
+        let mut beat =
+            tokio::time::interval_at(claimed_at + self.heartbeat_interval, self.heartbeat_interval);
+        beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut stop_deadline: Option<tokio::time::Instant> = None;
         let release_at = deadline.map(|d| d.checked_sub(RELEASE_BEFORE_DEADLINE).unwrap_or(d));
         let joined = loop {
@@ -272,7 +378,7 @@ impl Processor {
                         "DEADLINE",
                         "the consumer's invocation ended before the job finished",
                     );
-                    return self.settle_failure(&claim, failure).await;
+                    return Executed::failed(claim, failure);
                 }
                 _ = beat.tick(), if stop_deadline.is_none() => {
                     let p = progress_rx.borrow().clone();
@@ -302,7 +408,7 @@ impl Processor {
                 .await;
         }
         let outcome = match joined {
-            None => return Finished::Stale,
+            None => return Executed { claim, outcome: None },
             Some(Err(join)) if join.is_panic() => Err(JobFailure::retryable("PANIC", panic_message(join))),
             Some(Err(_)) => Err(JobFailure::retryable("ABORTED", "the handler task was aborted")),
             Some(Ok(Err(_elapsed))) => Err(JobFailure::retryable(
@@ -311,6 +417,17 @@ impl Processor {
             )),
             Some(Ok(Ok(Err(e)))) => Err(HandlerError::into_failure(e)),
             Some(Ok(Ok(Ok(output)))) => Ok(output),
+        };
+        Executed {
+            claim,
+            outcome: Some(outcome),
+        }
+    }
+
+    async fn settle_inner(&self, executed: Executed) -> Finished {
+        let Executed { claim, outcome } = executed;
+        let Some(outcome) = outcome else {
+            return Finished::Stale;
         };
         match outcome {
             Ok(output) => match self
@@ -359,6 +476,33 @@ impl Processor {
             }
         }
     }
+}
+
+/// An attempt whose handler ended, not yet recorded ([`Processor::execute`]).
+#[derive(Debug)]
+pub struct Executed {
+    claim: Claim,
+    /// `None`: abandoned (the claim ended under a handler that did not
+    /// stop); nothing is recorded.
+    outcome: Option<Result<super::handler::HandlerOutput, JobFailure>>,
+}
+
+impl Executed {
+    fn failed(claim: Claim, failure: JobFailure) -> Self {
+        Self {
+            claim,
+            outcome: Some(Err(failure)),
+        }
+    }
+}
+
+fn job_span(claim: &Claim) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        job_id = %claim.job.id,
+        job_type = %claim.job.job_type,
+        attempt = claim.job.attempts
+    )
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

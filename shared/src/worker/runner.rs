@@ -12,15 +12,26 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::processor::{Disposition, Finished, Processor};
+use super::processor::{Disposition, Finished, Processor, Taken};
 use crate::queue::{Broker, Delivery, Feed, Wakeups};
-use crate::store::JobFailure;
 use crate::store::workers::{WorkerBeat, WorkerCommand};
+use crate::store::{Claim, JobFailure, StoreError};
+
+/// The local queue's default bound: past a few hundred jobs per claim, a
+/// bigger batch buys nothing (bench/README.md).
+pub const DEFAULT_LOCAL_QUEUE: usize = 500;
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
     /// Jobs in flight at most.
     pub concurrency: usize,
+    /// Claimed jobs held ready beyond the free slots, at most (the claim
+    /// feed's local queue; deliveries have none). How many it holds follows
+    /// the pace: what this worker finished in the last
+    /// [`LocalQueue::HORIZON`], so slow jobs are claimed one slot at a time
+    /// and a fast drain claims hundreds per statement. 0: claim only for
+    /// free slots.
+    pub local_queue: usize,
     /// How long to wait for work before looking again.
     pub poll_interval: Duration,
     /// Drain what is due, then exit.
@@ -40,6 +51,7 @@ impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
             concurrency: 4,
+            local_queue: DEFAULT_LOCAL_QUEUE,
             poll_interval: Duration::from_secs(1),
             once: false,
             limit: None,
@@ -187,18 +199,9 @@ impl Slots {
         if self.stopping() {
             return Turn::Stop;
         }
-        while self.tasks.try_join_next().is_some() {}
-        let in_flight = self.options.concurrency.max(1) - self.permits.available_permits();
-        match self
-            .registration
-            .beat(&self.processor, &self.counters, in_flight, "running")
-            .await
-        {
+        match self.obey().await {
             WorkerCommand::Running => {}
-            WorkerCommand::Draining => {
-                tracing::info!("draining on request: finishing in-flight jobs, then exiting");
-                return Turn::Stop;
-            }
+            WorkerCommand::Draining => return Turn::Stop,
             WorkerCommand::Paused => {
                 self.idle(self.options.poll_interval).await;
                 return Turn::Again;
@@ -221,11 +224,46 @@ impl Slots {
         })
     }
 
+    /// Reaps finished tasks, beats (at most once per interval) and says
+    /// what the operator wants.
+    async fn obey(&mut self) -> WorkerCommand {
+        while self.tasks.try_join_next().is_some() {}
+        let in_flight = self.options.concurrency.max(1) - self.permits.available_permits();
+        let command = self
+            .registration
+            .beat(&self.processor, &self.counters, in_flight, "running")
+            .await;
+        if command == WorkerCommand::Draining {
+            tracing::info!("draining on request: finishing in-flight jobs, then exiting");
+        }
+        command
+    }
+
     /// Runs `job` in a slot of its own.
     async fn spawn(&mut self, job: impl FnOnce(Arc<Processor>, Arc<Counters>) -> BoxedJob) {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
+        self.spawn_holding(permit, job);
+    }
+
+    /// Runs `job` in the slot `permit` holds; the job may free it early.
+    fn spawn_in(
+        &mut self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        job: impl FnOnce(Arc<Processor>, Arc<Counters>, tokio::sync::OwnedSemaphorePermit) -> BoxedJob,
+    ) {
+        self.started += 1;
+        let task = job(self.processor.clone(), self.counters.clone(), permit);
+        self.tasks.spawn(task);
+    }
+
+    /// Runs `job` in the slot `permit` holds until it ends.
+    fn spawn_holding(
+        &mut self,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        job: impl FnOnce(Arc<Processor>, Arc<Counters>) -> BoxedJob,
+    ) {
         self.started += 1;
         let task = job(self.processor.clone(), self.counters.clone());
         self.tasks.spawn(async move {
@@ -296,53 +334,226 @@ impl Backoff {
 
 type BoxedJob = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
-/// The claim feed: claim due jobs for every free slot in one statement;
-/// when there are none, wait for a wake-up or the poll interval.
+/// The claim feed: claims land in a local queue (at most the free slots
+/// plus what the pace calls for, [`LocalQueue`]) and start as slots free up,
+/// while the next claim runs beside them; when nothing is due, wait for a
+/// wake-up or the poll interval. Claims never started go back at once
+/// (stop, pause, or held for a heartbeat interval), their attempt unspent.
 async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) {
+    let mut queue = LocalQueue::new(slots.options.local_queue, slots.processor.heartbeat_interval());
+    let mut refill: Option<Refill> = None;
+    // Set when the last claim found nothing: no claim until a wake-up.
+    let mut asleep: Option<u64> = None;
+    let mut finished = false;
     loop {
-        let want = match slots.next_turn().await {
-            Turn::Take(n) => n,
-            Turn::Again => continue,
-            Turn::Stop => break,
-        };
-        // Marked before the claim: a publish after it ends the wait below.
-        let mark = wakeups.mark();
-        let claimed = slots
-            .processor
-            .store()
-            .claim(slots.processor.worker(), want as u32, Some(types))
-            .await;
-        let got_work = match claimed {
-            Ok(claims) => {
-                let any = !claims.is_empty();
-                for claim in claims {
-                    slots
-                        .spawn(|p, c| Box::pin(async move { c.record(p.run_claim(claim).await) }))
-                        .await;
+        // `once`: after a claim found nothing, what is queued is the rest.
+        let drained = slots.options.once && asleep.is_some() && queue.is_empty();
+        if slots.stopping() || finished || drained {
+            break;
+        }
+        match slots.obey().await {
+            WorkerCommand::Running => {}
+            WorkerCommand::Draining => break,
+            WorkerCommand::Paused => {
+                if let Some(r) = refill.take() {
+                    queue.extend(r.await.1.unwrap_or_default());
                 }
-                any
-            }
-            Err(e) => {
-                let wait = slots.failing.next();
-                tracing::warn!(error = %e, retry_in = ?wait, failures = slots.failing.count, "claim failed; backing off");
-                if slots.options.once {
-                    break;
-                }
-                slots.idle(wait).await;
+                queue.hand_back_all(&slots.processor, "paused").await;
+                slots.idle(slots.options.poll_interval).await;
                 continue;
             }
-        };
-        slots.failing.reset();
-        if !got_work {
-            if slots.options.once {
-                break;
+        }
+        if queue.hand_back_expired(&slots.processor).await > 0 {
+            // Due again: claimable (by this worker too) once a slot frees.
+            asleep = None;
+        }
+        // Start what the free slots can take.
+        while let Some(permit) = queue
+            .peek()
+            .and_then(|_| slots.permits.clone().try_acquire_owned().ok())
+        {
+            let (claim, claimed_at) = queue.pop().expect("peeked");
+            // The slot is the handler's: it frees as the handler ends, and
+            // the completion waits for its shared statement without it.
+            slots.spawn_in(permit, |p, c, permit| {
+                Box::pin(async move {
+                    let executed = p.execute(claim, claimed_at).await;
+                    drop(permit);
+                    c.record(p.settle(executed).await);
+                })
+            });
+        }
+        if slots.options.once && asleep.is_some() && queue.is_empty() {
+            break;
+        }
+        let free = slots.permits.available_permits();
+        let headroom = slots.options.limit.map_or(usize::MAX, |l| {
+            (l.saturating_sub(slots.started) as usize).saturating_sub(queue.len())
+        });
+        if refill.is_none() && asleep.is_none() {
+            let want = queue
+                .wanted(free, slots.counters.processed.load(Ordering::Relaxed))
+                .min(headroom);
+            if want > 0 {
+                let mark = wakeups.mark();
+                let store = slots.processor.store().clone();
+                let worker = slots.processor.worker().to_owned();
+                let types = types.to_vec();
+                refill = Some(Box::pin(async move {
+                    (mark, store.claim(&worker, want as u32, Some(&types)).await)
+                }));
             }
-            // Sleep until a wake-up or the poll interval.
-            let poll = slots.options.poll_interval;
-            tokio::select! {
-                () = wakeups.wait(mark, poll) => {}
-                _ = slots.shutdown.changed() => {}
+        }
+        let tick = slots.registration.every.min(Duration::from_secs(1));
+        tokio::select! {
+            biased;
+            _ = slots.shutdown.changed() => {}
+            (mark, claimed) = async { refill.as_mut().expect("guarded").await }, if refill.is_some() => {
+                refill = None;
+                match claimed {
+                    Ok(claims) => {
+                        slots.failing.reset();
+                        if claims.is_empty() {
+                            asleep = Some(mark);
+                        }
+                        queue.extend(claims);
+                    }
+                    Err(e) => {
+                        let wait = slots.failing.next();
+                        tracing::warn!(error = %e, retry_in = ?wait, failures = slots.failing.count, "claim failed; backing off");
+                        if slots.options.once {
+                            finished = true;
+                        } else {
+                            slots.idle(wait).await;
+                        }
+                    }
+                }
             }
+            // A slot frees up: start a queued claim, or claim for it.
+            Ok(permit) = slots.permits.clone().acquire_owned(),
+                if !queue.is_empty() || (refill.is_none() && asleep.is_none() && free == 0) => drop(permit),
+            () = async { wakeups.wait(asleep.expect("guarded"), slots.options.poll_interval).await }, if asleep.is_some() && refill.is_none() && !slots.options.once => {
+                asleep = None;
+            }
+            () = tokio::time::sleep(tick) => {}
+        }
+    }
+    // Whatever was claimed and not started goes back now.
+    if let Some(r) = refill.take() {
+        queue.extend(r.await.1.unwrap_or_default());
+    }
+    queue.hand_back_all(&slots.processor, "stopping").await;
+}
+
+/// A claim in flight: the wake-up mark taken before it, and what it got.
+type Refill =
+    std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Result<Vec<Claim>, StoreError>)> + Send>>;
+
+/// Claims taken ahead of the free slots, oldest first. How many it holds
+/// follows the pace: beyond the free slots, what this worker finished in
+/// the last [`Self::HORIZON`] (at most the configured bound), so a claim
+/// waits here about that long, a fast drain claims hundreds per statement
+/// and a slow one claims only for its free slots.
+struct LocalQueue {
+    claims: std::collections::VecDeque<(Claim, tokio::time::Instant)>,
+    bound: usize,
+    /// Claims older than this go back (their heartbeat is the claim's).
+    max_wait: Duration,
+    /// Completions per second, smoothed, and the last sample of the count.
+    pace: f64,
+    sampled: Option<(tokio::time::Instant, u64)>,
+}
+
+impl LocalQueue {
+    const HORIZON: Duration = Duration::from_millis(250);
+
+    fn new(bound: usize, max_wait: Duration) -> Self {
+        Self {
+            claims: std::collections::VecDeque::new(),
+            bound,
+            max_wait,
+            pace: 0.0,
+            sampled: None,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.claims.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+
+    fn peek(&self) -> Option<&Claim> {
+        self.claims.front().map(|(c, _)| c)
+    }
+
+    fn pop(&mut self) -> Option<(Claim, tokio::time::Instant)> {
+        self.claims.pop_front()
+    }
+
+    fn extend(&mut self, claims: Vec<Claim>) {
+        let now = tokio::time::Instant::now();
+        self.claims.extend(claims.into_iter().map(|c| (c, now)));
+    }
+
+    /// How many to claim now, given the free slots and the count of jobs
+    /// finished so far: none while the queue holds more than half of what
+    /// the pace calls for (and covers the free slots).
+    fn wanted(&mut self, free: usize, finished: u64) -> usize {
+        let now = tokio::time::Instant::now();
+        match self.sampled {
+            Some((at, count)) if now.duration_since(at) >= Duration::from_millis(20) => {
+                let rate = finished.saturating_sub(count) as f64 / now.duration_since(at).as_secs_f64();
+                self.pace = 0.5 * self.pace + 0.5 * rate;
+                self.sampled = Some((now, finished));
+            }
+            Some(_) => {}
+            None => self.sampled = Some((now, finished)),
+        }
+        // No longer than half the wait that would send a claim back.
+        let horizon = Self::HORIZON.min(self.max_wait / 2);
+        let ahead = ((self.pace * horizon.as_secs_f64()) as usize).min(self.bound);
+        let target = free + ahead;
+        if self.len() >= free && self.len() * 2 > ahead {
+            return 0;
+        }
+        target.saturating_sub(self.len())
+    }
+
+    /// Hands back the claims that waited longer than a heartbeat interval;
+    /// says how many.
+    async fn hand_back_expired(&mut self, processor: &Processor) -> usize {
+        let now = tokio::time::Instant::now();
+        let expired = self
+            .claims
+            .iter()
+            .take_while(|(_, at)| now.duration_since(*at) >= self.max_wait)
+            .count();
+        if expired > 0 {
+            let old: Vec<_> = self.claims.drain(..expired).map(|(c, _)| c.token()).collect();
+            hand_back(processor, &old, "waited a heartbeat interval").await;
+        }
+        expired
+    }
+
+    async fn hand_back_all(&mut self, processor: &Processor, why: &str) {
+        let all: Vec<_> = self.claims.drain(..).map(|(c, _)| c.token()).collect();
+        hand_back(processor, &all, why).await;
+    }
+}
+
+/// Gives claims back to pending (their attempt unspent). When that fails
+/// they time out as stale, a spent attempt, and run again.
+async fn hand_back(processor: &Processor, claims: &[crate::store::ClaimToken], why: &str) {
+    if claims.is_empty() {
+        return;
+    }
+    match processor.store().hand_back(processor.worker(), claims).await {
+        Ok(n) => tracing::info!(handed_back = n, why, "claims never started went back to pending"),
+        Err(e) => {
+            tracing::warn!(error = %e, claims = claims.len(), why, "could not hand claims back; they will be released as stale")
         }
     }
 }
@@ -369,11 +580,16 @@ async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
             Ok(deliveries) => {
                 slots.failing.reset();
                 let got_work = !deliveries.is_empty();
-                for d in deliveries {
+                // One statement claims the jobs of everything received.
+                let taken = slots.processor.take_until(&deliveries, None).await;
+                let claimed_at = tokio::time::Instant::now();
+                for (d, t) in deliveries.into_iter().zip(taken) {
                     let broker = broker.clone();
                     slots
                         .spawn(|p, c| {
-                            Box::pin(async move { settle_delivery(&p, &c, broker.as_ref(), d).await })
+                            Box::pin(async move {
+                                settle_delivery(&p, &c, broker.as_ref(), d, t, claimed_at).await
+                            })
                         })
                         .await;
                 }
@@ -393,8 +609,20 @@ async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
     }
 }
 
-async fn settle_delivery(p: &Processor, c: &Counters, broker: &dyn Broker, d: Delivery) {
-    let (outcome, finished) = p.handle_delivery(&d).await;
+/// Runs a delivery's job when it has one, then acks or nacks the message as
+/// the attempt ended.
+async fn settle_delivery(
+    p: &Processor,
+    c: &Counters,
+    broker: &dyn Broker,
+    d: Delivery,
+    taken: Taken,
+    claimed_at: tokio::time::Instant,
+) {
+    let (outcome, finished) = match taken {
+        Taken::Run(claim) => p.run_taken(*claim, claimed_at, None).await,
+        Taken::Answer(disposition) => (disposition, None),
+    };
     match finished {
         Some(f) => c.record(f),
         None => {

@@ -154,3 +154,88 @@ async fn sweepers_racing_each_other_release_each_job_once() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_worker_that_dies_holding_hundreds_of_claims_has_every_one_released() {
+    let db = test_db().await;
+    for tenant in ["acme", "globex", "initech"] {
+        let news: Vec<NewJob> = (0..120).map(|_| NewJob::new("noop", json!({}))).collect();
+        db.store.create_many(tenant, "test", news).await.expect("create");
+    }
+    let held = db.store.claim("doomed", 1000, None).await.expect("claim");
+    assert_eq!(held.len(), 360, "one statement claims them all");
+    db.advance(61);
+    let mut released = Vec::new();
+    loop {
+        let pass = db.store.release_stale(TIMEOUT, 100).await.expect("sweep");
+        if pass.total() == 0 {
+            break;
+        }
+        assert!(pass.total() <= 100, "a pass is bounded: {}", pass.total());
+        released.extend(pass.requeued);
+    }
+    released.sort();
+    released.dedup();
+    assert_eq!(released.len(), 360, "every claim of every tenant, once");
+    let left: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM jobs WHERE status <> 'pending'", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(left, 0);
+}
+
+#[tokio::test]
+async fn claims_handed_back_unstarted_are_pending_again_with_their_attempt_unspent() {
+    let db = test_db().await;
+    let news: Vec<NewJob> = (0..4).map(|_| NewJob::new("noop", json!({}))).collect();
+    db.store.create_many("acme", "test", news).await.expect("create");
+    let claims = db.store.claim("queued", 4, None).await.expect("claim");
+    let tokens: Vec<_> = claims.iter().map(|c| c.token()).collect();
+    // One was cancelled while it waited, one is not this worker's to give.
+    db.store
+        .cancel(Some("acme"), tokens[0].job_id, "acme-user")
+        .await
+        .expect("cancel");
+    assert_eq!(
+        db.store
+            .hand_back("someone-else", &tokens[1..])
+            .await
+            .expect("hand back"),
+        0,
+        "only the holder hands a claim back"
+    );
+    assert_eq!(db.store.hand_back("queued", &tokens).await.expect("hand back"), 3);
+    assert_eq!(db.job(tokens[0].job_id).await.status, JobStatus::Cancelled);
+    for t in &tokens[1..] {
+        let job = db.job(t.job_id).await;
+        assert_eq!(
+            (job.status, job.attempts, job.locked_by),
+            (JobStatus::Pending, 0, None)
+        );
+        assert_eq!(db.events(t.job_id).await, ["created", "claimed", "handed_back"]);
+    }
+    let outbox: i64 = db
+        .client
+        .query_one(
+            "SELECT count(*) FROM outbox WHERE job_id = ANY($1) AND status = 'pending'",
+            &[&tokens[1..].iter().map(|t| t.job_id).collect::<Vec<_>>()],
+        )
+        .await
+        .expect("count")
+        .get(0);
+    assert!(outbox >= 3, "each is published again: {outbox}");
+    // Claimable at once, by anyone, as attempt 1 again.
+    let again = db.store.claim("next", 10, None).await.expect("claim");
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|c| c.job.attempts == 1));
+    // The same attempt number is another worker's now: not the old holder's.
+    assert_eq!(
+        db.store
+            .hand_back("queued", &tokens[1..])
+            .await
+            .expect("hand back"),
+        0
+    );
+}

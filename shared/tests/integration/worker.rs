@@ -482,3 +482,72 @@ async fn a_delivery_for_another_type_goes_back_unclaimed() {
     assert_eq!(db.job(job.id).await.status, JobStatus::Pending);
     assert_eq!(db.job(job.id).await.attempts, 0);
 }
+
+#[tokio::test]
+async fn a_worker_stopped_mid_drain_hands_back_its_local_queue_at_once() {
+    let db = test_db().await;
+    let news: Vec<NewJob> = (0..600).map(|_| NewJob::new("sleep", json!({"ms": 2}))).collect();
+    db.store.create_many(TENANT, "test", news).await.expect("create");
+    let options = WorkerOptions {
+        concurrency: 2,
+        poll_interval: Duration::from_millis(50),
+        ..WorkerOptions::default()
+    };
+    // Beats every second: claims may wait that long in the local queue.
+    let p = a_processor(&db, jobline::handlers::builtins(), "queueing", 1000);
+    let (tx, worker) = a_running_worker(&db, p, options);
+    let completed = || async {
+        let n: i64 = db
+            .client
+            .query_one("SELECT count(*) FROM jobs WHERE status = 'completed'", &[])
+            .await
+            .expect("count")
+            .get(0);
+        n >= 100
+    };
+    assert!(eventually(WITHIN, completed).await, "the drain never got going");
+    tx.send(true).expect("signal");
+    tokio::time::timeout(Duration::from_secs(5), worker)
+        .await
+        .expect("stops in time")
+        .expect("task");
+    let row = db
+        .client
+        .query_one(
+            "SELECT count(*) FILTER (WHERE status = 'processing'),
+                    count(*) FILTER (WHERE status = 'pending' AND attempts <> 0),
+                    count(*) FILTER (WHERE status NOT IN ('pending', 'completed')),
+                    (SELECT count(*) FROM job_events WHERE event = 'handed_back')
+             FROM jobs",
+            &[],
+        )
+        .await
+        .expect("counts");
+    let (processing, spent, other, handed_back): (i64, i64, i64, i64) =
+        (row.get(0), row.get(1), row.get(2), row.get(3));
+    assert_eq!(
+        processing, 0,
+        "nothing left held: no wait for the heartbeat timeout"
+    );
+    assert_eq!(spent, 0, "no attempt spent on a job that never started");
+    assert_eq!(other, 0);
+    assert!(handed_back > 0, "the worker held claims ahead of its two slots");
+}
+
+#[tokio::test]
+async fn a_lone_slot_takes_the_next_job_as_soon_as_it_frees_not_at_the_next_poll() {
+    let db = test_db().await;
+    let news: Vec<NewJob> = (0..20).map(|_| NewJob::new("noop", json!({}))).collect();
+    db.store.create_many(TENANT, "test", news).await.expect("create");
+    let options = WorkerOptions {
+        concurrency: 1,
+        poll_interval: Duration::from_secs(10),
+        once: true,
+        ..WorkerOptions::default()
+    };
+    // A slot that waited for a poll or a beat per job would take 20 s.
+    let summary = tokio::time::timeout(WITHIN, a_worker(&db, jobline::handlers::builtins(), options))
+        .await
+        .expect("the drain does not wait between jobs");
+    assert_eq!(summary.succeeded, 20);
+}

@@ -1,5 +1,6 @@
 -- processing → completed for many claims in one statement, each row only
--- through its own claim (`attempts` is the fencing token): a job whose claim
+-- through its own claim (`attempts` is the fencing token, with the holder: an
+-- attempt handed back unstarted is claimed again under the same number): a job whose claim
 -- moved on is left alone and simply not returned. One `completed` event per
 -- completed job, in the same statement.
 -- $1 now · $2 job ids · $3 attempts · $4 results · $5 result uris · $6 workers
@@ -15,7 +16,7 @@ done AS (
         locked_by = NULL, locked_at = NULL, heartbeat_at = NULL,
         failure_reason = NULL, error_code = NULL
     FROM input i
-    WHERE j.id = i.id AND j.status = 'processing' AND j.attempts = i.attempt
+    WHERE j.id = i.id AND j.status = 'processing' AND j.attempts = i.attempt AND j.locked_by = i.worker
     RETURNING j.*, i.worker AS completed_by
 ),
 events AS (

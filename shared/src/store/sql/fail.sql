@@ -1,5 +1,5 @@
 -- processing → pending (retry after backoff) or failed (the dead letter), only
--- through the current claim. The retry policy (domain/retry.rs) chose $4.
+-- through the current claim (its attempt and its holder). The retry policy (domain/retry.rs) chose $4.
 -- The consumer gives its message back to the broker with the backoff as the
 -- delay (and the sweeper re-wakes due jobs whose message was lost).
 -- $1 now · $2 job id · $3 attempt · $4 'pending' | 'failed' · $5 run_after
@@ -11,7 +11,7 @@ WITH failed AS (
         error_code = $6, failure_reason = $7,
         completed_at = CASE WHEN $4 = 'failed' THEN $1 END,
         updated_at = $1, locked_by = NULL, locked_at = NULL, heartbeat_at = NULL
-    WHERE id = $2 AND status = 'processing' AND attempts = $3
+    WHERE id = $2 AND status = 'processing' AND attempts = $3 AND locked_by = $8
     RETURNING *
 ),
 events AS (

@@ -1,14 +1,16 @@
 -- processing without a heartbeat since $2 → pending (attempts left) or failed
 -- (spent), error code HEARTBEAT_TIMEOUT, up to $3 jobs per call. SKIP LOCKED
--- and the status re-check make parallel sweepers harmless.
+-- and the status re-check make parallel sweepers harmless. The candidates
+-- come from `processing_jobs` (migration 0007: no index of processing jobs).
 -- $1 now · $2 cutoff (now - timeout) · $3 limit · $4 queue · $5 actor
 WITH stale AS (
-    SELECT id, locked_by AS stale_worker, heartbeat_at AS last_heartbeat
-    FROM jobs
-    WHERE status = 'processing' AND heartbeat_at < $2
-    ORDER BY heartbeat_at
+    SELECT j.id, j.locked_by AS stale_worker, j.heartbeat_at AS last_heartbeat
+    FROM jobs j
+    WHERE j.id IN (SELECT id FROM processing_jobs WHERE heartbeat_at < $2)
+      AND j.status = 'processing' AND j.heartbeat_at < $2
+    ORDER BY j.heartbeat_at
     LIMIT $3
-    FOR NO KEY UPDATE SKIP LOCKED -- not skipped for an event being written (see claim_batch.sql)
+    FOR NO KEY UPDATE OF j SKIP LOCKED -- not skipped for an outbox row being written (see claim_batch.sql)
 ),
 released AS (
     UPDATE jobs j

@@ -23,10 +23,10 @@
 WITH served AS MATERIALIZED (
     SELECT jobline_served_types($5, $6::text[]) AS types
 ),
--- Types with a job processing now (a few rows: the processing partial index).
+-- Types with a job processing now (a few rows: `processing_jobs`).
 busy AS (
     SELECT coalesce(array_agg(DISTINCT job_type), '{}') AS types
-    FROM jobs WHERE status = 'processing'
+    FROM processing_jobs
 ),
 due AS (
     SELECT j.id

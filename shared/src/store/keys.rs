@@ -5,6 +5,8 @@
 //! with `subtle`'s constant-time equality. Keys are looked up on every
 //! request, so a revoked key stops working at once.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use rand::RngCore as _;
 use serde::Serialize;
@@ -114,24 +116,45 @@ impl Store {
         let Some((id, secret)) = parse(key) else {
             return Ok(None);
         };
+        let Some(row) = self.key_row(id).await? else {
+            return Ok(None);
+        };
+        let matches: bool = hash(secret).ct_eq(&row.secret_hash).into();
+        if !matches || row.revoked {
+            return Ok(None);
+        }
+        self.touch_key_later(id);
+        Ok(Some(Principal {
+            tenant: row.tenant_id.clone(),
+            scopes: row.scopes.clone(),
+            key_id: Some(id),
+        }))
+    }
+
+    /// The stored key `id`, from this process's cache when it was read in
+    /// the last [`KEY_CACHE_TTL`] (so a revocation by another process takes
+    /// effect within that; one by this process at once). Unknown ids are
+    /// not remembered.
+    async fn key_row(&self, id: Uuid) -> Result<Option<Arc<KeyRow>>, StoreError> {
+        let now = self.now();
+        if let Some(row) = self.key_cache.get(id, now) {
+            return Ok(Some(row));
+        }
         let client = self.client().await?;
         let rows = sql::API_KEY_FIND.query(client.on(), &[&id]).await?;
         let Some(row) = rows.first() else {
             return Ok(None);
         };
         let err = |e| StoreError::from_db("api_key_find", e);
-        let stored: Vec<u8> = row.try_get("secret_hash").map_err(err)?;
-        let revoked: Option<DateTime<Utc>> = row.try_get("revoked_at").map_err(err)?;
-        let matches: bool = hash(secret).ct_eq(&stored).into();
-        if !matches || revoked.is_some() {
-            return Ok(None);
-        }
-        self.touch_key_later(id);
-        Ok(Some(Principal {
-            tenant: row.try_get("tenant_id").map_err(err)?,
+        let revoked_at: Option<DateTime<Utc>> = row.try_get("revoked_at").map_err(err)?;
+        let row = Arc::new(KeyRow {
+            tenant_id: row.try_get("tenant_id").map_err(err)?,
+            secret_hash: row.try_get("secret_hash").map_err(err)?,
             scopes: row.try_get("scopes").map_err(err)?,
-            key_id: Some(id),
-        }))
+            revoked: revoked_at.is_some(),
+        });
+        self.key_cache.put(id, now, row.clone());
+        Ok(Some(row))
     }
 
     /// Writes the key's `last_used_at` off the request's path (a task of
@@ -178,6 +201,7 @@ impl Store {
 
     /// Revokes a key; `false` when there is no such key.
     pub async fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
+        self.key_cache.forget(id);
         let client = self.client().await?;
         Ok(!sql::API_KEY_REVOKE
             .query(client.on(), &[&id, &self.now()])
@@ -251,5 +275,51 @@ impl Touches {
         }
         seen.insert(id, now);
         true
+    }
+}
+
+/// How long a process trusts a key it read: a key revoked by another
+/// process stops working within this (stated in the README).
+pub const KEY_CACHE_TTL: chrono::Duration = chrono::Duration::seconds(5);
+/// Keys cached at most; past it the cache starts over.
+const KEYS_CACHED: usize = 10_000;
+
+/// A stored key as authentication needs it.
+#[derive(Debug)]
+pub(crate) struct KeyRow {
+    tenant_id: String,
+    secret_hash: Vec<u8>,
+    scopes: Vec<String>,
+    revoked: bool,
+}
+
+/// A key as read, and when.
+type CachedKey = (DateTime<Utc>, Arc<KeyRow>);
+
+/// The keys this process read lately.
+#[derive(Debug, Default)]
+pub(crate) struct KeyCache(std::sync::Mutex<std::collections::HashMap<Uuid, CachedKey>>);
+
+impl KeyCache {
+    fn get(&self, id: Uuid, now: DateTime<Utc>) -> Option<Arc<KeyRow>> {
+        let cache = self.0.lock().ok()?;
+        let (read_at, row) = cache.get(&id)?;
+        // A clock moved back counts as stale too.
+        (now >= *read_at && now - *read_at < KEY_CACHE_TTL).then(|| row.clone())
+    }
+
+    fn put(&self, id: Uuid, now: DateTime<Utc>, row: Arc<KeyRow>) {
+        if let Ok(mut cache) = self.0.lock() {
+            if cache.len() >= KEYS_CACHED {
+                cache.clear();
+            }
+            cache.insert(id, (now, row));
+        }
+    }
+
+    fn forget(&self, id: Uuid) {
+        if let Ok(mut cache) = self.0.lock() {
+            cache.remove(&id);
+        }
     }
 }

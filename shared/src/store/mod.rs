@@ -100,6 +100,8 @@ pub struct Store {
     batchers: Arc<batcher::Batchers>,
     /// When each key's `last_used_at` was last written by this process.
     key_touches: Arc<keys::Touches>,
+    /// The API keys this process read lately ([`keys::KEY_CACHE_TTL`]).
+    key_cache: Arc<keys::KeyCache>,
 }
 
 impl Store {
@@ -115,6 +117,7 @@ impl Store {
             settings: Arc::new(settings),
             batchers: Arc::default(),
             key_touches: Arc::default(),
+            key_cache: Arc::default(),
         }
     }
 
@@ -127,6 +130,7 @@ impl Store {
             settings: self.settings.clone(),
             batchers: Arc::default(),
             key_touches: self.key_touches.clone(),
+            key_cache: self.key_cache.clone(),
         }
     }
 

@@ -69,3 +69,46 @@ async fn a_keys_last_use_is_recorded_at_most_once_a_minute() {
     let forged = format!("{}x", key.key);
     assert!(db.store.authenticate(&forged).await.expect("auth").is_none());
 }
+
+#[tokio::test]
+async fn a_key_revoked_by_another_process_stops_working_within_the_cache_ttl() {
+    let db = test_db().await;
+    let key = db
+        .store
+        .create_api_key("acme", &["jobs:read".to_owned()], Some("k"))
+        .await
+        .expect("key");
+    // Another process: the same database and clock, a cache of its own.
+    let elsewhere = jobline::Store::with_clock(
+        db.store.pool().clone(),
+        jobline::testing::test_settings(),
+        std::sync::Arc::new(db.clock.clone()),
+    );
+    assert!(elsewhere.authenticate(&key.key).await.expect("auth").is_some());
+    let wrong = format!("{}0", &key.key[..key.key.len() - 1]);
+    let wrong = if wrong == key.key {
+        format!("{}1", &key.key[..key.key.len() - 1])
+    } else {
+        wrong
+    };
+    assert!(
+        elsewhere.authenticate(&wrong).await.expect("auth").is_none(),
+        "a cached key still checks the secret"
+    );
+    assert!(db.store.revoke_api_key(key.id).await.expect("revoke"));
+    assert!(
+        db.store.authenticate(&key.key).await.expect("auth").is_none(),
+        "refused at once by the process that revoked it"
+    );
+    db.advance(4);
+    assert!(
+        elsewhere.authenticate(&key.key).await.expect("auth").is_some(),
+        "trusted elsewhere for at most KEY_CACHE_TTL"
+    );
+    db.advance(2);
+    assert!(
+        elsewhere.authenticate(&key.key).await.expect("auth").is_none(),
+        "and refused everywhere after it"
+    );
+    assert_eq!(jobline::store::keys::KEY_CACHE_TTL.num_seconds(), 5);
+}

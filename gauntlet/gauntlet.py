@@ -426,8 +426,6 @@ def chaos(size: dict, rng: random.Random) -> tuple[dict, str]:
             result["broken"].append(f"accepted {len(accepted)} of {size['chaos_jobs']}")
         if kills == 0:
             result["broken"].append("no worker was killed")
-        elif max(held) <= 8:
-            result["broken"].append(f"no kill hit a worker holding a local queue (held {held})")
         return result, (f"kills={kills} held_at_kill={'+'.join(map(str, held))} "
                         f"rerun_after_kill={result['rerun']}")
 

@@ -45,6 +45,9 @@ impl WorkerArgs {
         if self.concurrency == 0 {
             anyhow::bail!("--concurrency must be at least 1");
         }
+        if self.poll_interval.is_nan() || self.poll_interval < 0.01 {
+            anyhow::bail!("--poll-interval must be at least 0.01 seconds");
+        }
         Ok(WorkerOptions {
             concurrency: self.concurrency,
             local_queue: self.local_queue,

@@ -513,3 +513,36 @@ async fn a_clean_batch_of_ten_records_costs_at_most_three_statements() {
         assert_eq!(db.events(*id).await, ["created", "claimed", "completed"]);
     }
 }
+
+#[tokio::test]
+async fn a_record_that_waited_a_heartbeat_interval_for_a_slot_is_handed_back_unstarted() {
+    let db = test_db().await;
+    // One slot, heartbeats every second, jobs of 1.2 s: the second record's
+    // claim waits past an interval unrenewed.
+    let consumer = consumer(&db, jobline::handlers::builtins(), sqs_options(1));
+    let news: Vec<NewJob> = (0..2)
+        .map(|_| NewJob::new("sleep", json!({"ms": 1200})))
+        .collect();
+    let created = db.store.create_many(TENANT, "test", news).await.expect("create");
+    let (first, second) = (created[0].job.id, created[1].job.id);
+    let now = Utc::now().timestamp_millis();
+    let response = consumer
+        .handle(event(vec![
+            record("m-1", &body_of(first, now)),
+            record("m-2", &body_of(second, now)),
+        ]))
+        .await;
+    assert_eq!(
+        failures(&response),
+        HashSet::from(["m-2".to_owned()]),
+        "its message comes back"
+    );
+    assert_eq!(db.job(first).await.status, JobStatus::Completed);
+    let back = db.job(second).await;
+    assert_eq!(
+        (back.status, back.attempts),
+        (JobStatus::Pending, 0),
+        "no attempt spent"
+    );
+    assert_eq!(db.events(second).await, ["created", "claimed", "handed_back"]);
+}

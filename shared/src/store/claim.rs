@@ -51,6 +51,10 @@ pub enum ClaimByIdOutcome {
     /// It was claimable a moment ago and someone else just took or changed
     /// it: drop the message.
     Contended,
+    /// Not claimed, and why could not be read (the database went away
+    /// between the claim of a batch and the read of the rest): bring the
+    /// message back later.
+    Unread,
 }
 
 /// What a heartbeat learned.
@@ -67,17 +71,34 @@ pub enum HeartbeatOutcome {
 
 impl Store {
     /// Claims up to `limit` due jobs, highest priority first.
-    #[instrument(skip(self, types), fields(worker = worker))]
     pub async fn claim(
         &self,
         worker: &str,
         limit: u32,
         types: Option<&[String]>,
     ) -> Result<Vec<Claim>, StoreError> {
+        self.claim_ahead(worker, limit, limit, types).await
+    }
+
+    /// Claims up to `limit` due jobs, highest priority first, for a worker
+    /// with `free` slots: beyond those, only jobs with an attempt left after
+    /// this one (claims held ahead, in a local queue, lost with their worker
+    /// cost an attempt; never a job's last).
+    #[instrument(skip(self, types), fields(worker = worker))]
+    pub async fn claim_ahead(
+        &self,
+        worker: &str,
+        limit: u32,
+        free: u32,
+        types: Option<&[String]>,
+    ) -> Result<Vec<Claim>, StoreError> {
         let client = self.client().await?;
         let now = self.now();
         let rows = sql::CLAIM_BATCH
-            .query(client.on(), &[&now, &worker, &i64::from(limit), &types])
+            .query(
+                client.on(),
+                &[&now, &worker, &i64::from(limit), &types, &i64::from(free)],
+            )
             .await?;
         claims(&rows, worker, "claim_batch")
     }
@@ -157,17 +178,18 @@ impl Store {
             .filter(|id| !claimed.contains_key(id))
             .copied()
             .collect();
-        let others: std::collections::HashMap<Uuid, Job> = if rest.is_empty() {
-            Default::default()
+        // The claims are committed: a failed read of the others must not
+        // lose them (those others come back later, `Unread`).
+        let others: Option<std::collections::HashMap<Uuid, Job>> = if rest.is_empty() {
+            Some(Default::default())
         } else {
-            let client = self.client().await?;
-            sql::JOBS_BY_IDS
-                .query(client.on(), &[&rest])
-                .await?
-                .iter()
-                .map(|row| Job::from_row(row).map(|job| (job.id, job)))
-                .collect::<Result<_, _>>()
-                .map_err(|e| StoreError::from_db("jobs_by_ids", e))?
+            match self.jobs_by_ids(&rest).await {
+                Ok(jobs) => Some(jobs),
+                Err(e) => {
+                    tracing::warn!(error = %e, unread = rest.len(), "could not read the jobs not claimed");
+                    None
+                }
+            }
         };
         Ok(ids
             .iter()
@@ -180,12 +202,24 @@ impl Store {
                 None if !rest.contains(id) => ClaimByIdOutcome::ClaimedElsewhere {
                     by: Some(worker.to_owned()),
                 },
-                None => match others.get(id) {
-                    None => ClaimByIdOutcome::NotFound,
-                    Some(job) => unclaimable(job, now, types),
+                None => match others.as_ref().map(|o| o.get(id)) {
+                    None => ClaimByIdOutcome::Unread,
+                    Some(None) => ClaimByIdOutcome::NotFound,
+                    Some(Some(job)) => unclaimable(job, now, types),
                 },
             })
             .collect())
+    }
+
+    async fn jobs_by_ids(&self, ids: &[Uuid]) -> Result<std::collections::HashMap<Uuid, Job>, StoreError> {
+        let client = self.client().await?;
+        sql::JOBS_BY_IDS
+            .query(client.on(), &[&ids])
+            .await?
+            .iter()
+            .map(|row| Job::from_row(row).map(|job| (job.id, job)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::from_db("jobs_by_ids", e))
     }
 
     /// Renews the claim; records `stage` and `progress` (0-100) when given.

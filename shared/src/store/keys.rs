@@ -2,8 +2,11 @@
 //!
 //! A key reads `jl_<id>_<secret>`: `id` (a UUID, 32 hex digits) finds the
 //! row, `secret` (256 random bits, 64 hex digits) is compared by its SHA-256
-//! with `subtle`'s constant-time equality. Keys are looked up on every
-//! request, so a revoked key stops working at once.
+//! with `subtle`'s constant-time equality. A process trusts a key row it
+//! read for [`KEY_CACHE_TTL`] (5 s): a revoked key stops working within that
+//! everywhere, and at once in the process that revoked it (but for a request
+//! that read the row just before the revocation committed and cached it
+//! just after: that one is trusted for the rest of its 5 s too).
 
 use std::sync::Arc;
 
@@ -203,10 +206,14 @@ impl Store {
     pub async fn revoke_api_key(&self, id: Uuid) -> Result<bool, StoreError> {
         self.key_cache.forget(id);
         let client = self.client().await?;
-        Ok(!sql::API_KEY_REVOKE
+        let revoked = !sql::API_KEY_REVOKE
             .query(client.on(), &[&id, &self.now()])
             .await?
-            .is_empty())
+            .is_empty();
+        // Again after the commit: a request that read the key before it
+        // may have cached it meanwhile.
+        self.key_cache.forget(id);
+        Ok(revoked)
     }
 }
 

@@ -54,7 +54,7 @@ statements! {
     GET_JOB = "get_job", [UUID, TEXT];
     LIST_JOBS = "list_jobs", [TEXT, TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8];
     JOB_TIMELINE = "job_timeline", [UUID, TEXT];
-    CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY];
+    CLAIM_BATCH = "claim_batch", [TIMESTAMPTZ, TEXT, INT8, TEXT_ARRAY, INT8];
     CLAIM_BY_IDS = "claim_by_ids", [TIMESTAMPTZ, TEXT, UUID_ARRAY, TEXT_ARRAY];
     JOBS_BY_IDS = "jobs_by_ids", [UUID_ARRAY];
     HEARTBEAT = "heartbeat", [TIMESTAMPTZ, UUID, INT4, TEXT, FLOAT4];

@@ -44,6 +44,17 @@ pub enum Finished {
     Stale,
 }
 
+impl Disposition {
+    /// What to tell the broker once an attempt ended: a retry brings the
+    /// message back after its backoff; anything else deletes it.
+    pub fn after(finished: Finished) -> Self {
+        match finished {
+            Finished::Retrying(delay) => Disposition::Retry(delay),
+            _ => Disposition::Ack,
+        }
+    }
+}
+
 /// What taking a delivery came to.
 #[derive(Debug)]
 pub enum Taken {
@@ -229,6 +240,7 @@ impl Processor {
     fn taken(&self, outcome: ClaimByIdOutcome, fitted: bool) -> Taken {
         let answer = match outcome {
             ClaimByIdOutcome::Claimed(claim) => return Taken::Run(claim),
+            ClaimByIdOutcome::Unread => Disposition::Retry(Duration::from_secs(5)),
             ClaimByIdOutcome::NotDue(at) => {
                 let wait = (at - self.store.now()).to_std().unwrap_or_default();
                 tracing::debug!(?wait, "not due yet: delaying the message");
@@ -262,28 +274,31 @@ impl Processor {
     /// `DEADLINE`, retryable, rather than left to the heartbeat timeout when
     /// the invocation is frozen). A job that waited for a slot so long that
     /// its handler no longer fits before the deadline is handed back
-    /// unstarted, its attempt unspent, and its message comes back at once.
+    /// unstarted, its attempt unspent, and its message comes back at once;
+    /// so is one that waited a heartbeat interval (its claim is not renewed
+    /// while it waits).
     pub async fn run_taken(
         &self,
         claim: Claim,
         claimed_at: tokio::time::Instant,
         deadline: Option<tokio::time::Instant>,
     ) -> (Disposition, Option<Finished>) {
-        if let Some(d) = deadline
-            && !self.types_fitting(d).contains(&claim.job.job_type)
-            && self.registry.get(&claim.job.job_type).is_some()
-        {
-            tracing::info!(job_id = %claim.job.id, "no time left for this job after its wait: handing it back");
+        let no_time = deadline.is_some_and(|d| {
+            !self.types_fitting(d).contains(&claim.job.job_type)
+                && self.registry.get(&claim.job.job_type).is_some()
+        });
+        // Unrenewed while it waited: past an interval, the heartbeat
+        // timeout comes closer than this job should run to.
+        let waited_too_long = claimed_at.elapsed() >= self.heartbeat_interval;
+        if no_time || waited_too_long {
+            tracing::info!(job_id = %claim.job.id, no_time, waited_too_long, "the job waited for a slot too long: handing it back");
             if let Err(e) = self.store.hand_back(&self.worker, &[claim.token()]).await {
                 tracing::warn!(error = %e, "could not hand the claim back; it will be released as stale");
             }
             return (Disposition::Retry(Duration::ZERO), None);
         }
         let finished = self.run_claim_at(claim, claimed_at, deadline).await;
-        match finished {
-            Finished::Retrying(delay) => (Disposition::Retry(delay), Some(finished)),
-            _ => (Disposition::Ack, Some(finished)),
-        }
+        (Disposition::after(finished), Some(finished))
     }
 
     fn serves(&self, job_type: &str) -> bool {

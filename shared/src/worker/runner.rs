@@ -28,7 +28,7 @@ pub struct WorkerOptions {
     /// Claimed jobs held ready beyond the free slots, at most (the claim
     /// feed's local queue; deliveries have none). How many it holds follows
     /// the pace: what this worker finished in the last
-    /// [`LocalQueue::HORIZON`], so slow jobs are claimed one slot at a time
+    /// [`Pace::HORIZON`], so slow jobs are claimed one slot at a time
     /// and a fast drain claims hundreds per statement. 0: claim only for
     /// free slots.
     pub local_queue: usize,
@@ -76,13 +76,33 @@ pub struct Summary {
     pub dropped: u64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
     processed: AtomicU64,
     succeeded: AtomicU64,
     failed: AtomicU64,
     retried: AtomicU64,
     dropped: AtomicU64,
+    /// Jobs whose handler ended and whose outcome is not recorded yet, at
+    /// most [`SETTLING`]: a job frees its slot when its handler ends, and
+    /// this keeps a stalled database from piling up finished jobs.
+    settling: Semaphore,
+}
+
+/// Finished jobs waiting for their outcome to be recorded, at most.
+const SETTLING: usize = 1024;
+
+impl Default for Counters {
+    fn default() -> Self {
+        Self {
+            processed: AtomicU64::default(),
+            succeeded: AtomicU64::default(),
+            failed: AtomicU64::default(),
+            retried: AtomicU64::default(),
+            dropped: AtomicU64::default(),
+            settling: Semaphore::new(SETTLING),
+        }
+    }
 }
 
 impl Counters {
@@ -239,12 +259,43 @@ impl Slots {
         command
     }
 
-    /// Runs `job` in a slot of its own.
-    async fn spawn(&mut self, job: impl FnOnce(Arc<Processor>, Arc<Counters>) -> BoxedJob) {
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return;
-        };
-        self.spawn_holding(permit, job);
+    /// Runs what a receive brought, in one task: one statement claims
+    /// their jobs (so the next receive need not wait for it), then each job
+    /// takes a slot as one frees up (in order), runs, and its message is
+    /// acked or nacked. A job that waited a heartbeat interval for a slot,
+    /// or was still waiting when the worker stops, is handed back unstarted
+    /// (its attempt unspent) and its message comes back at once.
+    fn spawn_deliveries(&mut self, deliveries: Vec<Delivery>, broker: Arc<dyn Broker>, ahead: &Ahead) {
+        ahead.add(deliveries.len());
+        self.started += deliveries.len() as u64;
+        let (p, c) = (self.processor.clone(), self.counters.clone());
+        let (permits, shutdown, ahead) = (self.permits.clone(), self.shutdown.clone(), ahead.clone());
+        self.tasks.spawn(async move {
+            let taken = p.take_until(&deliveries, None).await;
+            let claimed_at = tokio::time::Instant::now();
+            let max_wait = p.heartbeat_interval();
+            let runs = deliveries.into_iter().zip(taken).map(|(d, t)| {
+                let (p, c, broker, permits, ahead) = (&p, &c, broker.as_ref(), permits.clone(), &ahead);
+                let mut shutdown = shutdown.clone();
+                async move {
+                    let Taken::Run(claim) = t else {
+                        ahead.left();
+                        return settle_delivery(p, c, broker, d, t, claimed_at, None).await;
+                    };
+                    let permit = tokio::select! {
+                        biased;
+                        _ = shutdown.wait_for(|stop| *stop) => None,
+                        got = tokio::time::timeout(max_wait, permits.acquire_owned()) => got.ok().and_then(Result::ok),
+                    };
+                    ahead.left();
+                    match permit {
+                        Some(permit) => settle_delivery(p, c, broker, d, Taken::Run(claim), claimed_at, Some(permit)).await,
+                        None => give_back(p, broker, &d, &claim).await,
+                    }
+                }
+            });
+            futures::future::join_all(runs).await;
+        });
     }
 
     /// Runs `job` in the slot `permit` holds; the job may free it early.
@@ -256,20 +307,6 @@ impl Slots {
         self.started += 1;
         let task = job(self.processor.clone(), self.counters.clone(), permit);
         self.tasks.spawn(task);
-    }
-
-    /// Runs `job` in the slot `permit` holds until it ends.
-    fn spawn_holding(
-        &mut self,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        job: impl FnOnce(Arc<Processor>, Arc<Counters>) -> BoxedJob,
-    ) {
-        self.started += 1;
-        let task = job(self.processor.clone(), self.counters.clone());
-        self.tasks.spawn(async move {
-            task.await;
-            drop(permit);
-        });
     }
 
     /// Sleeps `for_`, or less when told to stop.
@@ -356,7 +393,8 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
             WorkerCommand::Draining => break,
             WorkerCommand::Paused => {
                 if let Some(r) = refill.take() {
-                    queue.extend(r.await.1.unwrap_or_default());
+                    let (_, at, claimed) = r.await;
+                    queue.extend(claimed.unwrap_or_default(), at);
                 }
                 queue.hand_back_all(&slots.processor, "paused").await;
                 slots.idle(slots.options.poll_interval).await;
@@ -378,8 +416,10 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
             slots.spawn_in(permit, |p, c, permit| {
                 Box::pin(async move {
                     let executed = p.execute(claim, claimed_at).await;
+                    let settling = c.settling.acquire().await;
                     drop(permit);
                     c.record(p.settle(executed).await);
+                    drop(settling);
                 })
             });
         }
@@ -399,8 +439,12 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
                 let store = slots.processor.store().clone();
                 let worker = slots.processor.worker().to_owned();
                 let types = types.to_vec();
+                let free = free.min(want) as u32;
                 refill = Some(Box::pin(async move {
-                    (mark, store.claim(&worker, want as u32, Some(&types)).await)
+                    // Before the statement: the claims' heartbeat is its now.
+                    let at = tokio::time::Instant::now();
+                    let claimed = store.claim_ahead(&worker, want as u32, free, Some(&types)).await;
+                    (mark, at, claimed)
                 }));
             }
         }
@@ -408,7 +452,7 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
         tokio::select! {
             biased;
             _ = slots.shutdown.changed() => {}
-            (mark, claimed) = async { refill.as_mut().expect("guarded").await }, if refill.is_some() => {
+            (mark, at, claimed) = async { refill.as_mut().expect("guarded").await }, if refill.is_some() => {
                 refill = None;
                 match claimed {
                     Ok(claims) => {
@@ -416,7 +460,7 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
                         if claims.is_empty() {
                             asleep = Some(mark);
                         }
-                        queue.extend(claims);
+                        queue.extend(claims, at);
                     }
                     Err(e) => {
                         let wait = slots.failing.next();
@@ -440,18 +484,21 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
     }
     // Whatever was claimed and not started goes back now.
     if let Some(r) = refill.take() {
-        queue.extend(r.await.1.unwrap_or_default());
+        let (_, at, claimed) = r.await;
+        queue.extend(claimed.unwrap_or_default(), at);
     }
     queue.hand_back_all(&slots.processor, "stopping").await;
 }
 
-/// A claim in flight: the wake-up mark taken before it, and what it got.
-type Refill =
-    std::pin::Pin<Box<dyn std::future::Future<Output = (u64, Result<Vec<Claim>, StoreError>)> + Send>>;
+/// A claim in flight: the wake-up mark taken before it, when it was sent,
+/// and what it got.
+type Refill = std::pin::Pin<
+    Box<dyn std::future::Future<Output = (u64, tokio::time::Instant, Result<Vec<Claim>, StoreError>)> + Send>,
+>;
 
 /// Claims taken ahead of the free slots, oldest first. How many it holds
 /// follows the pace: beyond the free slots, what this worker finished in
-/// the last [`Self::HORIZON`] (at most the configured bound), so a claim
+/// the last [`Pace::HORIZON`] (at most the configured bound), so a claim
 /// waits here about that long, a fast drain claims hundreds per statement
 /// and a slow one claims only for its free slots.
 struct LocalQueue {
@@ -459,21 +506,16 @@ struct LocalQueue {
     bound: usize,
     /// Claims older than this go back (their heartbeat is the claim's).
     max_wait: Duration,
-    /// Completions per second, smoothed, and the last sample of the count.
-    pace: f64,
-    sampled: Option<(tokio::time::Instant, u64)>,
+    pace: Pace,
 }
 
 impl LocalQueue {
-    const HORIZON: Duration = Duration::from_millis(250);
-
     fn new(bound: usize, max_wait: Duration) -> Self {
         Self {
             claims: std::collections::VecDeque::new(),
             bound,
             max_wait,
-            pace: 0.0,
-            sampled: None,
+            pace: Pace::default(),
         }
     }
 
@@ -493,33 +535,17 @@ impl LocalQueue {
         self.claims.pop_front()
     }
 
-    fn extend(&mut self, claims: Vec<Claim>) {
-        let now = tokio::time::Instant::now();
-        self.claims.extend(claims.into_iter().map(|c| (c, now)));
+    /// Queues claims made by a statement sent at `at`.
+    fn extend(&mut self, claims: Vec<Claim>, at: tokio::time::Instant) {
+        self.claims.extend(claims.into_iter().map(|c| (c, at)));
     }
 
     /// How many to claim now, given the free slots and the count of jobs
     /// finished so far: none while the queue holds more than half of what
     /// the pace calls for (and covers the free slots).
     fn wanted(&mut self, free: usize, finished: u64) -> usize {
-        let now = tokio::time::Instant::now();
-        match self.sampled {
-            Some((at, count)) if now.duration_since(at) >= Duration::from_millis(20) => {
-                let rate = finished.saturating_sub(count) as f64 / now.duration_since(at).as_secs_f64();
-                self.pace = 0.5 * self.pace + 0.5 * rate;
-                self.sampled = Some((now, finished));
-            }
-            Some(_) => {}
-            None => self.sampled = Some((now, finished)),
-        }
-        // No longer than half the wait that would send a claim back.
-        let horizon = Self::HORIZON.min(self.max_wait / 2);
-        let ahead = ((self.pace * horizon.as_secs_f64()) as usize).min(self.bound);
-        let target = free + ahead;
-        if self.len() >= free && self.len() * 2 > ahead {
-            return 0;
-        }
-        target.saturating_sub(self.len())
+        let ahead = self.pace.ahead(finished, self.bound, self.max_wait);
+        wanted(free, ahead, self.len())
     }
 
     /// Hands back the claims that waited longer than a heartbeat interval;
@@ -544,6 +570,46 @@ impl LocalQueue {
     }
 }
 
+/// How many to take now with `free` slots, the pace calling for `ahead`
+/// beyond them and `queued` already waiting: none while more than half of
+/// `ahead` waits (and covers the free slots).
+fn wanted(free: usize, ahead: usize, queued: usize) -> usize {
+    if queued >= free && queued * 2 > ahead {
+        return 0;
+    }
+    (free + ahead).saturating_sub(queued)
+}
+
+/// The worker's pace: jobs finished per second, smoothed.
+#[derive(Debug, Default)]
+struct Pace {
+    per_second: f64,
+    /// The last sample of the count of finished jobs, and when.
+    sampled: Option<(tokio::time::Instant, u64)>,
+}
+
+impl Pace {
+    /// What a worker holds ready beyond its free slots: what it finished in
+    /// the last `HORIZON` (no longer than half of `max_wait`, the wait that
+    /// sends a claim back), at most `bound`. `finished`: the count so far.
+    const HORIZON: Duration = Duration::from_millis(250);
+
+    fn ahead(&mut self, finished: u64, bound: usize, max_wait: Duration) -> usize {
+        let now = tokio::time::Instant::now();
+        match self.sampled {
+            Some((at, count)) if now.duration_since(at) >= Duration::from_millis(20) => {
+                let rate = finished.saturating_sub(count) as f64 / now.duration_since(at).as_secs_f64();
+                self.per_second = 0.5 * self.per_second + 0.5 * rate;
+                self.sampled = Some((now, finished));
+            }
+            Some(_) => {}
+            None => self.sampled = Some((now, finished)),
+        }
+        let horizon = Self::HORIZON.min(max_wait / 2);
+        ((self.per_second * horizon.as_secs_f64()) as usize).min(bound)
+    }
+}
+
 /// Gives claims back to pending (their attempt unspent). When that fails
 /// they time out as stale, a spent attempt, and run again.
 async fn hand_back(processor: &Processor, claims: &[crate::store::ClaimToken], why: &str) {
@@ -561,41 +627,54 @@ async fn hand_back(processor: &Processor, claims: &[crate::store::ClaimToken], w
 /// The delivery feed: receive up to one message per free slot, claim each
 /// job by id, then ack or nack the message as the attempt ended.
 async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
+    let mut pace = Pace::default();
+    let ahead = Ahead::default();
     loop {
-        let want = match slots.next_turn().await {
+        let free = match slots.next_turn().await {
             Turn::Take(n) => n,
             Turn::Again => continue,
             Turn::Stop => break,
         };
+        let bound = slots.options.local_queue;
+        let ahead_wanted = pace.ahead(
+            slots.counters.processed.load(Ordering::Relaxed),
+            bound,
+            slots.processor.heartbeat_interval(),
+        );
+        let headroom = slots
+            .options
+            .limit
+            .map_or(usize::MAX, |l| l.saturating_sub(slots.started) as usize);
+        let want = wanted(free, ahead_wanted, ahead.waiting()).min(headroom);
+        if want == 0 {
+            // Enough is waiting for a slot: until one of them starts.
+            tokio::select! {
+                () = ahead.started.notified() => {}
+                () = tokio::time::sleep(slots.options.poll_interval) => {}
+                _ = slots.shutdown.changed() => {}
+            }
+            continue;
+        }
         let wait = if slots.options.once {
             Duration::ZERO
         } else {
             slots.options.poll_interval
         };
         let received = tokio::select! {
-            r = broker.receive(slots.processor.worker(), want.min(10), wait) => r,
+            // The broker caps it: SQS at 10.
+            r = broker.receive(slots.processor.worker(), want, wait) => r,
             _ = slots.shutdown.changed() => continue,
         };
         match received {
             Ok(deliveries) => {
                 slots.failing.reset();
-                let got_work = !deliveries.is_empty();
-                // One statement claims the jobs of everything received.
-                let taken = slots.processor.take_until(&deliveries, None).await;
-                let claimed_at = tokio::time::Instant::now();
-                for (d, t) in deliveries.into_iter().zip(taken) {
-                    let broker = broker.clone();
-                    slots
-                        .spawn(|p, c| {
-                            Box::pin(async move {
-                                settle_delivery(&p, &c, broker.as_ref(), d, t, claimed_at).await
-                            })
-                        })
-                        .await;
+                if deliveries.is_empty() {
+                    if slots.options.once {
+                        break;
+                    }
+                    continue;
                 }
-                if !got_work && slots.options.once {
-                    break;
-                }
+                slots.spawn_deliveries(deliveries, broker.clone(), &ahead);
             }
             Err(e) => {
                 let wait = slots.failing.next().max(slots.options.poll_interval);
@@ -609,8 +688,32 @@ async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
     }
 }
 
-/// Runs a delivery's job when it has one, then acks or nacks the message as
-/// the attempt ended.
+/// Deliveries received ahead of the free slots: how many wait for one, and
+/// a signal each time one starts (or goes back).
+#[derive(Debug, Clone, Default)]
+struct Ahead {
+    count: Arc<AtomicU64>,
+    started: Arc<tokio::sync::Notify>,
+}
+
+impl Ahead {
+    fn waiting(&self) -> usize {
+        self.count.load(Ordering::Relaxed) as usize
+    }
+
+    fn add(&self, n: usize) {
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    fn left(&self) {
+        self.count.fetch_sub(1, Ordering::Relaxed);
+        self.started.notify_one();
+    }
+}
+
+/// Runs a delivery's job when it has one in the slot `permit` holds (freed
+/// as the handler ends), then acks or nacks the message as the attempt
+/// ended.
 async fn settle_delivery(
     p: &Processor,
     c: &Counters,
@@ -618,9 +721,17 @@ async fn settle_delivery(
     d: Delivery,
     taken: Taken,
     claimed_at: tokio::time::Instant,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 ) {
     let (outcome, finished) = match taken {
-        Taken::Run(claim) => p.run_taken(*claim, claimed_at, None).await,
+        Taken::Run(claim) => {
+            let executed = p.execute(*claim, claimed_at).await;
+            let settling = c.settling.acquire().await;
+            drop(permit);
+            let finished = p.settle(executed).await;
+            drop(settling);
+            (Disposition::after(finished), Some(finished))
+        }
         Taken::Answer(disposition) => (disposition, None),
     };
     match finished {
@@ -635,6 +746,15 @@ async fn settle_delivery(
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "could not settle the message with the broker");
+    }
+}
+
+/// A claim received ahead and never started goes back to pending (its
+/// attempt unspent), and its message back to the queue at once.
+async fn give_back(p: &Processor, broker: &dyn Broker, d: &Delivery, claim: &Claim) {
+    hand_back(p, &[claim.token()], "waited for a slot").await;
+    if let Err(e) = broker.nack(p.worker(), d, Duration::ZERO).await {
+        tracing::warn!(error = %e, "could not give the message back; the broker's recovery will");
     }
 }
 

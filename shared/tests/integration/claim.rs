@@ -235,21 +235,22 @@ async fn claim_by_id_leaves_other_types_to_their_workers() {
 
 #[tokio::test]
 async fn a_job_whose_row_another_transaction_references_is_still_claimed() {
-    // Right after a create, the publisher inserts the job's `published`
-    // event: its foreign key holds a KEY SHARE lock on the job row until
-    // that transaction commits. A claim that locked FOR UPDATE SKIP LOCKED
-    // passed over the job there (seen as ~3% of enqueue-to-start latencies
-    // one interval late in the bench); the claim only needs NO KEY UPDATE.
+    // An insert referencing the job (an outbox row's foreign key; the
+    // `published` event had one until migration 0007) holds a KEY SHARE lock
+    // on the job row until its transaction commits. A claim that locked FOR
+    // UPDATE SKIP LOCKED passed over the job there (seen as ~3% of
+    // enqueue-to-start latencies one interval late in the bench); the claim
+    // only needs NO KEY UPDATE.
     let db = test_db().await;
     let job = db.noop_for(jobline::testing::TENANT).await;
     let mut other = jobline::testing::connect_raw(&db.url).await;
     let tx = other.transaction().await.expect("begin");
     tx.execute(
-        "INSERT INTO job_events (job_id, event, actor) VALUES ($1, 'published', 'publisher')",
+        "INSERT INTO outbox (job_id, queue, message) VALUES ($1, 'q', '{}')",
         &[&job.id],
     )
     .await
-    .expect("event");
+    .expect("an outbox row");
 
     let claims = db.store.claim("w", 10, None).await.expect("claim");
     assert_eq!(
@@ -268,4 +269,25 @@ async fn a_job_whose_row_another_transaction_references_is_still_claimed() {
         .expect("release");
     assert_eq!(released.requeued.len(), 1, "the silent claim is released");
     tx.commit().await.expect("commit");
+}
+
+#[tokio::test]
+async fn claims_beyond_the_free_slots_spare_a_jobs_last_attempt() {
+    let db = test_db().await;
+    let mut news = Vec::new();
+    for _ in 0..4 {
+        let mut last = NewJob::new("noop", json!({}));
+        last.max_attempts = Some(1);
+        news.push(last);
+    }
+    news.extend((0..4).map(|_| NewJob::new("noop", json!({}))));
+    db.store.create_many("acme", "test", news).await.expect("create");
+    // One free slot, seven more wanted ahead: the slot may take a job's only
+    // attempt, the queue only jobs that keep one after this.
+    let claims = db.store.claim_ahead("w", 8, 1, None).await.expect("claim");
+    let last_attempts = claims.iter().filter(|c| c.job.max_attempts == 1).count();
+    assert_eq!(claims.len(), 5, "1 for the slot and the 4 with attempts to spare");
+    assert_eq!(last_attempts, 1, "only the free slot took a last attempt");
+    let rest = db.store.claim("w", 8, None).await.expect("claim");
+    assert_eq!(rest.len(), 3, "the others are claimed for free slots later");
 }

@@ -194,6 +194,7 @@ async fn the_claim_query_is_an_index_scan_over_a_large_table() {
                     .replace("$2", "'w'")
                     .replace("$3", "10")
                     .replace("$4", "NULL")
+                    .replace("$5", "4")
             ),
             &[],
         )

@@ -1,6 +1,7 @@
 -- failed | cancelled → pending (an operator's retry or a dead-letter replay),
 -- with $5 fresh attempts on top of those spent (attempts never goes back: it
--- is the fencing token), and a new message to publish.
+-- is the fencing token; only a claim handed back unstarted, hand_back.sql,
+-- takes back the attempt it never made), and a new message to publish.
 -- $1 now · $2 job id · $3 tenant or NULL · $4 actor · $5 extra attempts
 -- $6 event ('retried' | 'replayed') · $7 queue · $8 earliest relay time
 WITH target AS (

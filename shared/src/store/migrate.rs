@@ -39,6 +39,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(5, "0005_worker_types"),
     migration!(6, "0006_served_types"),
     migration!(7, "0007_lean_claims"),
+    migration!(8, "0008_fewer_indexes"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

@@ -207,3 +207,59 @@ async fn the_claim_query_is_an_index_scan_over_a_large_table() {
     assert!(plan.contains("Index Scan using jobs_claim_order"), "{plan}");
     assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
 }
+
+/// A tenant's list without a status filter, and the processing jobs, are
+/// index scans over a large table though neither has an index of its own
+/// (migrations 0007 and 0008).
+#[tokio::test]
+async fn the_list_and_the_processing_jobs_are_index_scans_over_a_large_table() {
+    let db = test_db().await;
+    db.client
+        .batch_execute(
+            "INSERT INTO jobs (id, tenant_id, job_type, status, max_attempts, attempts, completed_at, started_at)
+             SELECT gen_random_uuid(), 't' || (g % 7), 'noop', 'completed', 5, 1, now(), now()
+             FROM generate_series(1, 100000) g;
+             INSERT INTO jobs (id, tenant_id, job_type, status, max_attempts, attempts, started_at,
+                               locked_by, locked_at, heartbeat_at)
+             SELECT gen_random_uuid(), 't' || (g % 7), 'noop', 'processing', 5, 1, now(), 'w', now(), now()
+             FROM generate_series(1, 300) g;
+             ANALYZE jobs;",
+        )
+        .await
+        .expect("load");
+    let explain = |sql: String| {
+        let client = &db.client;
+        async move {
+            let rows = client
+                .query(&format!("EXPLAIN {sql}"), &[])
+                .await
+                .expect("explain");
+            rows.iter()
+                .map(|r| r.get::<_, String>(0))
+                .collect::<Vec<_>>()
+                .join("\n")
+        }
+    };
+    let list = include_str!("../../src/store/sql/list_jobs.sql")
+        .replace("JOB_COLUMNS", "*")
+        .replace("$1", "'t3'")
+        .replace("$2", "NULL")
+        .replace("$3", "NULL")
+        .replace("$4", "NULL")
+        .replace("$5", "NULL")
+        .replace("$6", "NULL")
+        .replace("$7", "50");
+    let plan = explain(list).await;
+    assert!(plan.contains("jobs_tenant_status_recent"), "{plan}");
+    assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+    let plan = explain("SELECT id FROM processing_jobs".into()).await;
+    assert!(plan.contains("jobs_tenant_status_recent"), "{plan}");
+    assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+    let found: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM processing_jobs", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(found, 300, "every tenant's processing jobs");
+}

@@ -547,7 +547,7 @@ impl<T: Transport> Layout<T> {
     pub(crate) async fn ack(&self, consumer: &str, delivery: &Delivery) -> Result<(), QueueError> {
         let processing = self.processing(consumer);
         self.run_all(vec![
-            cmd(["LREM", &processing, "1", &delivery.receipt]),
+            cmd(["LREM", &processing, "-1", &delivery.receipt]),
             cmd(["HDEL", &self.receives, &delivery.receipt]),
             self.touch(consumer),
         ])
@@ -572,7 +572,7 @@ impl<T: Transport> Layout<T> {
         };
         self.run_all(vec![
             back,
-            cmd(["LREM", &processing, "1", &delivery.receipt]),
+            cmd(["LREM", &processing, "-1", &delivery.receipt]),
             self.touch(consumer),
         ])
         .await

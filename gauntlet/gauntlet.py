@@ -66,6 +66,7 @@ INVARIANT_KEYS = [
     "status_not_last_event",
     "claims_not_attempts",
     "completed_attempt_not_attempts",
+    "handed_back_unclaimed",
     "outbox_stuck",
 ]
 NAME_WIDTH = max(len(n) for n in SCENARIOS)
@@ -347,8 +348,8 @@ def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
     report every one, under its own key, with the count planted."""
     with Stack("gauntlet_self", "postgres") as stack:
         stack.serve()
-        ids = sorted(create_all(stack, [{"type": "noop", "payload": {}} for _ in range(5)]))
-        a, b, c, d, e = ids
+        ids = sorted(create_all(stack, [{"type": "noop", "payload": {}} for _ in range(6)]))
+        a, b, c, d, e, f = ids
         psql(stack.db_url, f"""
             INSERT INTO job_events (job_id, event, from_status, to_status)
             SELECT '{a}', 'completed', 'processing', 'completed' FROM generate_series(1, 2);
@@ -360,17 +361,21 @@ def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
                 ('{e}', 'completed', 'processing', 'completed', 2);
             UPDATE jobs SET status = 'completed', attempts = 1, started_at = now(), completed_at = now()
             WHERE id = '{e}';
+            INSERT INTO job_events (job_id, event, from_status, to_status, attempt, actor) VALUES
+                ('{f}', 'claimed', 'pending', 'processing', 1, 'w1'),
+                ('{f}', 'handed_back', 'processing', 'pending', 1, 'w2');
         """)
         seen = stack.check(set(ids) | {str(uuid.uuid4())}, wait_outbox=False)
         # One invariant key each, with the count planted.
         planted = {
             "lost": 1,  # an accepted id with no job
-            "not_completed": 4,  # a-d: no worker ran them (e was made completed)
+            "not_completed": 5,  # a-d, f: no worker ran them (e was made completed)
             "completed_twice": 1,  # a: two `completed` events
             "event_gaps": 1,  # a: completed without being claimed
             "status_not_last_event": 2,  # a, and b without its `created`
             "claims_not_attempts": 1,  # d: an attempt nobody claimed
             "completed_attempt_not_attempts": 1,  # e: completed by attempt 2 of 1
+            "handed_back_unclaimed": 1,  # f: given back by a worker that did not claim it
             "outbox_stuck": 1,  # c: its row never sent
         }
         problems = []

@@ -21,12 +21,24 @@
 --                          attempt is not jobs.attempts (or that have none):
 --                          the completion came from a claim that was not
 --                          the job's current one
+--   handed_back_unclaimed  jobs with a `handed_back` that does not directly
+--                          follow a `claimed` of the same attempt by the
+--                          same worker (only a holder gives back, and only
+--                          a claim it never started)
 --   outbox_stuck           due outbox rows left unsent, dead-lettered rows
 -- Events without a transition (`published`) are not part of the chain.
 WITH chain AS (
     SELECT e.job_id, e.event, e.from_status, e.to_status,
            lag(e.to_status) OVER w AS previous_to,
            row_number() OVER w AS n
+    FROM job_events e
+    WHERE e.to_status IS NOT NULL
+    WINDOW w AS (PARTITION BY e.job_id ORDER BY e.id)
+),
+hand_backs AS (
+    SELECT e.job_id, e.event, e.attempt, e.actor,
+           lag(e.event) OVER w AS prev_event, lag(e.attempt) OVER w AS prev_attempt,
+           lag(e.actor) OVER w AS prev_actor
     FROM job_events e
     WHERE e.to_status IS NOT NULL
     WINDOW w AS (PARTITION BY e.job_id ORDER BY e.id)
@@ -74,6 +86,11 @@ SELECT json_build_object(
                                        LEFT JOIN last_completed c ON c.job_id = j.id
                                        WHERE j.status = 'completed'
                                          AND c.attempt IS DISTINCT FROM j.attempts),
+    'handed_back_unclaimed', (SELECT count(DISTINCT job_id) FROM hand_backs
+                              WHERE event = 'handed_back'
+                                AND (prev_event IS DISTINCT FROM 'claimed'
+                                     OR prev_attempt IS DISTINCT FROM attempt
+                                     OR prev_actor IS DISTINCT FROM actor)),
     -- Unsent rows of due jobs (a future job's row waits for its time) and
     -- dead-lettered rows.
     'outbox_stuck', (SELECT count(*) FROM outbox o JOIN jobs j ON j.id = o.job_id

@@ -545,4 +545,14 @@ async fn a_record_that_waited_a_heartbeat_interval_for_a_slot_is_handed_back_uns
         "no attempt spent"
     );
     assert_eq!(db.events(second).await, ["created", "claimed", "handed_back"]);
+    let outbox_rows: i64 = db
+        .client
+        .query_one("SELECT count(*) FROM outbox WHERE job_id = $1", &[&second])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(
+        outbox_rows, 1,
+        "its record comes back: no second message (only the create's row)"
+    );
 }

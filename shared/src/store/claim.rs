@@ -105,10 +105,16 @@ impl Store {
 
     /// Gives back claims `worker` took and never started (its local queue):
     /// pending again, the attempt not spent, each with a `handed_back`
-    /// event and an outbox row to publish it again. Says how many went back
-    /// (a claim that moved on meanwhile, cancelled say, is left alone).
+    /// event and, when `republish`, an outbox row to publish it again (not
+    /// for a consumer that gives its own message back). Says how many went
+    /// back (a claim that moved on meanwhile, cancelled say, is left alone).
     #[instrument(skip(self, claims), fields(worker = worker, claims = claims.len()))]
-    pub async fn hand_back(&self, worker: &str, claims: &[ClaimToken]) -> Result<u64, StoreError> {
+    pub async fn hand_back(
+        &self,
+        worker: &str,
+        claims: &[ClaimToken],
+        republish: bool,
+    ) -> Result<u64, StoreError> {
         if claims.is_empty() {
             return Ok(0);
         }
@@ -118,7 +124,14 @@ impl Store {
         let rows = sql::HAND_BACK
             .query(
                 client.on(),
-                &[&self.now(), &ids, &attempts, &worker, &self.settings.queue_name],
+                &[
+                    &self.now(),
+                    &ids,
+                    &attempts,
+                    &worker,
+                    &self.settings.queue_name,
+                    &republish,
+                ],
             )
             .await?;
         Ok(rows.len() as u64)

@@ -71,7 +71,7 @@ statements! {
     DEAD_LETTER_OUTBOX = "dead_letter_outbox", [TEXT, INT8];
     RELAY_CLAIM = "relay_claim", [TIMESTAMPTZ, INT8, FLOAT8];
     CLAIMS_OF = "claims_of", [TEXT];
-    HAND_BACK = "hand_back", [TIMESTAMPTZ, UUID_ARRAY, INT4_ARRAY, TEXT, TEXT];
+    HAND_BACK = "hand_back", [TIMESTAMPTZ, UUID_ARRAY, INT4_ARRAY, TEXT, TEXT, BOOL];
     REWAKE_DUE = "rewake_due", [TIMESTAMPTZ, TIMESTAMPTZ, INT8, TEXT, TIMESTAMPTZ, TEXT_ARRAY, TIMESTAMPTZ];
     RUNNING = "running", [TIMESTAMPTZ];
     TERMINATE_LISTENERS = "terminate_listeners", [];

@@ -151,9 +151,27 @@ impl Processor {
         &self.registry
     }
 
-    /// How often a running job's claim is renewed.
-    pub fn heartbeat_interval(&self) -> Duration {
+    /// How long a claim may wait unstarted (in a local queue, for a slot):
+    /// one heartbeat interval, since nothing renews it meanwhile. Past it,
+    /// it is handed back ([`Self::hand_back`]).
+    pub fn max_claim_wait(&self) -> Duration {
         self.heartbeat_interval
+    }
+
+    /// Gives claims this worker never started back to pending, their
+    /// attempt unspent ([`Store::hand_back`]); `republish` when no message
+    /// of theirs goes back to a broker (the claim feed). When that fails they
+    /// time out as stale, a spent attempt, and run again.
+    pub async fn hand_back(&self, claims: &[crate::store::ClaimToken], republish: bool, why: &str) {
+        if claims.is_empty() {
+            return;
+        }
+        match self.store.hand_back(&self.worker, claims, republish).await {
+            Ok(n) => tracing::info!(handed_back = n, why, "claims never started went back to pending"),
+            Err(e) => {
+                tracing::warn!(error = %e, claims = claims.len(), why, "could not hand claims back; they will be released as stale")
+            }
+        }
     }
 
     /// Handles one queue message from claim to ack; says how the job's
@@ -289,12 +307,15 @@ impl Processor {
         });
         // Unrenewed while it waited: past an interval, the heartbeat
         // timeout comes closer than this job should run to.
-        let waited_too_long = claimed_at.elapsed() >= self.heartbeat_interval;
+        let waited_too_long = claimed_at.elapsed() >= self.max_claim_wait();
         if no_time || waited_too_long {
-            tracing::info!(job_id = %claim.job.id, no_time, waited_too_long, "the job waited for a slot too long: handing it back");
-            if let Err(e) = self.store.hand_back(&self.worker, &[claim.token()]).await {
-                tracing::warn!(error = %e, "could not hand the claim back; it will be released as stale");
-            }
+            let why = if no_time {
+                "no time left in the invocation"
+            } else {
+                "waited for a slot"
+            };
+            // Its record comes back (Retry): no second wake-up.
+            self.hand_back(&[claim.token()], false, why).await;
             return (Disposition::Retry(Duration::ZERO), None);
         }
         let finished = self.run_claim_at(claim, claimed_at, deadline).await;

@@ -273,7 +273,7 @@ impl Slots {
         self.tasks.spawn(async move {
             let taken = p.take_until(&deliveries, None).await;
             let claimed_at = tokio::time::Instant::now();
-            let max_wait = p.heartbeat_interval();
+            let max_wait = p.max_claim_wait();
             let runs = deliveries.into_iter().zip(taken).map(|(d, t)| {
                 let (p, c, broker, permits, ahead) = (&p, &c, broker.as_ref(), permits.clone(), &ahead);
                 let mut shutdown = shutdown.clone();
@@ -377,7 +377,7 @@ type BoxedJob = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 /// wake-up or the poll interval. Claims never started go back at once
 /// (stop, pause, or held for a heartbeat interval), their attempt unspent.
 async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) {
-    let mut queue = LocalQueue::new(slots.options.local_queue, slots.processor.heartbeat_interval());
+    let mut queue = LocalQueue::new(slots.options.local_queue, slots.processor.max_claim_wait());
     let mut refill: Option<Refill> = None;
     // Set when the last claim found nothing: no claim until a wake-up.
     let mut asleep: Option<u64> = None;
@@ -559,14 +559,16 @@ impl LocalQueue {
             .count();
         if expired > 0 {
             let old: Vec<_> = self.claims.drain(..expired).map(|(c, _)| c.token()).collect();
-            hand_back(processor, &old, "waited a heartbeat interval").await;
+            processor
+                .hand_back(&old, true, "waited a heartbeat interval")
+                .await;
         }
         expired
     }
 
     async fn hand_back_all(&mut self, processor: &Processor, why: &str) {
         let all: Vec<_> = self.claims.drain(..).map(|(c, _)| c.token()).collect();
-        hand_back(processor, &all, why).await;
+        processor.hand_back(&all, true, why).await;
     }
 }
 
@@ -610,20 +612,6 @@ impl Pace {
     }
 }
 
-/// Gives claims back to pending (their attempt unspent). When that fails
-/// they time out as stale, a spent attempt, and run again.
-async fn hand_back(processor: &Processor, claims: &[crate::store::ClaimToken], why: &str) {
-    if claims.is_empty() {
-        return;
-    }
-    match processor.store().hand_back(processor.worker(), claims).await {
-        Ok(n) => tracing::info!(handed_back = n, why, "claims never started went back to pending"),
-        Err(e) => {
-            tracing::warn!(error = %e, claims = claims.len(), why, "could not hand claims back; they will be released as stale")
-        }
-    }
-}
-
 /// The delivery feed: receive up to one message per free slot, claim each
 /// job by id, then ack or nack the message as the attempt ended.
 async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
@@ -639,7 +627,7 @@ async fn delivery_loop(slots: &mut Slots, broker: Arc<dyn Broker>) {
         let ahead_wanted = pace.ahead(
             slots.counters.processed.load(Ordering::Relaxed),
             bound,
-            slots.processor.heartbeat_interval(),
+            slots.processor.max_claim_wait(),
         );
         let headroom = slots
             .options
@@ -752,7 +740,8 @@ async fn settle_delivery(
 /// A claim received ahead and never started goes back to pending (its
 /// attempt unspent), and its message back to the queue at once.
 async fn give_back(p: &Processor, broker: &dyn Broker, d: &Delivery, claim: &Claim) {
-    hand_back(p, &[claim.token()], "waited for a slot").await;
+    // Its message goes back below: no second wake-up.
+    p.hand_back(&[claim.token()], false, "waited for a slot").await;
     if let Err(e) = broker.nack(p.worker(), d, Duration::ZERO).await {
         tracing::warn!(error = %e, "could not give the message back; the broker's recovery will");
     }

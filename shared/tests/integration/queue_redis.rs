@@ -583,3 +583,87 @@ async fn the_sweeper_recovers_dead_consumers_and_a_stopping_worker_hands_its_lis
     );
     assert_eq!(lrange(&mut r, &name).await.len(), 1, "handed back to the queue");
 }
+
+#[tokio::test]
+async fn a_redis_worker_stopped_mid_drain_hands_back_what_it_received_ahead() {
+    let db = crate::support::test_db().await;
+    let name = fresh_name();
+    let q = Arc::new(queue(&name).await);
+    let mut r = plain().await;
+    let news: Vec<jobline::NewJob> = (0..600)
+        .map(|_| jobline::NewJob::new("sleep", serde_json::json!({"ms": 2})))
+        .collect();
+    let created = db.store.create_many("acme", "test", news).await.expect("create");
+    let messages: Vec<Outgoing> = created.iter().map(|c| now(c.job.id)).collect();
+    q.publish(&messages).await.expect("publish");
+    // Two slots, beats every second: deliveries may wait that long for one.
+    let processor = jobline::worker::Processor::new(
+        db.store.clone(),
+        Arc::new(jobline::handlers::builtins()),
+        Duration::from_secs(1),
+        "ahead",
+    );
+    let options = jobline::worker::WorkerOptions {
+        concurrency: 2,
+        register: false,
+        poll_interval: Duration::from_millis(50),
+        ..jobline::worker::WorkerOptions::default()
+    };
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let worker = tokio::spawn(jobline::worker::runner::run(
+        processor,
+        jobline::queue::Feed::Deliveries(q.clone()),
+        options,
+        rx,
+    ));
+    let counts = || async {
+        let row = db
+            .client
+            .query_one(
+                "SELECT count(*) FILTER (WHERE status = 'completed'),
+                        count(*) FILTER (WHERE status = 'processing'),
+                        count(*) FILTER (WHERE status = 'pending' AND attempts <> 0),
+                        (SELECT count(*) FROM job_events WHERE event = 'handed_back')
+                 FROM jobs",
+                &[],
+            )
+            .await
+            .expect("counts");
+        (
+            row.get::<_, i64>(0),
+            row.get::<_, i64>(1),
+            row.get::<_, i64>(2),
+            row.get::<_, i64>(3),
+        )
+    };
+    let going =
+        crate::support::eventually(Duration::from_secs(10), || async { counts().await.0 >= 100 }).await;
+    assert!(going, "the drain never got going");
+    let _ = stop.send(true);
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("stops in time")
+        .expect("worker");
+    let (completed, processing, spent, handed_back) = counts().await;
+    assert_eq!(
+        processing, 0,
+        "nothing left held: no wait for the heartbeat timeout"
+    );
+    assert_eq!(spent, 0, "no attempt spent on a job that never started");
+    assert!(
+        handed_back > 0,
+        "the worker held deliveries ahead of its two slots"
+    );
+    assert!(
+        lrange(&mut r, &format!("{name}:processing:ahead"))
+            .await
+            .is_empty(),
+        "every message settled or given back"
+    );
+    let waiting = lrange(&mut r, &name).await.len() as i64;
+    assert!(
+        waiting >= 600 - completed,
+        "every job not completed has a message waiting: {waiting} for {}",
+        600 - completed
+    );
+}

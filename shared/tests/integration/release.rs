@@ -200,13 +200,19 @@ async fn claims_handed_back_unstarted_are_pending_again_with_their_attempt_unspe
         .expect("cancel");
     assert_eq!(
         db.store
-            .hand_back("someone-else", &tokens[1..])
+            .hand_back("someone-else", &tokens[1..], true)
             .await
             .expect("hand back"),
         0,
         "only the holder hands a claim back"
     );
-    assert_eq!(db.store.hand_back("queued", &tokens).await.expect("hand back"), 3);
+    assert_eq!(
+        db.store
+            .hand_back("queued", &tokens, true)
+            .await
+            .expect("hand back"),
+        3
+    );
     assert_eq!(db.job(tokens[0].job_id).await.status, JobStatus::Cancelled);
     for t in &tokens[1..] {
         let job = db.job(t.job_id).await;
@@ -233,7 +239,7 @@ async fn claims_handed_back_unstarted_are_pending_again_with_their_attempt_unspe
     // The same attempt number is another worker's now: not the old holder's.
     assert_eq!(
         db.store
-            .hand_back("queued", &tokens[1..])
+            .hand_back("queued", &tokens[1..], true)
             .await
             .expect("hand back"),
         0

@@ -4,9 +4,10 @@
 -- own claim and only from the worker that holds it (the attempt number will
 -- be claimed again: the worker drops the claims from its queue first, so no
 -- heartbeat or completion of it can follow). One `handed_back` event each,
--- carrying the attempt handed back, and an outbox row so that the job is
--- published again (as after a stale release).
--- $1 now · $2 job ids · $3 attempts · $4 worker · $5 queue
+-- carrying the attempt handed back, and, when $6, an outbox row so that the
+-- job is published again (as after a stale release); a consumer that gives
+-- its own message back passes false, or the job would be woken twice.
+-- $1 now · $2 job ids · $3 attempts · $4 worker · $5 queue · $6 republish
 WITH input AS (
     SELECT * FROM unnest($2::uuid[], $3::int4[]) AS i (id, attempt)
 ),
@@ -28,5 +29,6 @@ outbox_rows AS (
            jsonb_build_object('jobId', id, 'timestamp', (extract(epoch FROM $1) * 1000)::bigint),
            $1, $1, $1
     FROM back
+    WHERE $6
 )
 SELECT id FROM back

@@ -68,7 +68,7 @@ MINIMAL_SCRIPTS = {
     "drain": ["claim_complete.sql"],
 }
 
-SECTIONS = ["pgbench", "drain", "latency", "api", "redis", "sqs", "peers", "lambda"]
+SECTIONS = ["pgbench", "drain", "latency", "api", "retention", "redis", "sqs", "peers", "lambda"]
 
 
 def log(msg: str) -> None:
@@ -511,6 +511,29 @@ class Bench:
         finally:
             stop(serve)
 
+    def section_retention(self, rnd: int) -> None:
+        # A million-job history takes minutes to load and prune: one round.
+        if rnd > 0:
+            return
+        self.reset_jobline()
+        n = self.args.expired_jobs or (100_000 if self.quick else 1_000_000)
+        r = self.bench("retention", "--expired", str(n), "--claim-seconds", "3" if self.quick else "10",
+                       timeout=3600)
+        self.psql("VACUUM jobs, job_events, outbox")
+        what = f"{n:,} expired completed jobs"
+        self.add("jobline.retention.stats_tenant_p50", r["stats_tenant_p50_ms"],
+                 f"stats (Store::stats, what GET /v1/stats runs) for the tenant holding {what}: p50", "ms", r)
+        self.add("jobline.retention.stats_all_p50", r["stats_all_p50_ms"],
+                 f"stats for all tenants over {what}: p50", "ms")
+        self.add("jobline.retention.jobs_deleted_per_s", r["jobs_deleted_per_s"],
+                 f"retention: {what} pruned, 500 per statement, jobs deleted per second", "jobs/s")
+        self.add("jobline.retention.rows_deleted_per_s", r["rows_deleted_per_s"],
+                 "retention: rows deleted per second (jobs, their 4 events and outbox row)", "rows/s")
+        self.add("jobline.retention.claim_alone_p99", r["claim_alone_p99_ms"],
+                 "claim of one job, one at a time, without pruning: p99", "ms")
+        self.add("jobline.retention.claim_during_p99", r["claim_during_pruning_p99_ms"],
+                 "the same claims while pruning runs: p99", "ms")
+
     def service(self, script: str) -> dict:
         env = dict(os.environ, JOBLINE_RUN_DIR=SERVICES_RUN_DIR)
         return export_lines(run([os.path.join(ROOT, "scripts", script)], env=env, timeout=600).stdout)
@@ -724,6 +747,8 @@ class Bench:
         target("API create (64 connections) ≥ 70% of pgbench insert+outbox", med("jobline.api.create.jobs_per_s"),
                0.7 * ins_best if ins_best else None, "jobs/s", note=f"limit: pgbench insert_single best ({ins_c} clients)")
         target("API batch route ≥ 10,000 jobs/s", med("jobline.api.batch.jobs_per_s"), 10_000.0, "jobs/s")
+        target("stats p50 < 50 ms with 1,000,000 completed jobs", med("jobline.retention.stats_tenant_p50"), 50.0, "ms",
+               higher_is_better=False, note="the tenant holding them; all tenants: see the table")
         li = getattr(self, "lambda_info", None)
         fns = {k: v for k, v in li["binaries"].items() if k != "panic-probe"} if li else {}
         if fns:
@@ -765,7 +790,7 @@ class Bench:
         def fmt(v, unit):
             if v is None:
                 return "–"
-            if unit == "jobs/s":
+            if unit in ("jobs/s", "rows/s"):
                 return f"{v:,.0f}"
             if unit in ("ms", "MiB", "MB"):
                 return f"{v:.2f}" if v < 10 else f"{v:.1f}"
@@ -787,7 +812,7 @@ class Bench:
         order = [k for k in data["series"]]
 
         def group(k):
-            for i, p in enumerate(("pgbench.", "jobline.enqueue", "jobline.drain.postgres", "jobline.latency", "jobline.api", "jobline.drain.redis",
+            for i, p in enumerate(("pgbench.", "jobline.enqueue", "jobline.drain.postgres", "jobline.latency", "jobline.api", "jobline.retention", "jobline.drain.redis",
                                    "jobline.drain.sqs", "jobline.worker", "peers.graphile.tuned", "peers.graphile.defaults",
                                    "peers.pgboss", "peers.graphile.latency", "peers.pgboss.latency")):
                 if k.startswith(p):
@@ -855,6 +880,7 @@ def main() -> None:
                     help="concurrency 1 drains only the first N of the queued jobs (default 4,000; --full: all)")
     ap.add_argument("--full", action="store_true", help="concurrency 1 drains every queued job")
     ap.add_argument("--sqs-jobs", type=int, help="jobs for the sqs drain (default 1,000; --quick 200: moto answers about 40 requests/s)")
+    ap.add_argument("--expired-jobs", type=int, help="expired jobs the retention section loads and prunes (default 1,000,000; --quick 100,000)")
     ap.add_argument("--pgbench-seconds", type=int, default=5)
     ap.add_argument("--http-seconds", type=int, default=8)
     ap.add_argument("--api-pool", type=int, default=16, help="JOBLINE_POOL_SIZE of jobline serve (default 16)")

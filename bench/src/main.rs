@@ -13,12 +13,15 @@
 //!   keep-alive connections, each sending the next request as soon as the
 //!   previous answer is in; reports requests/s, jobs/s and latency
 //!   percentiles.
+//! - `retention`: a million expired jobs loaded, stats timed over them, then
+//!   pruned while claims are timed, against claims timed alone.
 //!
 //! Every subcommand prints one JSON object on stdout.
 
 mod enqueue;
 mod http;
 mod latency;
+mod retention;
 mod stats;
 
 use std::process::ExitCode;
@@ -32,7 +35,7 @@ const ACTOR: &str = "bench";
 #[command(
     name = "jobline-bench",
     version,
-    about = "Benchmark helpers for scripts/bench: enqueue, latency, http"
+    about = "Benchmark helpers for scripts/bench: enqueue, latency, http, retention"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +50,8 @@ enum Command {
     Latency(latency::LatencyArgs),
     /// HTTP load generator: fixed connections, closed loop, for a duration.
     Http(http::HttpArgs),
+    /// Retention: stats over expired history, then pruning it while claims run.
+    Retention(retention::RetentionArgs),
 }
 
 #[tokio::main]
@@ -59,11 +64,12 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    jobline::telemetry::init(&config);
+    let _telemetry = jobline::telemetry::init(&config);
     let outcome = match cli.command {
         Command::Enqueue(args) => enqueue::run(&config, args).await,
         Command::Latency(args) => latency::run(&config, args).await,
         Command::Http(args) => http::run(args).await,
+        Command::Retention(args) => retention::run(&config, args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

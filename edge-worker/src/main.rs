@@ -81,7 +81,7 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    jobline::telemetry::init(&config);
+    let _telemetry = jobline::telemetry::init(&config);
     let outcome = match cli.command {
         Command::Migrate => commands::ops::migrate(&config).await,
         Command::Demo(args) => commands::demo::run(&config, args).await,

@@ -2,6 +2,9 @@
 //! killed with SIGKILL mid-job, the sweeper releasing its claim, another
 //! worker finishing the job exactly once; and a graceful SIGTERM.
 
+#[path = "process/sentry.rs"]
+mod sentry;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 

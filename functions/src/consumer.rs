@@ -403,7 +403,7 @@ pub fn delivery_of(record: &SqsMessage) -> Delivery {
 /// SQS client once per cold start.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let config = crate::secrets::config_from_env().await?;
-    jobline::telemetry::init(&config);
+    let _telemetry = jobline::telemetry::init(&config);
     let consumer = Consumer::from_config(&config)?;
     tracing::info!(
         worker = consumer.processor().worker(),

@@ -24,7 +24,7 @@ pub fn time_left(context: &lambda_runtime::Context) -> Option<std::time::Duratio
 /// Runs the Lambda runtime loop for one route.
 pub async fn serve_route(route: RouteId) -> Result<(), lambda_http::Error> {
     let config = crate::secrets::config_from_env().await?;
-    jobline::telemetry::init(&config);
+    let _telemetry = jobline::telemetry::init(&config);
     let state = jobline::app::state(&config, route.def().function).await?;
     let app = jobline::http::routes(state, [route]);
     jobline::http::lambda::run(app).await

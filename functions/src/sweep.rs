@@ -41,7 +41,7 @@ impl Sweeper {
         let store = jobline::connect(config)?;
         let feed = jobline::app::feed(config, &store).await?;
         let publisher = Publisher::new(store.clone(), feed.queue(), "sweeper");
-        Ok(Self::new(store, publisher, SweepConfig::from_config(config)).with_broker(feed.broker()))
+        Ok(Self::new(store, publisher, SweepConfig::from_config(config)?).with_broker(feed.broker()))
     }
 
     pub fn config(&self) -> &SweepConfig {
@@ -58,7 +58,7 @@ impl Sweeper {
     pub async fn sweep_within(&self, budget: std::time::Duration) -> Result<SweepReport, StoreError> {
         let config = SweepConfig {
             budget: Some(budget),
-            ..self.config
+            ..self.config.clone()
         };
         sweep_once(&self.store, &self.publisher, self.broker.as_deref(), &config).await
     }
@@ -76,7 +76,7 @@ impl Sweeper {
 /// Runs the Lambda runtime loop for the sweeper.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     let config = crate::secrets::config_from_env().await?;
-    jobline::telemetry::init(&config);
+    let _telemetry = jobline::telemetry::init(&config);
     let sweeper = Sweeper::from_config(&config).await?;
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {

@@ -94,6 +94,23 @@ pub struct Config {
     /// leaves a fresh outbox row to the process that created it (which
     /// publishes right after its commit) before publishing it itself.
     pub outbox_grace: Duration,
+    /// How long finished jobs are kept, with their events and outbox rows
+    /// (the idempotency window is the same): `JOBLINE_RETENTION_COMPLETED_SECONDS`
+    /// and `JOBLINE_RETENTION_CANCELLED_SECONDS` (default 7 days),
+    /// `JOBLINE_RETENTION_FAILED_SECONDS` (30 days: the dead letter); `0`
+    /// keeps forever, at most ten years otherwise.
+    pub retention: crate::store::Retention,
+    /// `JOBLINE_ALERT_WEBHOOK_URL`: a Slack-compatible incoming webhook the
+    /// sweeper posts alerts to (`None`: no alerts). A secret: never logged.
+    pub alert_webhook_url: Option<reqwest::Url>,
+    /// `JOBLINE_ALERT_FAILURE_RATE` (default 0.05): alert when more of the
+    /// jobs finished in the last 15 minutes failed.
+    pub alert_failure_rate: f64,
+    /// `SENTRY_DSN`: report errors, panics and failed attempts to Sentry
+    /// (`None`: no reporting). Checked at start; never logged.
+    pub sentry_dsn: Option<String>,
+    /// `SENTRY_ENVIRONMENT`: the environment the reports name.
+    pub sentry_environment: Option<String>,
     /// `JOBLINE_PREPARED_STATEMENTS` (default true): prepare each statement
     /// once per connection; `false` sends them unnamed (planned on every
     /// call), for a transaction-mode pooler without prepared statements.
@@ -232,6 +249,19 @@ impl Config {
         }
         let stale_pending_after = env.seconds("JOBLINE_STALE_PENDING_SECONDS", 300)?;
         let outbox_grace = env.seconds("JOBLINE_OUTBOX_GRACE_SECONDS", 30)?;
+        let retention = {
+            let default = crate::store::Retention::default();
+            let keep = |name: &'static str, default: Option<Duration>| {
+                let seconds = default.map_or(0, |d| d.as_secs());
+                env.number(name, seconds, 0, 10 * 365 * 24 * 3600)
+                    .map(|s| (s > 0).then(|| Duration::from_secs(s)))
+            };
+            crate::store::Retention {
+                completed: keep("JOBLINE_RETENTION_COMPLETED_SECONDS", default.completed)?,
+                cancelled: keep("JOBLINE_RETENTION_CANCELLED_SECONDS", default.cancelled)?,
+                failed: keep("JOBLINE_RETENTION_FAILED_SECONDS", default.failed)?,
+            }
+        };
         let base = env.seconds("JOBLINE_BACKOFF_BASE_SECONDS", 2)?;
         let cap = env.seconds("JOBLINE_BACKOFF_MAX_SECONDS", 600)?;
         if cap < base {
@@ -278,7 +308,34 @@ impl Config {
                 "must be at least 16 characters",
             ));
         }
+        let alert_webhook_url = match env.get("JOBLINE_ALERT_WEBHOOK_URL").filter(|u| !u.is_empty()) {
+            None => None,
+            Some(raw) => match reqwest::Url::parse(&raw) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host_str().is_some() => Some(url),
+                _ => {
+                    return Err(ConfigError::new(
+                        "JOBLINE_ALERT_WEBHOOK_URL",
+                        "(hidden)",
+                        "must be an http:// or https:// URL",
+                    ));
+                }
+            },
+        };
+        let sentry_dsn = env.get("SENTRY_DSN").filter(|d| !d.is_empty());
+        if let Some(dsn) = &sentry_dsn
+            && dsn.parse::<sentry::types::Dsn>().is_err()
+        {
+            return Err(ConfigError::new(
+                "SENTRY_DSN",
+                "(hidden)",
+                "not a Sentry DSN (https://<key>@<host>/<project>)",
+            ));
+        }
         Ok(Self {
+            sentry_dsn,
+            sentry_environment: env.get("SENTRY_ENVIRONMENT").filter(|e| !e.is_empty()),
+            alert_webhook_url,
+            alert_failure_rate: env.number("JOBLINE_ALERT_FAILURE_RATE", 0.05, 0.0, 1.0)?,
             database_url: env.get("DATABASE_URL").filter(|u| !u.is_empty()),
             pool_size: env.number("JOBLINE_POOL_SIZE", 10, 1, 1000)?,
             queue_name,
@@ -288,6 +345,7 @@ impl Config {
             heartbeat_timeout,
             stale_pending_after,
             outbox_grace,
+            retention,
             prepared_statements: env.flag("JOBLINE_PREPARED_STATEMENTS", true)?,
             retry: RetryPolicy::new(base, cap),
             max_attempts: env.number("JOBLINE_MAX_ATTEMPTS", 5, 1, 100)?,
@@ -540,6 +598,7 @@ mod tests {
         assert_eq!(c.heartbeat_timeout, Duration::from_secs(60));
         assert_eq!(c.stale_pending_after, Duration::from_secs(300));
         assert_eq!(c.outbox_grace, Duration::from_secs(30));
+        assert_eq!(c.retention, crate::store::Retention::default());
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.max_body_bytes, 262_144);
         assert_eq!(c.log_format, LogFormat::Json);
@@ -575,7 +634,9 @@ mod tests {
         assert_eq!(c.stale_pending_after, Duration::from_secs(3));
         assert_eq!(c.outbox_grace, Duration::from_secs(2));
         assert_eq!(
-            crate::sweeper::SweepConfig::from_config(&c).stale_pending_after,
+            crate::sweeper::SweepConfig::from_config(&c)
+                .expect("sweep config")
+                .stale_pending_after,
             Duration::from_secs(3)
         );
         assert_eq!(
@@ -586,6 +647,69 @@ mod tests {
             config(&[("JOBLINE_OUTBOX_GRACE_SECONDS", "0")]).unwrap_err().var,
             "JOBLINE_OUTBOX_GRACE_SECONDS"
         );
+    }
+
+    #[test]
+    fn retention_is_read_per_status_and_zero_keeps_forever() {
+        let c = config(&[
+            ("JOBLINE_RETENTION_COMPLETED_SECONDS", "3600"),
+            ("JOBLINE_RETENTION_CANCELLED_SECONDS", "0"),
+        ])
+        .expect("valid");
+        assert_eq!(c.retention.completed, Some(Duration::from_secs(3600)));
+        assert_eq!(c.retention.cancelled, None);
+        assert_eq!(c.retention.failed, Some(Duration::from_secs(30 * 24 * 3600)));
+        assert_eq!(
+            config(&[("JOBLINE_RETENTION_FAILED_SECONDS", "-1")])
+                .unwrap_err()
+                .var,
+            "JOBLINE_RETENTION_FAILED_SECONDS"
+        );
+        assert_eq!(
+            config(&[("JOBLINE_RETENTION_FAILED_SECONDS", "999999999999")])
+                .unwrap_err()
+                .var,
+            "JOBLINE_RETENTION_FAILED_SECONDS"
+        );
+    }
+
+    #[test]
+    fn the_alert_webhook_must_be_a_web_url_and_the_rate_a_fraction() {
+        let c = config(&[
+            (
+                "JOBLINE_ALERT_WEBHOOK_URL",
+                "https://hooks.example.com/services/T/B/x",
+            ),
+            ("JOBLINE_ALERT_FAILURE_RATE", "0.1"),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.alert_webhook_url.expect("set").host_str(),
+            Some("hooks.example.com")
+        );
+        assert_eq!(c.alert_failure_rate, 0.1);
+        let bad = config(&[("JOBLINE_ALERT_WEBHOOK_URL", "file:///etc/passwd")]).unwrap_err();
+        assert_eq!(bad.var, "JOBLINE_ALERT_WEBHOOK_URL");
+        assert!(
+            !bad.to_string().contains("passwd"),
+            "the value is a secret: {bad}"
+        );
+        assert_eq!(
+            config(&[("JOBLINE_ALERT_FAILURE_RATE", "2")]).unwrap_err().var,
+            "JOBLINE_ALERT_FAILURE_RATE"
+        );
+        let default = config(&[]).expect("valid");
+        assert!(default.alert_webhook_url.is_none());
+        assert_eq!(default.alert_failure_rate, 0.05);
+    }
+
+    #[test]
+    fn a_sentry_dsn_is_checked_and_never_echoed() {
+        let c = config(&[("SENTRY_DSN", "https://public@sentry.example.com/42")]).expect("valid");
+        assert!(c.sentry_dsn.is_some());
+        let bad = config(&[("SENTRY_DSN", "not a dsn with secret-stuff")]).unwrap_err();
+        assert_eq!(bad.var, "SENTRY_DSN");
+        assert!(!bad.to_string().contains("secret-stuff"), "{bad}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 //! binaries in `functions/` and `edge-worker/` only wire these together. See
 //! `docs/architecture.md`.
 
+pub mod alerts;
 pub mod app;
 pub mod config;
 pub mod domain;
@@ -45,4 +46,6 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Queue(#[from] queue::QueueError),
+    #[error("could not build the alerts' HTTP client: {0}")]
+    Alerts(String),
 }

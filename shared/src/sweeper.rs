@@ -14,7 +14,15 @@
 //!    processing lists of consumers that stopped refreshing their liveness
 //!    mark go back onto the queue, so Redis does not grow without bound;
 //! 5. **forget workers** not seen for [`crate::store::WORKER_FORGET_AFTER`]
-//!    (a week): every process start registers an id of its own.
+//!    (a week): every process start registers an id of its own;
+//! 6. **alerts** (with `JOBLINE_ALERT_WEBHOOK_URL`): health changes, silent
+//!    workers and a high failure rate posted once (see [`crate::alerts`]);
+//! 7. **retention**: terminal jobs past their status's retention are deleted
+//!    with their events and outbox rows, dead-letter replay tokens with the
+//!    dead letter, in statements of `batch` rows that skip what another
+//!    transaction holds; then the appended rows of `job_counts` are folded
+//!    (see [`crate::store::retention`]). Retention goes last and gets what is
+//!    left of the budget: keeping jobs moving comes first.
 //!
 //! Each step is idempotent and safe to run in several processes at once
 //! (`FOR NO KEY UPDATE SKIP LOCKED` and guarded updates in steps 1 and 3, leased
@@ -25,17 +33,19 @@
 //! for each step as it starts, so a backlog in one step cannot eat the time
 //! of the others.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::alerts::{AlertReport, Alerter};
 use crate::queue::relay::{RelayReport, relay_bounded};
 use crate::queue::{Broker, Publisher};
-use crate::store::{Store, StoreError};
+use crate::store::{PrunedJobs, Retention, Store, StoreError};
 
 /// How a sweep behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct SweepConfig {
     /// A claim without a heartbeat for this long is released
     /// (`JOBLINE_HEARTBEAT_TIMEOUT_SECONDS`).
@@ -54,6 +64,10 @@ pub struct SweepConfig {
     /// is left when it starts, so a backlog in one step cannot starve the
     /// others. `None`: only `max_passes` bounds it.
     pub budget: Option<Duration>,
+    /// How long finished jobs are kept (`JOBLINE_RETENTION_*_SECONDS`).
+    pub retention: Retention,
+    /// Where to post alerts (`JOBLINE_ALERT_WEBHOOK_URL`); `None`: no alerts.
+    pub alerts: Option<Arc<Alerter>>,
 }
 
 impl Default for SweepConfig {
@@ -64,18 +78,26 @@ impl Default for SweepConfig {
             batch: 500,
             max_passes: 20,
             budget: None,
+            retention: Retention::default(),
+            alerts: None,
         }
     }
 }
 
 impl SweepConfig {
-    /// The defaults, with the deployment's timeouts.
-    pub fn from_config(config: &crate::Config) -> Self {
-        Self {
+    /// The defaults, with the deployment's timeouts, retention and alerts
+    /// (the alerts' HTTP client is built here, once per process).
+    pub fn from_config(config: &crate::Config) -> Result<Self, crate::StartError> {
+        let alerts = Alerter::from_config(config)
+            .map_err(|e| crate::StartError::Alerts(crate::telemetry::error_chain(&e)))?
+            .map(Arc::new);
+        Ok(Self {
             heartbeat_timeout: config.heartbeat_timeout,
             stale_pending_after: config.stale_pending_after,
+            retention: config.retention,
+            alerts,
             ..Self::default()
-        }
+        })
     }
 }
 
@@ -103,8 +125,22 @@ pub struct RewakeReport {
     pub relay: RelayReport,
 }
 
+/// Step 6: what retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PruneReport {
+    /// Jobs deleted, by status, with their events and outbox rows.
+    pub jobs: PrunedJobs,
+    /// Dead-letter replay tokens deleted.
+    pub replays: usize,
+    /// Rows of `job_counts` folded.
+    pub counts_folded: usize,
+    pub passes: u32,
+    /// Stopped at `max_passes` or the budget with more possibly left.
+    pub capped: bool,
+}
+
 /// What one sweep did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SweepReport {
     /// When the sweep started (the store's clock).
     pub started_at: DateTime<Utc>,
@@ -117,6 +153,9 @@ pub struct SweepReport {
     pub recovered: usize,
     /// Worker registrations not seen for a week, deleted.
     pub workers_forgotten: usize,
+    pub pruned: PruneReport,
+    /// What was posted to the operators (`None`: no webhook configured).
+    pub alerts: Option<AlertReport>,
     /// Wall time the sweep took.
     pub duration_ms: u64,
 }
@@ -198,6 +237,13 @@ pub async fn sweep_once(
         .forget_workers(crate::store::WORKER_FORGET_AFTER, batch)
         .await?;
 
+    let alerts = match &config.alerts {
+        None => None,
+        Some(alerter) => Some(alerter.run_once(store).await?),
+    };
+
+    let pruned = prune(store, config, batch, max_passes, end).await?;
+
     let report = SweepReport {
         started_at,
         released,
@@ -206,6 +252,8 @@ pub async fn sweep_once(
         rewoken,
         recovered,
         workers_forgotten,
+        pruned,
+        alerts,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
     tracing::info!(
@@ -216,8 +264,49 @@ pub async fn sweep_once(
         rewoken = rewoken.rewoken,
         recovered,
         workers_forgotten,
+        pruned_jobs = pruned.jobs.total(),
         duration_ms = report.duration_ms,
         "sweep done"
     );
+    Ok(report)
+}
+
+/// Step 6, until done, `max_passes` statements of each kind, or the end of
+/// the budget.
+async fn prune(
+    store: &Store,
+    config: &SweepConfig,
+    batch: u32,
+    max_passes: u32,
+    end: Option<Instant>,
+) -> Result<PruneReport, StoreError> {
+    let over = || end.is_some_and(|d| Instant::now() >= d);
+    let mut report = PruneReport::default();
+    if !config.retention.keeps_everything() {
+        loop {
+            let pass = store.prune_jobs(&config.retention, batch).await?;
+            report.passes += 1;
+            report.jobs.add(pass);
+            if pass.total() < batch as usize {
+                break;
+            }
+            if report.passes >= max_passes || over() {
+                report.capped = true;
+                break;
+            }
+        }
+        report.replays = store.prune_replays(&config.retention, batch).await?;
+    }
+    // Folding takes rows appended since the last sweep: a few per statement
+    // that changed jobs. Ten times the batch per pass keeps up with a busy
+    // queue in one or two statements.
+    let fold = batch.saturating_mul(10);
+    for _ in 0..max_passes {
+        let taken = store.compact_job_counts(fold).await?;
+        report.counts_folded += taken;
+        if taken < fold as usize || over() {
+            break;
+        }
+    }
     Ok(report)
 }

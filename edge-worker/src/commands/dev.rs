@@ -104,7 +104,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
         state.store.clone(),
         state.enqueuer.publisher().clone(),
         broker,
-        jobline::sweeper::SweepConfig::from_config(config),
+        jobline::sweeper::SweepConfig::from_config(config)?,
         Duration::from_secs(5),
         rx.clone(),
     ));

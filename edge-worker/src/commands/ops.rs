@@ -71,7 +71,7 @@ pub async fn sweep(config: &Config, args: SweepArgs) -> anyhow::Result<()> {
     let feed = jobline::app::feed(config, &store).await?;
     let publisher = jobline::queue::Publisher::new(store.clone(), feed.queue(), "sweeper");
     let broker = feed.broker();
-    let sweep_config = jobline::sweeper::SweepConfig::from_config(config);
+    let sweep_config = jobline::sweeper::SweepConfig::from_config(config)?;
     let Some(every) = args.every else {
         let report =
             jobline::sweeper::sweep_once(&store, &publisher, broker.as_deref(), &sweep_config).await?;

@@ -89,6 +89,8 @@ fn sweep_config(batch: u32) -> SweepConfig {
         batch,
         max_passes: 100,
         budget: None,
+        retention: jobline::store::Retention::default(),
+        alerts: None,
     }
 }
 

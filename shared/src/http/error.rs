@@ -121,7 +121,7 @@ impl From<StoreError> for ApiError {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed", message)
             }
             StoreError::Unavailable(detail) => {
-                tracing::warn!(error = %detail, "database unavailable");
+                tracing::warn!(target: crate::telemetry::REPORT, error = %detail, "database unavailable");
                 ApiError::unavailable()
             }
             other => {

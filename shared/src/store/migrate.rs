@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_served_types"),
     migration!(7, "0007_lean_claims"),
     migration!(8, "0008_fewer_indexes"),
+    migration!(9, "0009_job_counts"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

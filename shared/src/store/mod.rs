@@ -7,6 +7,7 @@
 //! in the state this change needs": the caller gets a typed answer, never a
 //! half-applied change. The SQL lives in `store/sql/`, one file per operation.
 
+pub mod alerts;
 mod batcher;
 mod claim;
 mod error;
@@ -16,6 +17,7 @@ mod lifecycle;
 pub mod migrate;
 pub mod outbox;
 pub mod pool;
+pub mod retention;
 pub mod rewake;
 mod sql;
 mod stats;
@@ -33,6 +35,7 @@ pub use error::StoreError;
 pub use jobs::{Created, JobFilter, JobPage, PageCursor};
 pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};
 pub use outbox::{DeadLetterOutboxRow, LeasedRow, OUTBOX_MAX_ATTEMPTS, PublishFailure, ReplayReport};
+pub use retention::{PrunedJobs, Retention};
 pub use stats::{RunningJob, Stats};
 
 use crate::domain::{Clock, RetryPolicy, SystemClock};

@@ -499,7 +499,9 @@ impl Processor {
     }
 
     async fn settle_failure(&self, claim: &Claim, failure: JobFailure) -> Finished {
-        tracing::info!(code = %failure.code, kind = ?failure.kind, message = %truncate(&failure.message, 500), "attempt failed");
+        // A failed attempt is reported to Sentry (its code and message, never
+        // the payload): `telemetry::REPORT`.
+        tracing::warn!(target: crate::telemetry::REPORT, code = %failure.code, kind = ?failure.kind, reason = %truncate(&failure.message, 500), "attempt failed");
         match self.store.fail(claim, &failure).await {
             Ok(Settled::Applied(FailOutcome::Retrying(job))) => {
                 Finished::Retrying((job.run_after - self.store.now()).to_std().unwrap_or_default())

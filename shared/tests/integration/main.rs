@@ -1,6 +1,7 @@
 //! Integration tests of the jobline library against a real PostgreSQL.
 //! Run them with `scripts/test`, which starts the server.
 
+mod alerts;
 mod api;
 mod claim;
 mod connections;
@@ -20,6 +21,7 @@ mod queue_sqs;
 mod queue_upstash;
 mod read;
 mod release;
+mod retention;
 mod rewake;
 mod stats_views;
 mod support;

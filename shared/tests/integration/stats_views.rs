@@ -262,4 +262,30 @@ async fn the_list_and_the_processing_jobs_are_index_scans_over_a_large_table() {
         .expect("count")
         .get(0);
     assert_eq!(found, 300, "every tenant's processing jobs");
+
+    // Stats read the counts and the backlog, never the 100,000 finished jobs;
+    // retention walks the oldest finished jobs by index.
+    for tenant in ["'t3'", "NULL"] {
+        let stats = include_str!("../../src/store/sql/stats.sql")
+            .replace("$1", tenant)
+            .replace("$2", "now()")
+            .replace("$3", "(now() - interval '1 minute')")
+            .replace("$4", "NULL");
+        let plan = explain(stats).await;
+        assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+        assert!(!plan.contains("Bitmap Heap Scan on jobs"), "{plan}");
+    }
+    let prune = include_str!("../../src/store/sql/prune_jobs.sql")
+        .replace("$1", "now()")
+        .replace("$2", "(now() - interval '7 days')")
+        .replace("$3", "(now() - interval '7 days')")
+        .replace("$4", "(now() - interval '30 days')")
+        .replace("$5", "500");
+    let plan = explain(prune).await;
+    assert!(plan.contains("jobs_tenant_status_recent"), "{plan}");
+    assert!(!plan.contains("Seq Scan on jobs"), "{plan}");
+    let stats = db.store.stats(None).await.expect("stats");
+    assert_eq!(stats.by_status["completed"], 100_000);
+    assert_eq!(stats.by_status["processing"], 300);
+    assert_eq!(stats.total, 100_300);
 }

@@ -225,6 +225,38 @@ async fn request_metrics_are_labelled_by_route_template_and_status_code() {
     assert!(!text.contains("/no/such/route"), "{text}");
 }
 
+#[tokio::test]
+async fn a_request_the_guard_answers_408_is_counted_on_its_route() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let api = crate::support::test_api_with(&[("JOBLINE_HTTP_REQUEST_TIMEOUT_SECONDS", "1")]).await;
+    // A body that never comes: answered 408 at the request timeout.
+    let mut slow = tokio::net::TcpStream::connect(api.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let request = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {ADMIN_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+    );
+    slow.write_all(request.as_bytes()).await.expect("write");
+    let mut reply = Vec::new();
+    tokio::time::timeout(WITHIN, slow.read_to_end(&mut reply))
+        .await
+        .expect("closed within the timeout")
+        .expect("read");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+
+    let text = scrape(&api).await;
+    assert_eq!(
+        value(
+            &text,
+            "jobline_http_requests_total",
+            &[("code", "408"), ("route", "/v1/jobs")]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+}
+
 /// Holds its job until the test lets it go.
 struct Held(watch::Receiver<bool>);
 

@@ -92,13 +92,14 @@ pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()>
         tracing::info!(listen = %local, "serving the worker's metrics");
         eprintln!("worker metrics on http://{local}/metrics");
         let mut stopped = rx.clone();
-        tokio::spawn(jobline::metrics::worker::serve(
-            listener,
-            metrics.clone(),
-            async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
-            },
-        ));
+        let served = jobline::metrics::worker::serve(listener, metrics.clone(), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+        tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the worker's metrics listener stopped");
+            }
+        });
         options.metrics = Some(metrics);
     }
     tokio::spawn(async move {

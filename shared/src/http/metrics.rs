@@ -49,3 +49,17 @@ async fn scrape(
     })?;
     Ok(([(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], text).into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `/metrics` is serve's own: no Lambda function, no operation of the
+    /// stack's OpenAPI document.
+    #[test]
+    fn the_scrape_route_is_neither_a_lambda_route_nor_in_the_openapi_document() {
+        assert!(super::super::ROUTES.iter().all(|r| r.path != PATH));
+        let doc: serde_json::Value = serde_json::from_str(super::super::OPENAPI).expect("valid JSON");
+        assert!(doc["paths"].get(PATH).is_none());
+    }
+}

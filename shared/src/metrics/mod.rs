@@ -16,7 +16,7 @@ pub mod http;
 pub mod queue;
 pub mod worker;
 
-use prometheus::{Encoder as _, Registry, TextEncoder};
+use prometheus::{Registry, TextEncoder};
 
 /// The `Content-Type` of the text exposition format (0.0.4).
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -30,11 +30,7 @@ pub struct MetricsError(#[from] prometheus::Error);
 
 /// Everything registered in `registry`, in the Prometheus text format.
 pub fn encode(registry: &Registry) -> Result<String, MetricsError> {
-    let families = registry.gather();
-    let mut text = Vec::new();
-    TextEncoder::new().encode(&families, &mut text)?;
-    // The text encoder writes only UTF-8 (names, label values and numbers).
-    Ok(String::from_utf8_lossy(&text).into_owned())
+    Ok(TextEncoder::new().encode_to_string(&registry.gather())?)
 }
 
 /// `jobline serve`'s metrics: its requests and the queue's gauges, in one

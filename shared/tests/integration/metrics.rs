@@ -389,3 +389,66 @@ async fn a_worker_serves_its_claims_outcomes_run_times_and_jobs_in_flight() {
     assert_eq!(runs("held"), Some(1.0), "{after}");
     assert_eq!(runs("sleep"), Some(0.0), "every type it serves shows: {after}");
 }
+
+#[tokio::test]
+async fn a_worker_on_a_broker_counts_the_jobs_its_deliveries_claimed() {
+    use jobline::queue::Queue as _;
+    let db = crate::support::test_db().await;
+    let name = crate::queue_redis::fresh_name();
+    let q = Arc::new(crate::queue_redis::queue(&name).await);
+    let mut messages = Vec::new();
+    for _ in 0..5 {
+        messages.push(crate::queue_redis::now(db.noop_for(TENANT).await.id));
+    }
+    q.publish(&messages).await.expect("publish");
+
+    let metrics = WorkerMetrics::new().expect("metrics");
+    let processor = Processor::new(
+        db.store.clone(),
+        Arc::new(handlers::builtins()),
+        Duration::from_millis(200),
+        "w-metrics-redis",
+    );
+    let options = WorkerOptions {
+        poll_interval: Duration::from_millis(50),
+        once: true,
+        register: false,
+        metrics: Some(metrics.clone()),
+        ..WorkerOptions::default()
+    };
+    let (_stop, stop) = watch::channel(false);
+    let summary = tokio::time::timeout(WITHIN, run(processor, Feed::Deliveries(q), options, stop))
+        .await
+        .expect("drained");
+    assert_eq!(summary.succeeded, 5, "{summary:?}");
+
+    let text = metrics.encode().expect("exposition");
+    assert_eq!(
+        value(&text, "jobline_worker_claims_total", &[]),
+        Some(5.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "jobline_worker_attempts_total",
+            &[("outcome", "completed")]
+        ),
+        Some(5.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "jobline_worker_job_duration_seconds_count",
+            &[("type", "noop")]
+        ),
+        Some(5.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "jobline_worker_jobs_in_flight", &[]),
+        Some(0.0),
+        "{text}"
+    );
+}

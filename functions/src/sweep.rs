@@ -2,9 +2,17 @@
 //! payload is accepted and ignored): one [`jobline::sweeper::sweep_once`]
 //! per invocation, answered with its report as JSON. Safe to run in
 //! parallel with itself (overlapping schedules, retried invocations).
+//!
+//! Each pass also prints the queue's gauges (oldest pending age, dead
+//! letter, outbox due, pending and processing jobs) as one CloudWatch
+//! Embedded Metric Format line on stdout ([`jobline::metrics::emf`]):
+//! CloudWatch Logs turns it into the `Jobline` metrics the template's
+//! alarms watch.
 
 use std::sync::Arc;
 
+use jobline::metrics::emf;
+use jobline::metrics::queue::QueueSnapshot;
 use jobline::queue::{Broker, Publisher};
 use jobline::sweeper::{SweepConfig, SweepReport, sweep_once};
 use jobline::{StartError, Store, StoreError};
@@ -18,6 +26,34 @@ pub struct Sweeper {
     /// (Redis, Upstash); `None` with the postgres adapter.
     broker: Option<Arc<dyn Broker>>,
     config: SweepConfig,
+    metrics_out: MetricsOut,
+}
+
+/// Where each pass's EMF line goes: stdout (the function's log), or what a
+/// test gives.
+#[derive(Clone)]
+pub struct MetricsOut(Arc<dyn Fn(&str) + Send + Sync>);
+
+impl MetricsOut {
+    /// One line per call on stdout, flushed.
+    pub fn stdout() -> Self {
+        Self(Arc::new(|line: &str| {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}");
+            let _ = out.flush();
+        }))
+    }
+
+    pub fn to(write: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        Self(Arc::new(write))
+    }
+}
+
+impl std::fmt::Debug for MetricsOut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsOut")
+    }
 }
 
 impl Sweeper {
@@ -27,7 +63,14 @@ impl Sweeper {
             publisher,
             broker: None,
             config,
+            metrics_out: MetricsOut::stdout(),
         }
+    }
+
+    /// Writes each pass's EMF line to `out` instead of stdout.
+    pub fn with_metrics_out(mut self, out: MetricsOut) -> Self {
+        self.metrics_out = out;
+        self
     }
 
     /// Also recovers the in-flight messages of `broker`'s stopped consumers.
@@ -63,12 +106,37 @@ impl Sweeper {
         sweep_once(&self.store, &self.publisher, self.broker.as_deref(), &config).await
     }
 
+    /// One pass of an invocation: the sweep (within `budget` when given),
+    /// then the queue's gauges as one EMF line, whether or not the sweep
+    /// succeeded (a gauge that cannot be read is logged, and the pass goes
+    /// on: the sweep's outcome is the answer).
+    pub async fn pass(&self, budget: Option<std::time::Duration>) -> Result<SweepReport, StoreError> {
+        let report = match budget {
+            Some(budget) => self.sweep_within(budget).await,
+            None => self.sweep().await,
+        };
+        self.write_metrics().await;
+        report
+    }
+
+    /// Reads the queue's gauges and writes them as one EMF line.
+    pub async fn write_metrics(&self) {
+        match QueueSnapshot::read(&self.store).await {
+            Ok(snapshot) => {
+                let queue = &self.store.settings().queue_name;
+                let line = emf::line(&snapshot, queue, self.store.now().timestamp_millis());
+                (self.metrics_out.0)(&line.to_string());
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the queue's gauges for the metrics"),
+        }
+    }
+
     /// One invocation: the event is ignored, the answer is the report.
     pub async fn handle(
         &self,
         _event: serde_json::Value,
     ) -> Result<serde_json::Value, lambda_runtime::Error> {
-        let report = self.sweep().await?;
+        let report = self.pass(None).await?;
         Ok(serde_json::to_value(report)?)
     }
 }
@@ -82,7 +150,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let sweeper = sweeper.clone();
             async move {
-                let report = sweeper.sweep_within(remaining(&event.context)).await?;
+                let report = sweeper.pass(Some(remaining(&event.context))).await?;
                 Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
             }
         },

@@ -111,7 +111,9 @@ pub fn state_on(config: &Config, store: Store, queue: Arc<dyn Queue>, actor: &st
 /// server: headers must arrive within the request timeout (else the
 /// connection is closed), a request not answered within it gets 408 and its
 /// connection closed, and beyond the concurrency limit a request gets 503
-/// with `Retry-After` at once.
+/// with `Retry-After` at once. Besides the route table, it serves `GET
+/// /metrics` ([`crate::http::metrics`]) and counts every request
+/// ([`crate::metrics::http`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
@@ -121,12 +123,24 @@ pub async fn serve(
 
     let timeout = state.settings.request_timeout;
     let permits = Arc::new(tokio::sync::Semaphore::new(state.settings.max_concurrency.max(1)));
-    let app = crate::http::router(state).layer(axum::middleware::from_fn(
-        move |req: axum::extract::Request, next: axum::middleware::Next| {
-            let permits = permits.clone();
-            async move { crate::http::guard(&permits, timeout, req, next).await }
-        },
-    ));
+    // One registry per server: its requests, and the queue's gauges read at
+    // scrape time (`GET /metrics`, serve-only: not a Lambda route).
+    let metrics = Arc::new(crate::metrics::ApiMetrics::new().map_err(std::io::Error::other)?);
+    let http_metrics = metrics.http.clone();
+    let app = crate::http::router(state.clone())
+        .merge(crate::http::metrics::serve_only_routes(state, metrics))
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                let permits = permits.clone();
+                async move { crate::http::guard(&permits, timeout, req, next).await }
+            },
+        ))
+        // Outside the guard: its 503 and 408 answers are counted too.
+        .layer(axum::middleware::from_fn(
+            move |req: axum::extract::Request, next: axum::middleware::Next| {
+                crate::metrics::http::track(http_metrics.clone(), req, next)
+            },
+        ));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);

@@ -151,6 +151,10 @@ pub struct Config {
     /// `JOBLINE_CONSUMER_CONCURRENCY`, `SQS_QUEUE_URL`,
     /// `AWS_ENDPOINT_URL_SQS`: the SQS consumer Lambda.
     pub consumer: ConsumerConfig,
+    /// `JOBLINE_WORKER_METRICS_LISTEN` (`host:port`; unset: none): where
+    /// `jobline worker` serves its own `GET /metrics` when no
+    /// `--metrics-listen` is given. No key: a loopback or private address.
+    pub worker_metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Records processed at once by the SQS consumer Lambda when
@@ -389,6 +393,7 @@ impl Config {
             webhook: WebhookConfig::read(&env)?,
             story: StoryConfig::read(&env)?,
             consumer: ConsumerConfig::read(&env)?,
+            worker_metrics_listen: env.socket_addr("JOBLINE_WORKER_METRICS_LISTEN")?,
         })
     }
 
@@ -564,6 +569,17 @@ impl<'a> Env<'a> {
     /// Seconds within a week, or `default` when unset.
     pub fn seconds(&self, name: &'static str, default: u64) -> Result<Duration, ConfigError> {
         self.seconds_up_to(name, default, 7 * 24 * 3600)
+    }
+
+    /// An `ip:port` address, or `None` when unset.
+    pub fn socket_addr(&self, name: &'static str) -> Result<Option<std::net::SocketAddr>, ConfigError> {
+        self.get(name)
+            .map(|raw| {
+                raw.parse().map_err(|_| {
+                    ConfigError::new(name, &raw, "must be an ip:port address, e.g. 127.0.0.1:9464")
+                })
+            })
+            .transpose()
     }
 
     /// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`), or `default`.
@@ -838,5 +854,14 @@ mod tests {
         let err = config(&[("JOBLINE_ADMIN_KEY", "short")]).unwrap_err();
         assert_eq!(err.var, "JOBLINE_ADMIN_KEY");
         assert!(!err.to_string().contains("short"));
+    }
+
+    #[test]
+    fn the_worker_metrics_address_is_read_and_checked() {
+        assert_eq!(config(&[]).expect("valid").worker_metrics_listen, None);
+        let c = config(&[("JOBLINE_WORKER_METRICS_LISTEN", "127.0.0.1:9464")]).expect("valid");
+        assert_eq!(c.worker_metrics_listen, Some(([127, 0, 0, 1], 9464).into()));
+        let err = config(&[("JOBLINE_WORKER_METRICS_LISTEN", "localhost")]).unwrap_err();
+        assert_eq!(err.var, "JOBLINE_WORKER_METRICS_LISTEN");
     }
 }

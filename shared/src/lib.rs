@@ -4,10 +4,10 @@
 //! Postgres store ([`store`]), the one way to create jobs ([`enqueue`]), the
 //! queue adapters ([`queue`]), the engine that runs jobs ([`worker`]) apart
 //! from the handlers it runs ([`handlers`]), the HTTP API ([`http`]), the
-//! sweeper ([`sweeper`]), configuration ([`config`]) and logging
-//! ([`telemetry`]); [`app`] builds a process's parts from its config. The
-//! binaries in `functions/` and `edge-worker/` only wire these together. See
-//! `docs/architecture.md`.
+//! sweeper ([`sweeper`]), configuration ([`config`]), logging
+//! ([`telemetry`]) and metrics ([`metrics`]); [`app`] builds a process's
+//! parts from its config. The binaries in `functions/` and `edge-worker/`
+//! only wire these together. See `docs/architecture.md`.
 
 pub mod alerts;
 pub mod app;
@@ -16,6 +16,7 @@ pub mod domain;
 pub mod enqueue;
 pub mod handlers;
 pub mod http;
+pub mod metrics;
 pub mod queue;
 pub mod store;
 pub mod sweeper;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use jobline::Config;
 use jobline::worker::WorkerOptions;
 use jobline::worker::runner::run;
@@ -38,6 +40,11 @@ pub struct WorkerArgs {
     /// Worker id (default: host-pid-random, unique per process start).
     #[arg(long)]
     pub id: Option<String>,
+    /// Serve this worker's metrics (Prometheus text format) on `GET
+    /// /metrics` at this address (default `JOBLINE_WORKER_METRICS_LISTEN`;
+    /// unset: none). No key: bind it to loopback or a private network.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 impl WorkerArgs {
@@ -57,6 +64,7 @@ impl WorkerArgs {
             types: self.types.clone(),
             shutdown_grace: Duration::try_from_secs_f64(self.grace)?,
             register: true,
+            metrics: None,
         })
     }
 }
@@ -75,6 +83,25 @@ pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()>
     let id = args.id.clone().unwrap_or_else(default_worker_id);
     let processor = jobline::app::processor(config, store, id);
     let (tx, rx) = watch::channel(false);
+    if let Some(addr) = args.metrics_listen.or(config.worker_metrics_listen) {
+        let metrics = jobline::metrics::worker::WorkerMetrics::new()?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("listening on {addr} for the worker's metrics"))?;
+        let local = listener.local_addr()?;
+        tracing::info!(listen = %local, "serving the worker's metrics");
+        eprintln!("worker metrics on http://{local}/metrics");
+        let mut stopped = rx.clone();
+        let served = jobline::metrics::worker::serve(listener, metrics.clone(), async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+        tokio::spawn(async move {
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "the worker's metrics listener stopped");
+            }
+        });
+        options.metrics = Some(metrics);
+    }
     tokio::spawn(async move {
         super::serve::shutdown_signal().await;
         let _ = tx.send(true);

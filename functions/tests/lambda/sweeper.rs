@@ -319,3 +319,103 @@ async fn a_sweep_within_a_spent_budget_still_runs_every_step() {
         "without a budget the backlog is relayed"
     );
 }
+
+/// Each pass prints the queue's gauges as one CloudWatch Embedded Metric
+/// Format line: `_aws` says which members are metrics (namespace, the
+/// `Queue` dimension, each metric's name and unit), the members hold the
+/// values.
+#[tokio::test]
+async fn each_pass_writes_the_queues_gauges_as_one_embedded_metric_format_line() {
+    let db = test_db().await;
+    for _ in 0..3 {
+        db.published_job(noop()).await;
+    }
+    let running = db.published_job(noop()).await;
+    let ClaimByIdOutcome::Claimed(_) = db.store.claim_by_id("w-1", running.id).await.expect("claim") else {
+        panic!("claimable")
+    };
+    let broken = db
+        .published_job(NewJob {
+            max_attempts: Some(1),
+            ..noop()
+        })
+        .await;
+    let ClaimByIdOutcome::Claimed(claim) = db.store.claim_by_id("w-1", broken.id).await.expect("claim")
+    else {
+        panic!("claimable")
+    };
+    db.store
+        .fail(
+            &claim,
+            &jobline::store::JobFailure::permanent("BROKEN", "on purpose"),
+        )
+        .await
+        .expect("fail");
+    // Two jobs nobody published, past the creator's grace: due outbox rows.
+    db.noop_for(TENANT).await;
+    db.noop_for(TENANT).await;
+    db.advance(45);
+
+    let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let written = lines.clone();
+    let queue = Arc::new(jobline::queue::postgres::PostgresQueue::new(
+        db.store.clone(),
+        None,
+    ));
+    let sweeper = Sweeper::new(
+        db.store.clone(),
+        Publisher::new(db.store.clone(), queue, "sweeper"),
+        sweep_config(10),
+    )
+    .with_metrics_out(jobline_functions::sweep::MetricsOut::to(move |line| {
+        written.lock().expect("lines").push(line.to_owned());
+    }));
+    // A spent budget: the relay leaves the due rows for the next pass.
+    sweeper.pass(Some(Duration::ZERO)).await.expect("sweep");
+
+    let lines = lines.lock().expect("lines").clone();
+    assert_eq!(lines.len(), 1, "one line per pass: {lines:?}");
+    assert!(!lines[0].contains('\n'));
+    let line: Value = serde_json::from_str(&lines[0]).expect("a JSON object");
+    let aws = &line["_aws"];
+    assert_eq!(aws["Timestamp"], json!(db.now().timestamp_millis()), "{line}");
+    let directives = aws["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics");
+    assert_eq!(directives.len(), 1, "{line}");
+    assert_eq!(directives[0]["Namespace"], "Jobline");
+    assert_eq!(directives[0]["Dimensions"], json!([["Queue"]]));
+    assert_eq!(
+        line["Queue"],
+        json!(db.store.settings().queue_name),
+        "the dimension's value"
+    );
+    let metrics: Vec<(String, String)> = directives[0]["Metrics"]
+        .as_array()
+        .expect("Metrics")
+        .iter()
+        .map(|m| {
+            (
+                m["Name"].as_str().expect("Name").to_owned(),
+                m["Unit"].as_str().expect("Unit").to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("OldestPendingAgeSeconds", "Seconds"),
+        ("DeadLetterJobs", "Count"),
+        ("DeadLetterOutbox", "Count"),
+        ("OutboxDue", "Count"),
+        ("PendingJobs", "Count"),
+        ("ProcessingJobs", "Count"),
+    ]
+    .map(|(n, u)| (n.to_owned(), u.to_owned()));
+    assert_eq!(metrics, expected);
+    let values: Vec<f64> = expected
+        .iter()
+        .map(|(name, _)| {
+            line[name]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name} is a number: {line}"))
+        })
+        .collect();
+    assert_eq!(values, [45.0, 1.0, 0.0, 2.0, 5.0, 1.0], "{line}");
+}

@@ -9,6 +9,7 @@ mod error;
 mod health;
 mod jobs;
 pub mod lambda;
+pub mod metrics;
 mod story;
 mod workers;
 

@@ -10,6 +10,7 @@
 pub mod alerts;
 mod batcher;
 mod claim;
+mod counts;
 mod error;
 mod jobs;
 pub mod keys;
@@ -31,6 +32,7 @@ use deadpool_postgres::Pool;
 
 pub use batcher::Completion;
 pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
+pub use counts::JobCount;
 pub use error::StoreError;
 pub use jobs::{Created, JobFilter, JobPage, PageCursor};
 pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};

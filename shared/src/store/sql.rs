@@ -90,6 +90,8 @@ statements! {
     API_KEY_LIST = "api_key_list", [TEXT];
     API_KEY_REVOKE = "api_key_revoke", [UUID, TIMESTAMPTZ];
     API_KEY_TOUCH = "api_key_touch", [UUID, TIMESTAMPTZ];
+    JOB_COUNTS = "job_counts", [TEXT];
+    OUTBOX_DUE = "outbox_due", [TIMESTAMPTZ];
 }
 
 /// Where a statement runs: a pooled connection or a transaction on one, and

@@ -12,7 +12,8 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use super::processor::{Disposition, Finished, Processor, Taken};
+use super::processor::{Disposition, Executed, Finished, Processor, Taken};
+use crate::metrics::worker::{WorkerInstruments, WorkerMetrics};
 use crate::queue::{Broker, Delivery, Feed, Wakeups};
 use crate::store::workers::{WorkerBeat, WorkerCommand};
 use crate::store::{Claim, JobFailure, StoreError};
@@ -45,6 +46,9 @@ pub struct WorkerOptions {
     pub shutdown_grace: Duration,
     /// Register in the `workers` table and obey pause/resume/drain.
     pub register: bool,
+    /// Record claims, outcomes, run times and jobs in flight here (`jobline
+    /// worker --metrics-listen`); `None`: nothing recorded.
+    pub metrics: Option<WorkerMetrics>,
 }
 
 impl Default for WorkerOptions {
@@ -58,6 +62,7 @@ impl Default for WorkerOptions {
             types: None,
             shutdown_grace: Duration::from_secs(30),
             register: true,
+            metrics: None,
         }
     }
 }
@@ -87,13 +92,15 @@ struct Counters {
     /// most [`SETTLING`]: a job frees its slot when its handler ends, and
     /// this keeps a stalled database from piling up finished jobs.
     settling: Semaphore,
+    /// The metrics' label children, when the worker exports metrics.
+    metrics: Option<WorkerInstruments>,
 }
 
 /// Finished jobs waiting for their outcome to be recorded, at most.
 const SETTLING: usize = 1024;
 
-impl Default for Counters {
-    fn default() -> Self {
+impl Counters {
+    fn new(metrics: Option<WorkerInstruments>) -> Self {
         Self {
             processed: AtomicU64::default(),
             succeeded: AtomicU64::default(),
@@ -101,12 +108,32 @@ impl Default for Counters {
             retried: AtomicU64::default(),
             dropped: AtomicU64::default(),
             settling: Semaphore::new(SETTLING),
+            metrics,
         }
     }
-}
 
-impl Counters {
+    /// Runs a claimed job's handler ([`Processor::execute`]), in flight
+    /// and timed by type in the metrics.
+    async fn execute(&self, p: &Processor, claim: Claim, claimed_at: tokio::time::Instant) -> Executed {
+        let Some(metrics) = &self.metrics else {
+            return p.execute(claim, claimed_at).await;
+        };
+        let running = metrics.start(&claim.job.job_type);
+        let executed = p.execute(claim, claimed_at).await;
+        running.finish();
+        executed
+    }
+
+    fn claimed(&self, n: usize) {
+        if let Some(m) = &self.metrics {
+            m.claimed(n);
+        }
+    }
+
     fn record(&self, f: Finished) {
+        if let Some(m) = &self.metrics {
+            m.finished(f);
+        }
         self.processed.fetch_add(1, Ordering::Relaxed);
         let c = match f {
             Finished::Completed => &self.succeeded,
@@ -146,11 +173,12 @@ pub async fn run(
         .unwrap_or_else(|| processor.registry().types());
     let processor = Arc::new(processor.with_types(Some(types.clone())));
     let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let instruments = options.metrics.as_ref().map(|m| m.instruments(&types));
     let mut slots = Slots {
         registration: Registration::new(&processor, feed.kind(), &options),
         processor,
         options,
-        counters: Arc::new(Counters::default()),
+        counters: Arc::new(Counters::new(instruments)),
         permits,
         tasks: JoinSet::new(),
         started: 0,
@@ -272,6 +300,7 @@ impl Slots {
         let (permits, shutdown, ahead) = (self.permits.clone(), self.shutdown.clone(), ahead.clone());
         self.tasks.spawn(async move {
             let taken = p.take_until(&deliveries, None).await;
+            c.claimed(taken.iter().filter(|t| matches!(t, Taken::Run(_))).count());
             let claimed_at = tokio::time::Instant::now();
             let max_wait = p.max_claim_wait();
             let runs = deliveries.into_iter().zip(taken).map(|(d, t)| {
@@ -415,7 +444,7 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
             // the completion waits for its shared statement without it.
             slots.spawn_in(permit, |p, c, permit| {
                 Box::pin(async move {
-                    let executed = p.execute(claim, claimed_at).await;
+                    let executed = c.execute(&p, claim, claimed_at).await;
                     let settling = c.settling.acquire().await;
                     drop(permit);
                     c.record(p.settle(executed).await);
@@ -440,10 +469,14 @@ async fn claim_loop(slots: &mut Slots, wakeups: &dyn Wakeups, types: &[String]) 
                 let worker = slots.processor.worker().to_owned();
                 let types = types.to_vec();
                 let free = free.min(want) as u32;
+                let counters = slots.counters.clone();
                 refill = Some(Box::pin(async move {
                     // Before the statement: the claims' heartbeat is its now.
                     let at = tokio::time::Instant::now();
                     let claimed = store.claim_ahead(&worker, want as u32, free, Some(&types)).await;
+                    if let Ok(claims) = &claimed {
+                        counters.claimed(claims.len());
+                    }
                     (mark, at, claimed)
                 }));
             }
@@ -713,7 +746,7 @@ async fn settle_delivery(
 ) {
     let (outcome, finished) = match taken {
         Taken::Run(claim) => {
-            let executed = p.execute(*claim, claimed_at).await;
+            let executed = c.execute(p, *claim, claimed_at).await;
             let settling = c.settling.acquire().await;
             drop(permit);
             let finished = p.settle(executed).await;

@@ -10,6 +10,7 @@ mod handlers;
 mod keys;
 mod lambda;
 mod lifecycle;
+mod metrics;
 mod migrations;
 mod outbox;
 mod outputs;

@@ -7,6 +7,7 @@
 //! in the state this change needs": the caller gets a typed answer, never a
 //! half-applied change. The SQL lives in `store/sql/`, one file per operation.
 
+pub mod audit;
 mod batcher;
 mod claim;
 mod error;
@@ -27,6 +28,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
+pub use audit::{AuditError, AuditOptions, AuditReport};
 pub use batcher::Completion;
 pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
 pub use error::StoreError;

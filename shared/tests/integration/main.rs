@@ -2,6 +2,7 @@
 //! Run them with `scripts/test`, which starts the server.
 
 mod api;
+mod audit;
 mod claim;
 mod connections;
 mod create;

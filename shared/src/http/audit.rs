@@ -28,10 +28,11 @@ pub async fn audit(
         None => state.store.now() - chrono::Duration::from_std(DEFAULT_AUDIT_WINDOW).unwrap_or_default(),
     };
     let options = AuditOptions::since(since, state.settings.heartbeat_timeout);
-    let mut report = state.store.audit(&options).await.map_err(from_audit)?;
-    if let Some(broker) = &state.broker {
-        report.check_broker(broker.as_ref()).await.map_err(from_audit)?;
-    }
+    let report = state
+        .store
+        .audit_with(&options, state.broker.as_deref())
+        .await
+        .map_err(from_audit)?;
     Ok(Json(report))
 }
 

@@ -112,7 +112,7 @@ impl AuditReport {
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
     /// The audit ran out of its time budget (and was cancelled).
-    #[error("the audit did not finish within {0:?}: narrow the window (since) or the jobs examined")]
+    #[error("the audit did not finish within {} ms: narrow the window (since) or the jobs examined", .0.as_millis())]
     Timeout(Duration),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -123,6 +123,20 @@ pub enum AuditError {
 const STATEMENT: &str = "audit";
 
 impl Store {
+    /// [`Store::audit`], then, when the queue is a broker, its orphaned
+    /// processing lists ([`AuditReport::check_broker`]).
+    pub async fn audit_with(
+        &self,
+        options: &AuditOptions,
+        broker: Option<&dyn Broker>,
+    ) -> Result<AuditReport, AuditError> {
+        let mut report = self.audit(options).await?;
+        if let Some(broker) = broker {
+            report.check_broker(broker).await?;
+        }
+        Ok(report)
+    }
+
     /// Runs the audit over the jobs created from `options.since` to now.
     pub async fn audit(&self, options: &AuditOptions) -> Result<AuditReport, AuditError> {
         let until = self.now();

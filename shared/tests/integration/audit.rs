@@ -9,7 +9,7 @@ use std::time::Duration;
 use jobline::domain::{Job, NewJob};
 use jobline::queue::{Broker, Queue};
 use jobline::store::audit::REDIS_ORPHANED_PROCESSING;
-use jobline::store::{AuditError, AuditOptions, AuditReport, ClaimByIdOutcome};
+use jobline::store::{AuditError, AuditOptions, AuditReport, ClaimByIdOutcome, JobFailure};
 use redis::AsyncCommands;
 use reqwest::Method;
 use serde_json::json;
@@ -100,6 +100,77 @@ async fn a_healthy_system_is_ok_with_every_violation_at_zero() {
     assert_eq!(report.by_status["processing"], 1);
     assert_eq!(report.by_status["pending"], 1);
     assert_eq!(report.until, db.now());
+}
+
+async fn claim(db: &TestDb, worker: &str, id: Uuid) -> jobline::store::Claim {
+    let ClaimByIdOutcome::Claimed(claim) = db.store.claim_by_id(worker, id).await.expect("claim") else {
+        panic!("claimable")
+    };
+    *claim
+}
+
+#[tokio::test]
+async fn retries_releases_hand_backs_and_replays_are_not_violations() {
+    let db = test_db().await;
+    // Failed once (retryable), completed by its second attempt.
+    let retried = pending_job(&db).await;
+    let c = claim(&db, "w1", retried.id).await;
+    db.store
+        .fail_with_jitter(&c, &JobFailure::retryable("FLAKY", "once"), 0.0)
+        .await
+        .expect("fail");
+    // Failed for good, put back by an operator.
+    let replayed = pending_job(&db).await;
+    let c = claim(&db, "w1", replayed.id).await;
+    db.store
+        .fail(&c, &JobFailure::permanent("BAD", "no"))
+        .await
+        .expect("fail");
+    db.store
+        .retry(None, replayed.id, "operator", None)
+        .await
+        .expect("retry");
+    // Claimed ahead and handed back unstarted.
+    let handed = pending_job(&db).await;
+    let c = claim(&db, "w2", handed.id).await;
+    assert_eq!(
+        db.store
+            .hand_back("w2", &[c.token()], false)
+            .await
+            .expect("hand back"),
+        1
+    );
+    // Its worker died: released by the heartbeat timeout.
+    let released = pending_job(&db).await;
+    claim(&db, "w3", released.id).await;
+    db.advance(61);
+    let report = db
+        .store
+        .release_stale(HEARTBEAT_TIMEOUT, 100)
+        .await
+        .expect("release");
+    assert_eq!(report.total(), 1);
+    // Every one of them completed by another claim.
+    for id in [retried.id, replayed.id, handed.id, released.id] {
+        let c = claim(&db, "w4", id).await;
+        db.store.complete(&c, None, None).await.expect("complete");
+    }
+    // Their wake-up rows (retry, release) are the relay's: mark them sent.
+    let unsent: Vec<i64> = db
+        .client
+        .query("SELECT id FROM outbox WHERE status <> 'sent'", &[])
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    db.store.mark_published(&unsent, "relay").await.expect("mark");
+    db.advance(120);
+
+    let report = audit(&db).await;
+    assert!(report.ok, "{report:?}");
+    assert_eq!(report.by_status["completed"], 4);
+    assert_eq!(report.informative["rerun"], 3, "retried, replayed, released");
 }
 
 #[tokio::test]
@@ -427,6 +498,33 @@ mod http {
             .expect("rfc3339")
             .with_timezone(&chrono::Utc)
             .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+
+    #[tokio::test]
+    async fn on_a_redis_queue_the_report_counts_a_dead_consumers_messages() {
+        let name = crate::queue_redis::fresh_name();
+        let url = crate::queue_redis::redis_url();
+        let api = crate::support::test_api_with(&[
+            ("JOBLINE_QUEUE", "redis"),
+            ("REDIS_URL", &url),
+            ("JOBLINE_QUEUE_NAME", &name),
+        ])
+        .await;
+        let (s, b) = api.get("/v1/audit").await;
+        assert_eq!(
+            (s, &b["violations"][REDIS_ORPHANED_PROCESSING]),
+            (200, &json!(0)),
+            "{b}"
+        );
+        let _: () = crate::queue_redis::plain()
+            .await
+            .rpush(format!("{name}:processing:dead"), "m1")
+            .await
+            .expect("plant");
+        let (s, b) = api.get("/v1/audit").await;
+        assert_eq!(s, 200, "{b}");
+        assert_eq!(b["ok"], false, "{b}");
+        assert_eq!(b["violations"][REDIS_ORPHANED_PROCESSING], 1, "{b}");
     }
 
     #[tokio::test]

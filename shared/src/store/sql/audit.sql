@@ -42,9 +42,11 @@
 --
 -- Cost: the tenants one index step each (a loose scan, as `processing_jobs`
 -- does), then per tenant and status the window's range of
--- `jobs_tenant_status_recent`, at most $5 + 1 entries each; then each
--- examined job's timeline (`job_events_timeline`) and outbox rows
--- (`outbox_job`); plus the processing jobs. No sequential scan.
+-- `jobs_tenant_status_recent`, at most $5 + 1 entries each (index only);
+-- then each examined job by id, its timeline (`job_events_timeline`) and
+-- its outbox rows (`outbox_job`); plus the processing jobs. No sequential
+-- scan: the per-job lookups are LATERAL with OFFSET 0, which the planner
+-- cannot flatten into a join over a whole table.
 WITH RECURSIVE tenants (tenant_id) AS (
     (SELECT tenant_id FROM jobs ORDER BY tenant_id LIMIT 1)
     UNION ALL
@@ -52,12 +54,14 @@ WITH RECURSIVE tenants (tenant_id) AS (
     FROM tenants t
     WHERE t.tenant_id IS NOT NULL
 ),
+-- Only columns of the index (an index-only scan where the visibility map
+-- allows); the rest of each examined job is read by its id below.
 candidates AS MATERIALIZED (
     SELECT c.*
     FROM tenants t
     CROSS JOIN unnest(enum_range(NULL::job_status)) AS s (status)
     CROSS JOIN LATERAL (
-        SELECT j.id, j.status::text AS status, j.attempts, j.run_after, j.created_at
+        SELECT j.id, j.created_at
         FROM jobs j
         WHERE j.tenant_id = t.tenant_id AND j.status = s.status
           AND j.created_at >= $1 AND j.created_at <= $2
@@ -67,7 +71,14 @@ candidates AS MATERIALIZED (
     WHERE t.tenant_id IS NOT NULL
 ),
 examined AS MATERIALIZED (
-    SELECT * FROM candidates ORDER BY created_at DESC, id DESC LIMIT $5
+    SELECT j.*
+    FROM (SELECT id FROM candidates ORDER BY created_at DESC, id DESC LIMIT $5) n
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.status::text AS status, j.attempts, j.run_after
+        FROM jobs j
+        WHERE j.id = n.id
+        OFFSET 0 -- a lookup per id: flattened, the planner scans the table
+    ) j
 ),
 events AS MATERIALIZED (
     SELECT e.*
@@ -107,13 +118,14 @@ per_job AS (
     GROUP BY job_id
 ),
 outbox_rows AS MATERIALIZED (
-    -- LATERAL: a lookup per job (`outbox_job`), never a scan of the outbox.
+    -- A lookup per job (`outbox_job`), never a scan of the outbox.
     SELECT o.*, x.run_after
     FROM examined x
     CROSS JOIN LATERAL (
         SELECT o.job_id, o.status::text AS status, o.attempts, o.next_attempt_at
         FROM outbox o
         WHERE o.job_id = x.id
+        OFFSET 0
     ) o
 ),
 found (name, kind, job_id) AS (

@@ -83,3 +83,34 @@ fn from_audit(e: AuditError) -> ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn an_audit_out_of_time_is_a_503_audit_timeout_naming_its_budget() {
+        let e = from_audit(AuditError::Timeout(Duration::from_secs(10)));
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::SERVICE_UNAVAILABLE, "audit_timeout")
+        );
+        assert!(e.message.contains("10000 ms"), "{}", e.message);
+    }
+
+    #[test]
+    fn since_is_rfc3339_or_absent() {
+        assert_eq!(since_param(None).expect("no query"), None);
+        let at = since_param(Some("since=2026-12-01T01%3A00%3A00%2B01%3A00")).expect("a time");
+        assert_eq!(
+            at.map(|t| t.to_rfc3339()),
+            Some("2026-12-01T00:00:00+00:00".to_owned())
+        );
+        let e = since_param(Some("since=24h")).expect_err("not a time");
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "invalid_since"));
+        let e = since_param(Some("until=now")).expect_err("not a parameter");
+        assert_eq!((e.status, e.code), (StatusCode::BAD_REQUEST, "invalid_query"));
+    }
+}

@@ -4,13 +4,17 @@
 Each scenario gets its own database on the gauntlet's throwaway Postgres,
 runs real `jobline` processes (serve, worker, sweep --every) against it,
 injects one kind of fault, waits until every job is settled, and ends with
-the invariant check of gauntlet/invariants.sql over the whole database:
+the invariant check over the whole database: `jobline audit --json` (the
+live audit, `shared/src/store/sql/audit.sql`: one copy of the invariants
+for the API, the drill and the gauntlet), run with no grace, since a
+drained system has nothing still waiting:
 
-  every accepted job created, every created job completed, none completed
-  twice, every timeline an unbroken chain with one `claimed` event per
-  attempt, the `completed` event's attempt the job's attempts, no outbox row
-  left unsent. The SQL counts every one of them (the ids the API accepted are
-  handed to it in a temporary table); Python only compares.
+  every created job completed, none completed twice, every timeline an
+  unbroken chain with one `claimed` event per attempt, the `completed`
+  event's attempt the job's attempts, no outbox row left unsent, no claim
+  past its heartbeat, no message left in a dead consumer's processing list.
+  The audit counts every one of them; the gauntlet's own check is `lost`
+  (every id the API accepted is a job), and Python only compares.
 
 One line per scenario with the counts it checked; exit 1 when any fails.
 
@@ -54,10 +58,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts", "lib"))
 from harness import CommandFailed, free_port, run  # noqa: E402
 
-INVARIANTS = os.path.join(ROOT, "gauntlet", "invariants.sql")
 SCENARIOS = ["self", "chaos", "pg", "queue", "dup", "redis_kill", "fuzz"]
-# What invariants.sql counts, 0 when the invariant holds (`not_completed`
-# only where a scenario expects every job completed).
+# What the check counts, 0 when the invariant holds: `lost` (the gauntlet's
+# own), `not_completed` (informative in the audit: a violation only where a
+# scenario expects every job completed) and every violation of the audit
+# (`jobline audit`; `redis_orphaned_processing` only on a redis stack).
 INVARIANT_KEYS = [
     "lost",
     "not_completed",
@@ -68,6 +73,8 @@ INVARIANT_KEYS = [
     "completed_attempt_not_attempts",
     "handed_back_unclaimed",
     "outbox_stuck",
+    "stale_claims",
+    "redis_orphaned_processing",
 ]
 NAME_WIDTH = max(len(n) for n in SCENARIOS)
 
@@ -288,33 +295,70 @@ class Stack:
         every second) time to publish every due outbox row: a row still
         unsent after that is stuck."""
         for _ in deadline_loop(30 if wait_outbox else 0, 0.25):
-            if invariants(self.db_url, set())["outbox_stuck"] == 0:
+            if audit(self.env)["violations"]["outbox_stuck"] == 0:
                 break
-        result = invariants(self.db_url, accepted)
+        result = invariants(self.env, accepted)
         broken = []
         for k in INVARIANT_KEYS:
             if k == "not_completed" and not expect_completed:
                 continue
-            if result[k]:
+            if result.get(k):
                 detail = f" {json.dumps(result['by_status'], separators=(',', ':'))}" if k == "not_completed" else ""
                 broken.append(f"{k}={result[k]}{detail}")
+        unknown = sorted(k for k, n in result["violations"].items() if n and k not in INVARIANT_KEYS)
+        if unknown:
+            broken.append(f"violations the gauntlet does not know: {unknown}")
+        if result["truncated"]:
+            broken.append(f"the audit examined only {result['created']} jobs")
         result["broken"] = broken
         return result
 
 
-def invariants(db_url: str, accepted: set[str]) -> dict:
-    """Runs invariants.sql in one psql session, after copying the accepted
-    ids into the temporary table it reads (COPY from the same stdin: any
-    number of ids)."""
-    with open(INVARIANTS) as f:
-        sql = f.read()
+def audit(env: dict) -> dict:
+    """`jobline audit --json` over every job (since the epoch) of the stack's
+    database and queue, with no grace: a snapshot of a drained system, where
+    no outbox row or claim may still be waiting. Exit 1 means violations
+    (the report says which); anything else without a report is a failure."""
+    cmd = [BIN, "audit", "--json", "--since", "0", "--grace", "0", "--timeout", "60", "--max-jobs", "10000000"]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    try:
+        return json.loads(p.stdout)
+    except ValueError:
+        raise Failed(f"jobline audit exited {p.returncode}: {p.stderr[-2000:]}") from None
+
+
+def lost(db_url: str, accepted: set[str]) -> int:
+    """Accepted ids with no job: COPY them into a temporary table in one psql
+    session (any number of ids) and count the missing."""
     ids = "".join(f"{uuid.UUID(i)}\n" for i in sorted(accepted))
-    script = f"CREATE TEMP TABLE accepted (id uuid);\nCOPY accepted FROM STDIN;\n{ids}\\.\n{sql}"
+    script = (
+        "CREATE TEMP TABLE accepted (id uuid);\nCOPY accepted FROM STDIN;\n"
+        f"{ids}\\.\n"
+        "SELECT count(DISTINCT a.id) FROM accepted a WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = a.id);\n"
+    )
     cmd = ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", db_url, "-f", "-"]
     p = subprocess.run(cmd, input=script, capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
-        raise Failed(f"the invariant check exited {p.returncode}: {p.stderr[-2000:]}")
-    return json.loads(p.stdout.strip())
+        raise Failed(f"the lost check exited {p.returncode}: {p.stderr[-2000:]}")
+    return int(p.stdout.strip())
+
+
+def invariants(env: dict, accepted: set[str]) -> dict:
+    """The audit's counts, flat (violations and informative counts by name),
+    with `lost`, `created` (jobs examined), `completed` and `by_status`."""
+    report = audit(env)
+    return {
+        **report["informative"],
+        **report["violations"],
+        "violations": report["violations"],
+        "examples": report["examples"],
+        "truncated": report["truncated"],
+        "created": report["examined"],
+        "completed": report["by_status"].get("completed", 0),
+        "by_status": report["by_status"],
+        "accepted": len(accepted),
+        "lost": lost(env["DATABASE_URL"], accepted),
+    }
 
 
 def line(name: str, result: dict, extra: str, seconds: float) -> str:
@@ -344,17 +388,22 @@ def create_all(stack: Stack, jobs: list[dict], threads: int = 4, per_request: in
 
 def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
     """The invariant check must see what it looks for: break each invariant
-    on purpose in a database of its own and expect invariants.sql itself to
-    report every one, under its own key, with the count planted."""
-    with Stack("gauntlet_self", "postgres") as stack:
+    on purpose in a database (and a redis queue) of its own and expect the
+    audit itself to report every one, under its own key, with the count
+    planted."""
+    with Stack("gauntlet_self", "redis") as stack:
         stack.serve()
-        ids = sorted(create_all(stack, [{"type": "noop", "payload": {}} for _ in range(6)]))
-        a, b, c, d, e, f = ids
+        ids = sorted(create_all(stack, [{"type": "noop", "payload": {}} for _ in range(7)]))
+        a, b, c, d, e, f, g = ids
+        # Two messages in the processing list of a consumer with no
+        # liveness mark (one that died).
+        redis("RPUSH", f"{stack.env['JOBLINE_QUEUE_NAME']}:processing:gauntlet-self-dead", "m1", "m2")
         psql(stack.db_url, f"""
             INSERT INTO job_events (job_id, event, from_status, to_status)
             SELECT '{a}', 'completed', 'processing', 'completed' FROM generate_series(1, 2);
             DELETE FROM job_events WHERE job_id = '{b}' AND event = 'created';
-            UPDATE outbox SET status = 'failed', sent_at = NULL, attempts = 3 WHERE job_id = '{c}';
+            UPDATE outbox SET status = 'failed', sent_at = NULL, attempts = 3, next_attempt_at = now()
+            WHERE job_id = '{c}';
             UPDATE jobs SET attempts = 1 WHERE id = '{d}';
             INSERT INTO job_events (job_id, event, from_status, to_status, attempt) VALUES
                 ('{e}', 'claimed', 'pending', 'processing', 1),
@@ -364,12 +413,18 @@ def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
             INSERT INTO job_events (job_id, event, from_status, to_status, attempt, actor) VALUES
                 ('{f}', 'claimed', 'pending', 'processing', 1, 'w1'),
                 ('{f}', 'handed_back', 'processing', 'pending', 1, 'w2');
+            INSERT INTO job_events (job_id, event, from_status, to_status, attempt, actor) VALUES
+                ('{g}', 'claimed', 'pending', 'processing', 1, 'gone');
+            UPDATE jobs SET status = 'processing', attempts = 1, locked_by = 'gone',
+                locked_at = now() - interval '1 hour', heartbeat_at = now() - interval '1 hour',
+                started_at = now() - interval '1 hour'
+            WHERE id = '{g}';
         """)
         seen = stack.check(set(ids) | {str(uuid.uuid4())}, wait_outbox=False)
         # One invariant key each, with the count planted.
         planted = {
             "lost": 1,  # an accepted id with no job
-            "not_completed": 5,  # a-d, f: no worker ran them (e was made completed)
+            "not_completed": 6,  # a-d, f, g: no worker ran them (e was made completed)
             "completed_twice": 1,  # a: two `completed` events
             "event_gaps": 1,  # a: completed without being claimed
             "status_not_last_event": 2,  # a, and b without its `created`
@@ -377,6 +432,8 @@ def self_check(size: dict, rng: random.Random) -> tuple[dict, str]:
             "completed_attempt_not_attempts": 1,  # e: completed by attempt 2 of 1
             "handed_back_unclaimed": 1,  # f: given back by a worker that did not claim it
             "outbox_stuck": 1,  # c: its row never sent
+            "stale_claims": 1,  # g: claimed by a worker gone for an hour
+            "redis_orphaned_processing": 2,  # the dead consumer's two messages
         }
         problems = []
         if set(planted) != set(INVARIANT_KEYS):

@@ -23,6 +23,9 @@ enum Command {
     Demo(commands::demo::DemoArgs),
     /// Counts by status, oldest pending age, dead letter, p50/p95.
     Stats(commands::ops::StatsArgs),
+    /// The live audit: the promises checked over the jobs of a window (the
+    /// report of GET /v1/audit); exits 1 when any is broken.
+    Audit(commands::audit::AuditArgs),
     /// Release claims whose heartbeat timed out.
     ReleaseStale,
     /// One sweeper pass: release stale claims, relay the outbox, re-wake due
@@ -86,6 +89,7 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => commands::ops::migrate(&config).await,
         Command::Demo(args) => commands::demo::run(&config, args).await,
         Command::Stats(args) => commands::ops::stats(&config, args).await,
+        Command::Audit(args) => commands::audit::run(&config, args).await,
         Command::ReleaseStale => commands::ops::release_stale(&config).await,
         Command::Sweep(args) => commands::ops::sweep(&config, args).await,
         Command::Serve(args) => commands::serve::run(&config, args).await,

@@ -222,3 +222,44 @@ async fn a_worker_serves_only_jobline_job_types_when_no_types_flag_is_given() {
         "it registers the types it serves"
     );
 }
+
+#[tokio::test]
+async fn jobline_audit_prints_the_report_and_exits_non_zero_when_a_promise_is_broken() {
+    let (url, db) = database().await;
+    create_job(&url, r#"{"ms": 0}"#);
+    let out = jobline(&url).arg("audit").output().expect("audit");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("1 examined"), "{text}");
+    assert!(text.lines().any(|l| l == "ok"), "{text}");
+
+    db.execute("UPDATE jobs SET attempts = 1", &[])
+        .await
+        .expect("plant");
+    let out = jobline(&url).args(["audit", "--json"]).output().expect("audit");
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("the report as JSON");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["violations"]["claims_not_attempts"], 1);
+    let id = one(&db, "SELECT id::text FROM jobs").await;
+    assert_eq!(report["examples"]["claims_not_attempts"], serde_json::json!([id]));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the audit found violations: claims_not_attempts=1"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = jobline(&url)
+        .args(["audit", "--since", "yesterday"])
+        .output()
+        .expect("audit");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "clap refuses a since that is not a time"
+    );
+}

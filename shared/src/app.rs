@@ -92,17 +92,18 @@ pub async fn state(config: &Config, actor: &str) -> Result<AppState, StartError>
 
 /// The API's state over an existing store (tests pass one with a manual clock).
 pub async fn state_with(config: &Config, store: Store, actor: &str) -> Result<AppState, StartError> {
-    let queue = queue(config, &store).await?;
-    Ok(state_on(config, store, queue, actor))
+    let feed = feed(config, &store).await?;
+    Ok(state_on(config, store, &feed, actor))
 }
 
-/// The API's state over an existing store and queue (`jobline dev` shares
-/// its adapter with its worker).
-pub fn state_on(config: &Config, store: Store, queue: Arc<dyn Queue>, actor: &str) -> AppState {
+/// The API's state over an existing store and queue adapter (`jobline dev`
+/// shares its adapter with its worker).
+pub fn state_on(config: &Config, store: Store, feed: &Feed, actor: &str) -> AppState {
     AppState {
-        enqueuer: enqueuer(config, &store, queue, actor),
+        enqueuer: enqueuer(config, &store, feed.queue(), actor),
         store,
         settings: Arc::new(ApiSettings::from_config(config)),
+        broker: feed.broker(),
     }
 }
 

@@ -66,7 +66,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     let store = jobline::connect(config)?;
     // One adapter for both sides: the API publishes on it, the worker is fed by it.
     let feed = jobline::app::feed(config, &store).await?;
-    let state = jobline::app::state_on(config, store, feed.queue(), "dev");
+    let state = jobline::app::state_on(config, store, &feed, "dev");
     let key = match &config.admin_key {
         Some(k) => k.clone(),
         None => {

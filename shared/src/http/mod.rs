@@ -3,6 +3,7 @@
 //! routes on one port (`jobline serve`).
 
 mod admin;
+mod audit;
 mod auth;
 mod body;
 mod error;
@@ -37,6 +38,8 @@ pub struct ApiSettings {
     /// `jobline serve`'s request timeout and concurrency limit.
     pub request_timeout: std::time::Duration,
     pub max_concurrency: usize,
+    /// The claims' heartbeat timeout (the audit's `stale_claims`).
+    pub heartbeat_timeout: std::time::Duration,
 }
 
 impl ApiSettings {
@@ -47,6 +50,7 @@ impl ApiSettings {
             request_timeout: config.http_request_timeout,
             max_concurrency: config.http_max_concurrency,
             health: config.health,
+            heartbeat_timeout: config.heartbeat_timeout,
         }
     }
 }
@@ -99,6 +103,9 @@ pub struct AppState {
     /// The one way to create jobs (type rules, one transaction, publish).
     pub enqueuer: Enqueuer,
     pub settings: Arc<ApiSettings>,
+    /// The queue's broker when it is one (the audit counts its orphaned
+    /// processing lists).
+    pub broker: Option<Arc<dyn crate::queue::Broker>>,
 }
 
 /// Every route of the API, named. Each is one Lambda function.
@@ -121,6 +128,7 @@ pub enum RouteId {
     PauseWorker,
     ResumeWorker,
     DrainWorker,
+    Audit,
 }
 
 /// One row of the route table.
@@ -169,6 +177,7 @@ pub const ROUTES: &[RouteDef] = &[
     route!(PauseWorker, POST, "/v1/workers/{id}/pause", "pause-worker"),
     route!(ResumeWorker, POST, "/v1/workers/{id}/resume", "resume-worker"),
     route!(DrainWorker, POST, "/v1/workers/{id}/drain", "drain-worker"),
+    route!(Audit, GET, "/v1/audit", "audit"),
 ];
 
 impl RouteId {
@@ -198,6 +207,7 @@ impl RouteId {
             RouteId::PauseWorker => post(workers::pause),
             RouteId::ResumeWorker => post(workers::resume),
             RouteId::DrainWorker => post(workers::drain),
+            RouteId::Audit => get(audit::audit),
         }
     }
 }

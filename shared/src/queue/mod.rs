@@ -139,6 +139,15 @@ pub trait Broker: Queue {
     /// through the visibility timeout) has nothing to put back and says 0.
     async fn recover(&self) -> Result<usize, QueueError>;
 
+    /// How many messages sit in the processing lists of consumers that
+    /// stopped (their liveness mark expired): what the next [`recover`]
+    /// would put back. Read-only (the live audit's
+    /// `redis_orphaned_processing`). A broker that keeps nothing per
+    /// consumer (SQS) says 0.
+    ///
+    /// [`recover`]: Broker::recover
+    async fn orphaned_processing(&self) -> Result<usize, QueueError>;
+
     /// A consumer that stops hands back what it received and did not
     /// settle, at once (not after its liveness mark expires); returns how
     /// many. SQS hands unsettled messages out again by itself after their

@@ -334,6 +334,10 @@ macro_rules! queue_over_layout {
             async fn hand_back(&self, consumer: &str) -> Result<usize, crate::queue::QueueError> {
                 self.layout.hand_back(consumer).await
             }
+
+            async fn orphaned_processing(&self) -> Result<usize, crate::queue::QueueError> {
+                self.layout.orphaned_processing().await
+            }
         }
     };
 }
@@ -591,6 +595,41 @@ impl<T: Transport> Layout<T> {
     /// Scans `<queue>:processing:*` and moves the lists of consumers whose
     /// liveness mark is gone back onto the queue; returns how many messages.
     pub(crate) async fn recover(&self) -> Result<usize, QueueError> {
+        let mut moved = 0usize;
+        for (list, consumer) in self.processing_lists().await? {
+            let n = self.move_back(&list, &consumer).await?;
+            if n > 0 {
+                moved += n;
+                tracing::info!(queue = %self.name, consumer, messages = n,
+                    "recovered messages of a consumer that stopped");
+            }
+        }
+        Ok(moved)
+    }
+
+    /// How many messages the processing lists of consumers whose liveness
+    /// mark is gone hold (what `recover` would move), changing nothing.
+    pub(crate) async fn orphaned_processing(&self) -> Result<usize, QueueError> {
+        let mut orphaned = 0usize;
+        for (list, consumer) in self.processing_lists().await? {
+            let replies = self
+                .transport
+                .pipeline(vec![
+                    cmd(["EXISTS", &self.consumer_key(&consumer)]),
+                    cmd(["LLEN", &list]),
+                ])
+                .await?;
+            let alive = replies.first().and_then(Reply::as_int).unwrap_or(0) > 0;
+            let len = replies.get(1).and_then(Reply::as_int).unwrap_or(0);
+            if !alive {
+                orphaned += usize::try_from(len).unwrap_or(0);
+            }
+        }
+        Ok(orphaned)
+    }
+
+    /// Every `<queue>:processing:<consumer>` key (`SCAN`), with its consumer.
+    async fn processing_lists(&self) -> Result<Vec<(String, String)>, QueueError> {
         let prefix = format!("{}:processing:", self.name);
         let pattern = format!("{}*", glob_escape(&prefix));
         let mut lists = BTreeSet::new();
@@ -617,19 +656,13 @@ impl<T: Transport> Layout<T> {
                 _ => break,
             }
         }
-        let mut moved = 0usize;
-        for list in lists {
-            let Some(consumer) = list.strip_prefix(&prefix) else {
-                continue;
-            };
-            let n = self.move_back(&list, consumer).await?;
-            if n > 0 {
-                moved += n;
-                tracing::info!(queue = %self.name, consumer, messages = n,
-                    "recovered messages of a consumer that stopped");
-            }
-        }
-        Ok(moved)
+        Ok(lists
+            .into_iter()
+            .filter_map(|list| {
+                let consumer = list.strip_prefix(&prefix)?.to_owned();
+                Some((list, consumer))
+            })
+            .collect())
     }
 
     /// A stopping consumer's own list back onto the queue, now: its

@@ -239,6 +239,12 @@ impl Broker for SqsQueue {
         Ok(0)
     }
 
+    /// In-flight SQS messages of a stopped consumer become visible again by
+    /// themselves; none is held per consumer.
+    async fn orphaned_processing(&self) -> Result<usize, QueueError> {
+        Ok(0)
+    }
+
     /// SQS hands a received, undeleted message out again after its
     /// visibility timeout; nothing is held per consumer to give back.
     async fn hand_back(&self, _consumer: &str) -> Result<usize, QueueError> {

@@ -8,6 +8,7 @@
 //! half-applied change. The SQL lives in `store/sql/`, one file per operation.
 
 pub mod alerts;
+pub mod audit;
 mod batcher;
 mod claim;
 mod counts;
@@ -30,6 +31,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Pool;
 
+pub use audit::{AuditError, AuditOptions, AuditReport};
 pub use batcher::Completion;
 pub use claim::{Claim, ClaimByIdOutcome, ClaimToken, HeartbeatOutcome};
 pub use counts::JobCount;

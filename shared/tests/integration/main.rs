@@ -3,6 +3,7 @@
 
 mod alerts;
 mod api;
+mod audit;
 mod claim;
 mod connections;
 mod create;

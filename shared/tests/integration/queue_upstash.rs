@@ -422,3 +422,26 @@ async fn a_once_worker_exits_when_the_broker_is_unreachable() {
     .expect("the --once worker ended");
     assert_eq!(summary.processed, 0);
 }
+
+/// The audit's count over REST: the messages of a consumer with no liveness
+/// mark, not those of a live one, and none after `recover`.
+#[tokio::test]
+async fn orphaned_processing_counts_only_dead_consumers_messages_over_rest() {
+    use redis::AsyncCommands as _;
+    let name = fresh_name();
+    let q = queue(&name);
+    q.publish(&[now(Uuid::new_v4())]).await.expect("publish");
+    let held = q
+        .receive("alive", 1, Duration::from_secs(1))
+        .await
+        .expect("receive");
+    assert_eq!(held.len(), 1);
+    let _: () = plain()
+        .await
+        .rpush(format!("{name}:processing:dead"), vec!["m1", "m2", "m3"])
+        .await
+        .expect("plant");
+    assert_eq!(q.orphaned_processing().await.expect("count"), 3);
+    assert_eq!(q.recover().await.expect("recover"), 3);
+    assert_eq!(q.orphaned_processing().await.expect("count"), 0);
+}

@@ -68,7 +68,7 @@ pub async fn test_api_with(vars: &[(&str, &str)]) -> TestApi {
     let config = jobline::Config::from_lookup(|k| all.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()))
         .expect("test config");
     let feed = jobline::app::feed(&config, &db.store).await.expect("queue");
-    let state = jobline::app::state_on(&config, db.store.clone(), feed.queue(), "test-api");
+    let state = jobline::app::state_on(&config, db.store.clone(), &feed, "test-api");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let served = state.clone();

@@ -42,6 +42,7 @@ pub async fn run(config: &Config, args: DrillArgs) -> anyhow::Result<()> {
                     mode: "live".into(),
                     stale_after: config.heartbeat_timeout,
                     token: format!("drill-{}", uuid::Uuid::new_v4().simple()),
+                    audit_grace: jobline::store::audit::DEFAULT_AUDIT_GRACE,
                 },
                 None,
             )
@@ -74,6 +75,7 @@ pub async fn run(config: &Config, args: DrillArgs) -> anyhow::Result<()> {
                     mode: "simulate".into(),
                     stale_after: std::time::Duration::from_secs(1),
                     token: format!("drill-{}", uuid::Uuid::new_v4().simple()),
+                    audit_grace: std::time::Duration::ZERO,
                 },
                 Some((admin, name)),
             )

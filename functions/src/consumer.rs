@@ -423,7 +423,9 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
                         .timeout
                         .map(|t| tokio::time::Instant::now() + t)
                 });
-                Ok::<_, lambda_runtime::Error>(consumer.handle_until(event.payload, deadline).await)
+                let answer = consumer.handle_until(event.payload, deadline).await;
+                jobline::telemetry::flush(jobline::telemetry::LAMBDA_FLUSH);
+                Ok::<_, lambda_runtime::Error>(answer)
             }
         },
     ))

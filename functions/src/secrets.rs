@@ -24,6 +24,8 @@ pub const SECRET_VARS: &[&str] = &[
     "UPSTASH_REDIS_REST_TOKEN",
     "JOBLINE_WEBHOOK_SECRET",
     "OPENAI_API_KEY",
+    "JOBLINE_ALERT_WEBHOOK_URL",
+    "SENTRY_DSN",
 ];
 
 /// The suffix of the variable that names a secret's ARN.

@@ -150,8 +150,9 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         move |event: lambda_runtime::LambdaEvent<serde_json::Value>| {
             let sweeper = sweeper.clone();
             async move {
-                let report = sweeper.pass(Some(remaining(&event.context))).await?;
-                Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+                let report = sweeper.pass(Some(remaining(&event.context))).await;
+                jobline::telemetry::flush(jobline::telemetry::LAMBDA_FLUSH);
+                Ok::<_, lambda_runtime::Error>(serde_json::to_value(report?)?)
             }
         },
     ))

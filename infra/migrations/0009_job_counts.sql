@@ -21,7 +21,12 @@
 -- and the first trigger. On a large table that count is one sequential scan
 -- under that lock: run it in a quiet minute (runbook).
 
+-- Waits at most 10 s for the lock (a long writer ahead of it would make every
+-- create, claim and completion queue behind the migration): the migration
+-- then fails, changes nothing, and can be run again.
+SET LOCAL lock_timeout = '10s';
 LOCK TABLE jobs IN SHARE ROW EXCLUSIVE MODE;
+RESET lock_timeout;
 
 CREATE TABLE job_counts (
     tenant_id text        NOT NULL,

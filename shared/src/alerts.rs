@@ -6,6 +6,7 @@
 //!   unhealthy, and back), with its reasons;
 //! - registered workers go silent (not seen for
 //!   [`crate::store::WORKER_GONE_AFTER`], not stopped);
+//! - the sweep's audit finds broken promises (and when they are gone);
 //! - the failure rate of the last 15 minutes passes
 //!   `JOBLINE_ALERT_FAILURE_RATE` (default 0.05; at least
 //!   [`MIN_FINISHED_FOR_RATE`] jobs finished), and when it is back under.
@@ -21,7 +22,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::domain::health::{Health, HealthThresholds};
-use crate::store::{Store, StoreError, WORKER_GONE_AFTER};
+use crate::store::{AuditReport, Store, StoreError, WORKER_GONE_AFTER};
 
 /// The failure rate looks back this far.
 pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
@@ -57,6 +58,8 @@ pub struct AlertReport {
     pub health: Option<Health>,
     /// `high` or `normal`, when it changed and was posted.
     pub failure_rate: Option<&'static str>,
+    /// `ok` or `violations`, when the audit's verdict changed and was posted.
+    pub audit: Option<&'static str>,
     /// Workers reported silent.
     pub silent_workers: Vec<String>,
     /// Posts that failed (tried again next sweep).
@@ -87,10 +90,14 @@ impl Alerter {
             .transpose()
     }
 
-    /// One pass: health, failure rate, silent workers. A failed post leaves
-    /// its state unmoved (the next pass tries again); a store error stops
-    /// the pass.
-    pub async fn run_once(&self, store: &Store) -> Result<AlertReport, StoreError> {
+    /// One pass: health, failure rate, the sweep's `audit` (when it ran),
+    /// silent workers. A failed post leaves its state unmoved (the next pass
+    /// tries again); a store error stops the pass.
+    pub async fn run_once(
+        &self,
+        store: &Store,
+        audit: Option<&AuditReport>,
+    ) -> Result<AlertReport, StoreError> {
         let mut report = AlertReport::default();
 
         let stats = store.stats(None).await?;
@@ -143,6 +150,27 @@ impl Alerter {
             .await?;
         if told {
             report.failure_rate = Some(state);
+        }
+
+        if let Some(audit) = audit {
+            let state = if audit.ok { "ok" } else { "violations" };
+            let told = store
+                .move_alert("audit", state, async |previous| {
+                    let text = match (previous.as_deref(), audit.ok) {
+                        (None, true) => return true,
+                        (_, true) => "jobline: the audit finds every promise kept again".to_owned(),
+                        (_, false) => format!(
+                            "jobline: the audit of the jobs since {} found broken promises: {} (GET /v1/audit for examples)",
+                            audit.since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                            audit.broken().join(", ")
+                        ),
+                    };
+                    self.post_counted(&text, &mut report.failed_posts).await
+                })
+                .await?;
+            if told {
+                report.audit = Some(state);
+            }
         }
 
         report.silent_workers = store

@@ -339,7 +339,17 @@ impl Config {
             sentry_dsn,
             sentry_environment: env.get("SENTRY_ENVIRONMENT").filter(|e| !e.is_empty()),
             alert_webhook_url,
-            alert_failure_rate: env.number("JOBLINE_ALERT_FAILURE_RATE", 0.05, 0.0, 1.0)?,
+            alert_failure_rate: {
+                let rate: f64 = env.number("JOBLINE_ALERT_FAILURE_RATE", 0.05, 0.0, 1.0)?;
+                if !rate.is_finite() {
+                    return Err(ConfigError::new(
+                        "JOBLINE_ALERT_FAILURE_RATE",
+                        &rate.to_string(),
+                        "must be a fraction between 0 and 1",
+                    ));
+                }
+                rate
+            },
             database_url: env.get("DATABASE_URL").filter(|u| !u.is_empty()),
             pool_size: env.number("JOBLINE_POOL_SIZE", 10, 1, 1000)?,
             queue_name,
@@ -710,10 +720,13 @@ mod tests {
             !bad.to_string().contains("passwd"),
             "the value is a secret: {bad}"
         );
-        assert_eq!(
-            config(&[("JOBLINE_ALERT_FAILURE_RATE", "2")]).unwrap_err().var,
-            "JOBLINE_ALERT_FAILURE_RATE"
-        );
+        for bad in ["2", "NaN", "-0.1", "lots"] {
+            assert_eq!(
+                config(&[("JOBLINE_ALERT_FAILURE_RATE", bad)]).unwrap_err().var,
+                "JOBLINE_ALERT_FAILURE_RATE",
+                "{bad}"
+            );
+        }
         let default = config(&[]).expect("valid");
         assert!(default.alert_webhook_url.is_none());
         assert_eq!(default.alert_failure_rate, 0.05);

@@ -15,9 +15,14 @@
 //!    mark go back onto the queue, so Redis does not grow without bound;
 //! 5. **forget workers** not seen for [`crate::store::WORKER_FORGET_AFTER`]
 //!    (a week): every process start registers an id of its own;
-//! 6. **alerts** (with `JOBLINE_ALERT_WEBHOOK_URL`): health changes, silent
-//!    workers and a high failure rate posted once (see [`crate::alerts`]);
-//! 7. **retention**: terminal jobs past their status's retention are deleted
+//! 6. **audit** the jobs created in the last [`SweepConfig::audit_window`]
+//!    (at most [`SWEEP_AUDIT_MAX_JOBS`], a few seconds at most) and keep its
+//!    counts for `jobline_audit_violations` ([`crate::store::audit`]); a
+//!    failed audit is logged, not fatal;
+//! 7. **alerts** (with `JOBLINE_ALERT_WEBHOOK_URL`): health changes, silent
+//!    workers, a high failure rate and audit violations posted once (see
+//!    [`crate::alerts`]);
+//! 8. **retention**: terminal jobs past their status's retention are deleted
 //!    with their events and outbox rows, dead-letter replay tokens with the
 //!    dead letter, in statements of `batch` rows that skip what another
 //!    transaction holds; then the appended rows of `job_counts` are folded
@@ -42,7 +47,8 @@ use serde::Serialize;
 use crate::alerts::{AlertReport, Alerter};
 use crate::queue::relay::{RelayReport, relay_bounded};
 use crate::queue::{Broker, Publisher};
-use crate::store::{PrunedJobs, Retention, Store, StoreError};
+use crate::store::audit::AuditOptions;
+use crate::store::{AuditReport, PrunedJobs, Retention, Store, StoreError};
 
 /// How a sweep behaves.
 #[derive(Debug, Clone)]
@@ -68,7 +74,16 @@ pub struct SweepConfig {
     pub retention: Retention,
     /// Where to post alerts (`JOBLINE_ALERT_WEBHOOK_URL`); `None`: no alerts.
     pub alerts: Option<Arc<Alerter>>,
+    /// Each sweep audits the jobs created this long ago or later; `None`:
+    /// no audit.
+    pub audit_window: Option<Duration>,
+    /// Retention statements (of `batch` jobs) per sweep at most: 200 of 500
+    /// delete up to 100,000 jobs a sweep (about 4 s here), within the budget.
+    pub prune_passes: u32,
 }
+
+/// The most jobs a sweep's audit examines (the newest of its window).
+pub const SWEEP_AUDIT_MAX_JOBS: i64 = 5_000;
 
 impl Default for SweepConfig {
     fn default() -> Self {
@@ -80,6 +95,8 @@ impl Default for SweepConfig {
             budget: None,
             retention: Retention::default(),
             alerts: None,
+            audit_window: Some(Duration::from_secs(15 * 60)),
+            prune_passes: 200,
         }
     }
 }
@@ -154,6 +171,9 @@ pub struct SweepReport {
     /// Worker registrations not seen for a week, deleted.
     pub workers_forgotten: usize,
     pub pruned: PruneReport,
+    /// The audit of the last [`SweepConfig::audit_window`] (`None`: none
+    /// configured, or it failed: logged).
+    pub audit: Option<AuditReport>,
     /// What was posted to the operators (`None`: no webhook configured).
     pub alerts: Option<AlertReport>,
     /// Wall time the sweep took.
@@ -237,12 +257,25 @@ pub async fn sweep_once(
         .forget_workers(crate::store::WORKER_FORGET_AFTER, batch)
         .await?;
 
-    let alerts = match &config.alerts {
+    let audit = match config.audit_window {
         None => None,
-        Some(alerter) => Some(alerter.run_once(store).await?),
+        Some(window) => audit(store, broker, config, window, end).await,
     };
 
-    let pruned = prune(store, config, batch, max_passes, end).await?;
+    // Alerts never stop a sweep: retention still runs when the webhook or
+    // the alert state cannot be reached.
+    let alerts = match &config.alerts {
+        None => None,
+        Some(alerter) => match alerter.run_once(store, audit.as_ref()).await {
+            Ok(report) => Some(report),
+            Err(e) => {
+                tracing::warn!(error = %e, "the alerts did not run; the next sweep tries again");
+                None
+            }
+        },
+    };
+
+    let pruned = prune(store, config, batch, end).await?;
 
     let report = SweepReport {
         started_at,
@@ -253,6 +286,7 @@ pub async fn sweep_once(
         recovered,
         workers_forgotten,
         pruned,
+        audit,
         alerts,
         duration_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
     };
@@ -271,13 +305,42 @@ pub async fn sweep_once(
     Ok(report)
 }
 
-/// Step 6, until done, `max_passes` statements of each kind, or the end of
-/// the budget.
+/// Step 6: the audit of the window, recorded; `None` when it failed.
+async fn audit(
+    store: &Store,
+    broker: Option<&dyn Broker>,
+    config: &SweepConfig,
+    window: Duration,
+    end: Option<Instant>,
+) -> Option<AuditReport> {
+    let since = store.now() - chrono::Duration::from_std(window).unwrap_or_default();
+    let mut options = AuditOptions::since(since, config.heartbeat_timeout);
+    options.max_jobs = SWEEP_AUDIT_MAX_JOBS;
+    // At most 5 s, and never past the sweep's budget (but at least 100 ms).
+    let left = end.map_or(Duration::MAX, |e| e.saturating_duration_since(Instant::now()));
+    options.timeout = Duration::from_secs(5).min(left).max(Duration::from_millis(100));
+    let report = match store.audit_with(&options, broker).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "the sweep's audit did not run; the next sweep tries again");
+            return None;
+        }
+    };
+    if !report.ok {
+        tracing::error!(violations = %report.broken().join(", "), examined = report.examined, "the audit found broken promises");
+    }
+    if let Err(e) = store.record_audit(&report).await {
+        tracing::warn!(error = %e, "could not record the audit");
+    }
+    Some(report)
+}
+
+/// Step 8, until done, [`SweepConfig::prune_passes`] statements, or the end
+/// of the budget.
 async fn prune(
     store: &Store,
     config: &SweepConfig,
     batch: u32,
-    max_passes: u32,
     end: Option<Instant>,
 ) -> Result<PruneReport, StoreError> {
     let over = || end.is_some_and(|d| Instant::now() >= d);
@@ -290,23 +353,15 @@ async fn prune(
             if pass.total() < batch as usize {
                 break;
             }
-            if report.passes >= max_passes || over() {
+            if report.passes >= config.prune_passes.max(1) || over() {
                 report.capped = true;
                 break;
             }
         }
         report.replays = store.prune_replays(&config.retention, batch).await?;
     }
-    // Folding takes rows appended since the last sweep: a few per statement
-    // that changed jobs. Ten times the batch per pass keeps up with a busy
-    // queue in one or two statements.
-    let fold = batch.saturating_mul(10);
-    for _ in 0..max_passes {
-        let taken = store.compact_job_counts(fold).await?;
-        report.counts_folded += taken;
-        if taken < fold as usize || over() {
-            break;
-        }
-    }
+    // One statement folds what was appended since the last sweep and what
+    // aged into an hour or past a day; compact rows are left alone.
+    report.counts_folded = store.compact_job_counts().await?;
     Ok(report)
 }

@@ -91,6 +91,9 @@ fn sweep_config(batch: u32) -> SweepConfig {
         budget: None,
         retention: jobline::store::Retention::default(),
         alerts: None,
+        // Audited in shared/tests/integration/alerts.rs; these count statements.
+        audit_window: None,
+        prune_passes: 200,
     }
 }
 
@@ -406,6 +409,7 @@ async fn each_pass_writes_the_queues_gauges_as_one_embedded_metric_format_line()
         ("OutboxDue", "Count"),
         ("PendingJobs", "Count"),
         ("ProcessingJobs", "Count"),
+        ("AuditViolations", "Count"),
     ]
     .map(|(n, u)| (n.to_owned(), u.to_owned()));
     assert_eq!(metrics, expected);
@@ -417,5 +421,7 @@ async fn each_pass_writes_the_queues_gauges_as_one_embedded_metric_format_line()
                 .unwrap_or_else(|| panic!("{name} is a number: {line}"))
         })
         .collect();
-    assert_eq!(values, [45.0, 1.0, 0.0, 2.0, 5.0, 1.0], "{line}");
+    // No sweep of this test audits (its config has no audit window): no
+    // recorded audit, no violation.
+    assert_eq!(values, [45.0, 1.0, 0.0, 2.0, 5.0, 1.0, 0.0], "{line}");
 }

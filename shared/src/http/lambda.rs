@@ -36,11 +36,20 @@ pub fn service(
     Error = std::convert::Infallible,
     Future = impl Send,
 > + Clone {
-    router.map_request(|request: lambda_http::Request| {
-        let request = without_stage(request);
-        let (parts, body) = request.into_parts();
-        http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()))
-    })
+    router
+        // What the invocation queued for Sentry goes before the answer does:
+        // after it, the environment may freeze.
+        .layer(axum::middleware::map_response(
+            |response: axum::response::Response| async move {
+                crate::telemetry::flush(crate::telemetry::LAMBDA_FLUSH);
+                response
+            },
+        ))
+        .map_request(|request: lambda_http::Request| {
+            let request = without_stage(request);
+            let (parts, body) = request.into_parts();
+            http::Request::from_parts(parts, axum::body::Body::from(body.to_vec()))
+        })
 }
 
 /// Runs the Lambda runtime loop with `router` until the sandbox ends.

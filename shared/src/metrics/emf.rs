@@ -13,7 +13,7 @@ use crate::domain::JobStatus;
 pub const NAMESPACE: &str = "Jobline";
 
 /// The line's metrics: name, unit, value.
-fn metrics(snapshot: &QueueSnapshot) -> [(&'static str, &'static str, Value); 6] {
+fn metrics(snapshot: &QueueSnapshot) -> [(&'static str, &'static str, Value); 7] {
     [
         (
             "OldestPendingAgeSeconds",
@@ -32,6 +32,11 @@ fn metrics(snapshot: &QueueSnapshot) -> [(&'static str, &'static str, Value); 6]
             "ProcessingJobs",
             "Count",
             json!(snapshot.in_status(JobStatus::Processing)),
+        ),
+        (
+            "AuditViolations",
+            "Count",
+            json!(snapshot.audit_violations.values().sum::<i64>()),
         ),
     ]
 }

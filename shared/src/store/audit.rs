@@ -228,3 +228,32 @@ impl Store {
         Ok(report)
     }
 }
+
+impl Store {
+    /// Keeps `report`'s violation counts as the last audit (the sweeper
+    /// does, each pass; `/metrics` reads them back).
+    pub async fn record_audit(&self, report: &AuditReport) -> Result<(), StoreError> {
+        let counts = serde_json::to_string(&report.violations).unwrap_or_else(|_| "{}".into());
+        let client = self.client().await?;
+        sql::AUDIT_RECORD
+            .query(client.on(), &[&counts, &self.now()])
+            .await?;
+        Ok(())
+    }
+
+    /// The violation counts of the last audit a sweeper recorded, and when;
+    /// `None` before the first.
+    pub async fn last_audit(&self) -> Result<Option<(BTreeMap<String, i64>, DateTime<Utc>)>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::AUDIT_LAST.query(client.on(), &[]).await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        let err = |e| StoreError::from_db("audit_last", e);
+        let state: String = row.try_get("state").map_err(err)?;
+        let at: DateTime<Utc> = row.try_get("changed_at").map_err(err)?;
+        let counts = serde_json::from_str(&state)
+            .map_err(|e| StoreError::Unavailable(format!("the recorded audit counts are not JSON: {e}")))?;
+        Ok(Some((counts, at)))
+    }
+}

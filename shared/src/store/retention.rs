@@ -57,6 +57,10 @@ impl Retention {
     }
 }
 
+/// A replay token is kept at least this long, whatever the failed jobs'
+/// retention (a token's promise: the same token twice replays nothing).
+pub const REPLAY_TOKEN_MIN_AGE: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// One pass of [`Store::prune_jobs`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PrunedJobs {
@@ -111,9 +115,12 @@ impl Store {
     }
 
     /// Deletes up to `limit` dead-letter replay tokens older than the failed
-    /// jobs' retention (nothing when the dead letter is kept forever).
+    /// jobs' retention, and at least [`REPLAY_TOKEN_MIN_AGE`] old (nothing
+    /// when the dead letter is kept forever): a client retrying a replay
+    /// with its token within that time replays nothing twice.
     pub async fn prune_replays(&self, retention: &Retention, limit: u32) -> Result<usize, StoreError> {
-        let Some(cutoff) = Retention::cutoff(self.now(), retention.failed) else {
+        let keep = retention.failed.map(|f| f.max(REPLAY_TOKEN_MIN_AGE));
+        let Some(cutoff) = Retention::cutoff(self.now(), keep) else {
             return Ok(0);
         };
         let client = self.client().await?;
@@ -123,15 +130,15 @@ impl Store {
         Ok(rows.len())
     }
 
-    /// Folds up to `limit` rows of `job_counts`; answers how many it took
-    /// (fewer than `limit`: the table is compact).
-    pub async fn compact_job_counts(&self, limit: u32) -> Result<usize, StoreError> {
+    /// Folds the rows of `job_counts` that need it (see
+    /// `compact_job_counts.sql`); answers how many it took (0: compact).
+    pub async fn compact_job_counts(&self) -> Result<usize, StoreError> {
         let now = self.now();
         let hour_ago = now - chrono::Duration::hours(1);
         let day_ago = now - chrono::Duration::days(1);
         let client = self.client().await?;
         let rows = sql::COMPACT_JOB_COUNTS
-            .query(client.on(), &[&hour_ago, &day_ago, &i64::from(limit.max(1))])
+            .query(client.on(), &[&hour_ago, &day_ago])
             .await?;
         let taken: i64 = rows
             .first()

@@ -67,8 +67,10 @@ statements! {
     STATS = "stats", [TEXT, TIMESTAMPTZ, TIMESTAMPTZ, TEXT_ARRAY];
     PRUNE_JOBS = "prune_jobs", [TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ, TIMESTAMPTZ, INT8];
     PRUNE_REPLAYS = "prune_replays", [TIMESTAMPTZ, INT8];
-    COMPACT_JOB_COUNTS = "compact_job_counts", [TIMESTAMPTZ, TIMESTAMPTZ, INT8];
+    COMPACT_JOB_COUNTS = "compact_job_counts", [TIMESTAMPTZ, TIMESTAMPTZ];
     ALERT_MOVE = "alert_move", [TEXT, TEXT, TIMESTAMPTZ];
+    AUDIT_RECORD = "audit_record", [TEXT, TIMESTAMPTZ];
+    AUDIT_LAST = "audit_last", [];
     ALERT_WORKERS = "alert_workers", [TIMESTAMPTZ, TIMESTAMPTZ];
     FAILURE_RATE = "failure_rate", [TEXT, TIMESTAMPTZ];
     NOTIFY = "notify", [TEXT_ARRAY];

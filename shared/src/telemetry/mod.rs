@@ -35,6 +35,20 @@ impl Telemetry {
     }
 }
 
+/// How long a Lambda invocation waits at its end for Sentry to take what it
+/// queued ([`flush`]): the environment may freeze, or be reclaimed, after.
+pub const LAMBDA_FLUSH: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Sends what this process queued for Sentry, waiting at most `timeout`
+/// (nothing to wait for without `SENTRY_DSN`, and a round trip through an
+/// empty queue costs microseconds). A Lambda function calls it at the end of
+/// each invocation.
+pub fn flush(timeout: std::time::Duration) -> bool {
+    ::sentry::Hub::current()
+        .client()
+        .is_none_or(|c| c.flush(Some(timeout)))
+}
+
 /// Installs the global subscriber (a second call installs nothing) and, with
 /// `SENTRY_DSN`, the Sentry client and its panic hook.
 pub fn init(config: &Config) -> Telemetry {

@@ -499,9 +499,19 @@ impl Processor {
     }
 
     async fn settle_failure(&self, claim: &Claim, failure: JobFailure) -> Finished {
-        // A failed attempt is reported to Sentry (its code and message, never
-        // the payload): `telemetry::REPORT`.
-        tracing::warn!(target: crate::telemetry::REPORT, code = %failure.code, kind = ?failure.kind, reason = %truncate(&failure.message, 500), "attempt failed");
+        // The log has the handler's message; Sentry (`telemetry::REPORT`) only
+        // the code, kind, type and ids: a message may quote what the job was
+        // given (a webhook's URL and its token, a response body).
+        tracing::info!(code = %failure.code, kind = ?failure.kind, reason = %truncate(&failure.message, 500), "attempt failed");
+        tracing::warn!(
+            target: crate::telemetry::REPORT,
+            code = %failure.code,
+            kind = ?failure.kind,
+            job_type = %claim.job.job_type,
+            job = %claim.job.id,
+            attempt = claim.job.attempts,
+            "a handler's attempt failed"
+        );
         match self.store.fail(claim, &failure).await {
             Ok(Settled::Applied(FailOutcome::Retrying(job))) => {
                 Finished::Retrying((job.run_after - self.store.now()).to_std().unwrap_or_default())

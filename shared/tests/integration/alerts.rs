@@ -87,12 +87,12 @@ async fn health_changes_are_posted_once_each_way_and_a_healthy_start_is_quiet() 
     let (hook, url) = Receiver::start().await;
     let alerts = alerter(&url);
 
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     assert!(hook.take().is_empty(), "a healthy first look posts nothing");
 
     let waiting = db.noop_for("acme").await.id;
     db.advance(61);
-    let report = alerts.run_once(&db.store).await.expect("pass");
+    let report = alerts.run_once(&db.store, None).await.expect("pass");
     let posted = hook.take();
     assert_eq!(posted.len(), 1, "{posted:?}");
     assert!(posted[0].contains("from healthy to degraded"), "{}", posted[0]);
@@ -103,15 +103,15 @@ async fn health_changes_are_posted_once_each_way_and_a_healthy_start_is_quiet() 
     );
     assert!(report.health.is_some());
 
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     assert!(hook.take().is_empty(), "no change, no post");
 
     db.advance(600);
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     assert!(hook.take()[0].contains("from degraded to unhealthy"));
 
     complete(&db, waiting).await;
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(
         hook.take(),
         vec!["jobline: the queue went from unhealthy to healthy".to_owned()]
@@ -126,7 +126,7 @@ async fn overlapping_sweepers_post_a_change_once() {
     let other = db.store.clone();
     db.noop_for("acme").await;
     db.advance(61);
-    let (x, y) = tokio::join!(a.run_once(&db.store), b.run_once(&other));
+    let (x, y) = tokio::join!(a.run_once(&db.store, None), b.run_once(&other, None));
     x.expect("pass");
     y.expect("pass");
     assert_eq!(hook.take().len(), 1, "one post for one change");
@@ -141,7 +141,7 @@ async fn a_post_that_fails_is_tried_again_by_the_next_sweep() {
     db.advance(61);
     hook.set_down(true);
     let report = alerts
-        .run_once(&db.store)
+        .run_once(&db.store, None)
         .await
         .expect("a failed post is not a failed sweep");
     assert_eq!(report.failed_posts, 1);
@@ -153,7 +153,7 @@ async fn a_post_that_fails_is_tried_again_by_the_next_sweep() {
         "the state did not move"
     );
     hook.set_down(false);
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     let posted = hook.take();
     assert_eq!(posted.len(), 1);
     assert!(posted[0].contains("the queue is degraded"), "{}", posted[0]);
@@ -179,11 +179,11 @@ async fn a_worker_that_goes_silent_is_posted_once_until_it_comes_back() {
     };
     db.store.worker_beat(&beat("w-1", "running")).await.expect("beat");
     db.store.worker_beat(&beat("w-2", "stopped")).await.expect("beat");
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     assert!(hook.take().is_empty());
 
     db.advance(61);
-    let report = alerts.run_once(&db.store).await.expect("pass");
+    let report = alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(
         report.silent_workers,
         vec!["w-1".to_owned()],
@@ -196,14 +196,14 @@ async fn a_worker_that_goes_silent_is_posted_once_until_it_comes_back() {
         "{}",
         posted[0]
     );
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     assert!(hook.take().is_empty(), "told once");
 
     // Seen again, then silent again: told again.
     db.store.worker_beat(&beat("w-1", "running")).await.expect("beat");
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     db.advance(61);
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(hook.take().len(), 1);
 }
 
@@ -221,13 +221,13 @@ async fn a_failure_rate_over_the_limit_is_posted_and_so_is_its_return() {
             complete(&db, id).await;
         }
     }
-    alerts.run_once(&db.store).await.expect("pass");
+    alerts.run_once(&db.store, None).await.expect("pass");
     let quiet: Vec<String> = hook.take().into_iter().filter(|t| t.contains("failed")).collect();
     assert!(quiet.is_empty(), "{quiet:?}");
 
     let id = db.noop_for("acme").await.id;
     complete(&db, id).await;
-    let report = alerts.run_once(&db.store).await.expect("pass");
+    let report = alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(report.failure_rate, Some("high"));
     let posted: Vec<String> = hook
         .take()
@@ -247,7 +247,7 @@ async fn a_failure_rate_over_the_limit_is_posted_and_so_is_its_return() {
         let id = db.noop_for("acme").await.id;
         complete(&db, id).await;
     }
-    let report = alerts.run_once(&db.store).await.expect("pass");
+    let report = alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(report.failure_rate, Some("normal"));
     let posted: Vec<String> = hook
         .take()
@@ -255,4 +255,55 @@ async fn a_failure_rate_over_the_limit_is_posted_and_so_is_its_return() {
         .filter(|t| t.contains("15 minutes"))
         .collect();
     assert!(posted[0].contains("back under the limit"), "{posted:?}");
+}
+
+#[tokio::test]
+async fn a_sweep_audits_its_window_records_the_counts_and_posts_a_broken_promise_once() {
+    let db = test_db().await;
+    let (hook, url) = Receiver::start().await;
+    let id = db.noop_for("acme").await.id;
+    complete(&db, id).await;
+    let queue = Arc::new(jobline::queue::postgres::PostgresQueue::new(
+        db.store.clone(),
+        None,
+    ));
+    let publisher = jobline::queue::Publisher::new(db.store.clone(), queue, "sweeper");
+    let config = jobline::sweeper::SweepConfig {
+        alerts: Some(Arc::new(alerter(&url))),
+        ..jobline::sweeper::SweepConfig::default()
+    };
+    let clean = jobline::sweeper::sweep_once(&db.store, &publisher, None, &config)
+        .await
+        .expect("sweep");
+    assert!(clean.audit.expect("audited").ok);
+    assert!(hook.take().is_empty(), "a clean first audit posts nothing");
+
+    // Plant a second completion of the same attempt.
+    db.client
+        .execute(
+            "INSERT INTO job_events (job_id, event, from_status, to_status, attempt, actor, at)
+             VALUES ($1, 'completed', 'processing', 'completed', 1, 'planted', now())",
+            &[&id],
+        )
+        .await
+        .expect("plant");
+    let broken = jobline::sweeper::sweep_once(&db.store, &publisher, None, &config)
+        .await
+        .expect("sweep");
+    let audit = broken.audit.expect("audited");
+    assert_eq!(audit.violations["completed_twice"], 1);
+    assert_eq!(audit.examples["completed_twice"], vec![id]);
+    let (recorded, _) = db.store.last_audit().await.expect("read").expect("recorded");
+    assert_eq!(
+        recorded["completed_twice"], 1,
+        "kept for jobline_audit_violations"
+    );
+    let posted = hook.take();
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert!(posted[0].contains("completed_twice=1"), "{}", posted[0]);
+
+    jobline::sweeper::sweep_once(&db.store, &publisher, None, &config)
+        .await
+        .expect("sweep");
+    assert!(hook.take().is_empty(), "the same violations are posted once");
 }

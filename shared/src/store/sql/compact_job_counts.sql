@@ -1,13 +1,35 @@
--- Compacts `job_counts` (migration 0009): takes up to $3 rows, at most one
--- writer's worth at a time (SKIP LOCKED: two sweepers take disjoint rows),
--- and writes them back summed per key and bucket, with minutes older than an
--- hour folded into their hour and hours older than a day into '-infinity'.
--- Sums are kept, so the counts read the same before and after; a row that
--- sums to nothing is dropped.
--- $1 now - 1 hour · $2 now - 1 day · $3 limit
-WITH taken AS (
+-- Compacts `job_counts` (migration 0009): the rows of every (key, bucket)
+-- that needs it (more than one row, or a bucket its age folds: minutes older
+-- than $1 into their hour, hours older than $2 into '-infinity') are taken
+-- (SKIP LOCKED: two sweepers take disjoint rows) and written back as one row
+-- each. Sums are kept, so the counts read the same before and after; a row
+-- that sums to nothing is dropped. Rows already compact are not touched, so
+-- an idle queue's sweep writes nothing. The table is small (a few rows per
+-- tenant, type, status and hour, plus what was appended since the last
+-- sweep): one pass reads it whole.
+-- $1 now - 1 hour · $2 now - 1 day
+WITH targets AS (
+    SELECT ctid AS row_id, tenant_id, job_type, status, bucket,
+           CASE WHEN bucket < $2 THEN '-infinity'::timestamptz
+                WHEN bucket < $1 THEN date_trunc('hour', bucket)
+                ELSE bucket END AS target
+    FROM job_counts
+),
+needed AS (
+    SELECT tenant_id, job_type, status, target
+    FROM targets
+    GROUP BY tenant_id, job_type, status, target
+    HAVING count(*) > 1 OR bool_or(bucket <> target)
+),
+locked AS (
+    SELECT c.ctid AS row_id
+    FROM job_counts c
+    WHERE c.ctid IN (SELECT t.row_id FROM targets t JOIN needed n USING (tenant_id, job_type, status, target))
+    FOR UPDATE SKIP LOCKED
+),
+taken AS (
     DELETE FROM job_counts
-    WHERE ctid IN (SELECT ctid FROM job_counts LIMIT $3 FOR UPDATE SKIP LOCKED)
+    WHERE ctid IN (SELECT row_id FROM locked)
     RETURNING *
 ),
 folded AS (

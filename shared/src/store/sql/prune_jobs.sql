@@ -29,13 +29,18 @@ candidates AS (
     FROM tenants t
     CROSS JOIN cutoffs
     CROSS JOIN LATERAL (
-        SELECT j.id FROM jobs j
+        -- The oldest 4 x $5 created before the cutoff, at most: a job
+        -- created long ago that finished lately (a far run_after, a late
+        -- retry) is read but not taken, so the work per statement stays
+        -- bounded however many of those there are; the ones behind them
+        -- wait until they expire too.
+        SELECT j.id, j.completed_at FROM jobs j
         WHERE j.tenant_id = t.tenant_id AND j.status = cutoffs.status
-          AND j.created_at < cutoffs.cutoff AND j.completed_at < cutoffs.cutoff
+          AND j.created_at < cutoffs.cutoff
         ORDER BY j.created_at
-        LIMIT $5
+        LIMIT 4 * $5
     ) AS c
-    WHERE t.tenant_id IS NOT NULL
+    WHERE t.tenant_id IS NOT NULL AND c.completed_at < cutoffs.cutoff
     LIMIT $5
 ),
 doomed AS (

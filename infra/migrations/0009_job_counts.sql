@@ -116,6 +116,19 @@ SELECT tenant_id, job_type, status, '-infinity', count(*)
 FROM jobs
 GROUP BY 1, 2, 3;
 
+-- Every tenant with jobs, one index probe each (a loose scan: the 0007 view
+-- `processing_jobs` walks the same way): what the per-tenant index ranges of
+-- stats, retention and the audit start from.
+CREATE VIEW job_tenants AS
+WITH RECURSIVE t (tenant_id) AS (
+    (SELECT tenant_id FROM jobs ORDER BY tenant_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT j.tenant_id FROM jobs j WHERE j.tenant_id > t.tenant_id ORDER BY j.tenant_id LIMIT 1)
+    FROM t
+    WHERE t.tenant_id IS NOT NULL
+)
+SELECT tenant_id FROM t WHERE tenant_id IS NOT NULL;
+
 -- Retention prunes the dead letter's replay tokens by age.
 CREATE INDEX dead_letter_replays_age ON dead_letter_replays (created_at);
 

@@ -33,8 +33,9 @@ pub const MIN_FINISHED_FOR_RATE: i64 = 10;
 /// How long a post may take before it counts as failed.
 const POST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Where and when to alert.
-#[derive(Debug, Clone)]
+/// Where and when to alert. Its `Debug` shows the webhook's host only: the
+/// URL is a secret.
+#[derive(Clone)]
 pub struct AlertConfig {
     /// `JOBLINE_ALERT_WEBHOOK_URL`.
     pub webhook_url: reqwest::Url,
@@ -42,6 +43,16 @@ pub struct AlertConfig {
     pub failure_rate: f64,
     /// `JOBLINE_HEALTH_*`, as `/v1/stats` judges.
     pub health: HealthThresholds,
+}
+
+impl std::fmt::Debug for AlertConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertConfig")
+            .field("webhook_host", &self.webhook_url.host_str())
+            .field("failure_rate", &self.failure_rate)
+            .field("health", &self.health)
+            .finish()
+    }
 }
 
 /// Posts alerts; built once per process (one HTTP client).

@@ -185,6 +185,25 @@ impl TestDb {
         created.job
     }
 
+    /// Claims `id` as [`WORKER`] and completes it.
+    pub async fn complete_now(&self, id: Uuid) {
+        let ClaimByIdOutcome::Claimed(c) = self.store.claim_by_id(WORKER, id).await.expect("claim") else {
+            panic!("job {id} is claimable");
+        };
+        self.store.complete(&c, None, None).await.expect("complete");
+    }
+
+    /// Claims `id` as [`WORKER`] and fails it for good (into the dead letter).
+    pub async fn fail_for_good(&self, id: Uuid) {
+        let ClaimByIdOutcome::Claimed(c) = self.store.claim_by_id(WORKER, id).await.expect("claim") else {
+            panic!("job {id} is claimable");
+        };
+        self.store
+            .fail(&c, &crate::store::JobFailure::permanent("BAD", "no"))
+            .await
+            .expect("fail");
+    }
+
     /// The job as the store has it now.
     pub async fn job(&self, id: Uuid) -> Job {
         self.store

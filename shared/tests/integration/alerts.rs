@@ -9,10 +9,9 @@ use axum::http::StatusCode;
 use jobline::alerts::{AlertConfig, Alerter};
 use jobline::domain::health::HealthThresholds;
 use jobline::store::workers::WorkerBeat;
-use jobline::store::{ClaimByIdOutcome, JobFailure};
 use serde_json::Value;
 
-use crate::support::{TestDb, test_db};
+use crate::support::test_db;
 
 /// A Slack-compatible webhook on a loopback port: keeps every `text` it is
 /// sent; answers 500 while `down`.
@@ -64,23 +63,6 @@ fn alerter(url: &reqwest::Url) -> Alerter {
     .expect("alerter")
 }
 
-async fn fail_for_good(db: &TestDb, id: uuid::Uuid) {
-    let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w", id).await.expect("claim") else {
-        panic!("claimable")
-    };
-    db.store
-        .fail(&c, &JobFailure::permanent("BAD", "no"))
-        .await
-        .expect("fail");
-}
-
-async fn complete(db: &TestDb, id: uuid::Uuid) {
-    let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w", id).await.expect("claim") else {
-        panic!("claimable")
-    };
-    db.store.complete(&c, None, None).await.expect("complete");
-}
-
 #[tokio::test]
 async fn health_changes_are_posted_once_each_way_and_a_healthy_start_is_quiet() {
     let db = test_db().await;
@@ -110,7 +92,7 @@ async fn health_changes_are_posted_once_each_way_and_a_healthy_start_is_quiet() 
     alerts.run_once(&db.store, None).await.expect("pass");
     assert!(hook.take()[0].contains("from degraded to unhealthy"));
 
-    complete(&db, waiting).await;
+    db.complete_now(waiting).await;
     alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(
         hook.take(),
@@ -216,9 +198,9 @@ async fn a_failure_rate_over_the_limit_is_posted_and_so_is_its_return() {
     for n in 0..9 {
         let id = db.noop_for("acme").await.id;
         if n < 3 {
-            fail_for_good(&db, id).await;
+            db.fail_for_good(id).await;
         } else {
-            complete(&db, id).await;
+            db.complete_now(id).await;
         }
     }
     alerts.run_once(&db.store, None).await.expect("pass");
@@ -226,7 +208,7 @@ async fn a_failure_rate_over_the_limit_is_posted_and_so_is_its_return() {
     assert!(quiet.is_empty(), "{quiet:?}");
 
     let id = db.noop_for("acme").await.id;
-    complete(&db, id).await;
+    db.complete_now(id).await;
     let report = alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(report.failure_rate, Some("high"));
     let posted: Vec<String> = hook
@@ -245,7 +227,7 @@ async fn a_failure_rate_over_the_limit_is_posted_and_so_is_its_return() {
     db.advance(16 * 60);
     for _ in 0..10 {
         let id = db.noop_for("acme").await.id;
-        complete(&db, id).await;
+        db.complete_now(id).await;
     }
     let report = alerts.run_once(&db.store, None).await.expect("pass");
     assert_eq!(report.failure_rate, Some("normal"));
@@ -262,7 +244,7 @@ async fn a_sweep_audits_its_window_records_the_counts_and_posts_a_broken_promise
     let db = test_db().await;
     let (hook, url) = Receiver::start().await;
     let id = db.noop_for("acme").await.id;
-    complete(&db, id).await;
+    db.complete_now(id).await;
     let queue = Arc::new(jobline::queue::postgres::PostgresQueue::new(
         db.store.clone(),
         None,

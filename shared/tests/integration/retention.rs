@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use jobline::domain::NewJob;
-use jobline::store::{ClaimByIdOutcome, JobFailure, Retention};
+use jobline::store::Retention;
 use jobline::sweeper::{SweepConfig, sweep_once};
 use serde_json::json;
 use uuid::Uuid;
@@ -13,24 +13,6 @@ use uuid::Uuid;
 use crate::support::{TestDb, test_db};
 
 const DAY: i64 = 24 * 3600;
-
-/// Claims and completes `id` as worker `w`.
-async fn complete(db: &TestDb, id: Uuid) {
-    let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w", id).await.expect("claim") else {
-        panic!("claimable")
-    };
-    db.store.complete(&c, None, None).await.expect("complete");
-}
-
-async fn fail_for_good(db: &TestDb, id: Uuid) {
-    let ClaimByIdOutcome::Claimed(c) = db.store.claim_by_id("w", id).await.expect("claim") else {
-        panic!("claimable")
-    };
-    db.store
-        .fail(&c, &JobFailure::permanent("BAD", "no"))
-        .await
-        .expect("fail");
-}
 
 /// Rows of `table` for job `id`.
 async fn rows_of(db: &TestDb, table: &str, id: Uuid) -> i64 {
@@ -85,14 +67,14 @@ async fn counts_agree(db: &TestDb) {
 async fn finished_jobs_past_their_retention_leave_with_their_events_and_outbox_rows() {
     let db = test_db().await;
     let done = db.noop_for("acme").await.id;
-    complete(&db, done).await;
+    db.complete_now(done).await;
     let cancelled = db.noop_for("acme").await.id;
     db.store
         .cancel(Some("acme"), cancelled, "api")
         .await
         .expect("cancel");
     let failed = db.noop_for("globex").await.id;
-    fail_for_good(&db, failed).await;
+    db.fail_for_good(failed).await;
     let waiting = db.noop_for("acme").await.id;
     let running = db.noop_for("globex").await.id;
     db.store.claim_by_id("w", running).await.expect("claim");
@@ -103,7 +85,7 @@ async fn finished_jobs_past_their_retention_leave_with_their_events_and_outbox_r
     // letter (30 days) is not; a job finished today is kept.
     db.advance(8 * DAY);
     let fresh = db.noop_for("acme").await.id;
-    complete(&db, fresh).await;
+    db.complete_now(fresh).await;
     let pruned = db
         .store
         .prune_jobs(&Retention::default(), 100)
@@ -147,7 +129,7 @@ async fn finished_jobs_past_their_retention_leave_with_their_events_and_outbox_r
 async fn a_retention_of_zero_keeps_that_status_forever() {
     let db = test_db().await;
     let done = db.noop_for("acme").await.id;
-    complete(&db, done).await;
+    db.complete_now(done).await;
     let cancelled = db.noop_for("acme").await.id;
     db.store
         .cancel(Some("acme"), cancelled, "api")
@@ -175,7 +157,7 @@ async fn an_idempotency_key_is_free_again_once_its_job_is_pruned() {
     let first = db
         .job_for("acme", NewJob::new("noop", json!({})).idempotency_key("order-1"))
         .await;
-    complete(&db, first.id).await;
+    db.complete_now(first.id).await;
     let again = db
         .store
         .create(
@@ -213,9 +195,9 @@ async fn an_idempotency_key_is_free_again_once_its_job_is_pruned() {
 async fn a_job_another_transaction_holds_is_skipped_not_waited_for() {
     let db = test_db().await;
     let held = db.noop_for("acme").await.id;
-    complete(&db, held).await;
+    db.complete_now(held).await;
     let free = db.noop_for("acme").await.id;
-    complete(&db, free).await;
+    db.complete_now(free).await;
     db.advance(8 * DAY);
 
     let mut other = jobline::testing::connect_raw(&db.url).await;
@@ -247,7 +229,7 @@ async fn a_sweep_prunes_in_bounded_statements_and_goes_on_where_it_stopped() {
     for tenant in ["acme", "globex", "initech"] {
         for _ in 0..4 {
             let id = db.noop_for(tenant).await.id;
-            complete(&db, id).await;
+            db.complete_now(id).await;
         }
     }
     db.advance(8 * DAY);
@@ -319,9 +301,9 @@ async fn the_counts_stay_exact_through_every_transition_folding_and_pruning() {
         .await
         .expect("batch");
     for id in &ids[0..4] {
-        complete(&db, *id).await;
+        db.complete_now(*id).await;
     }
-    fail_for_good(&db, ids[6]).await;
+    db.fail_for_good(ids[6]).await;
     db.store.cancel(None, ids[7], "ops").await.expect("cancel");
     db.store
         .retry(None, ids[6], "ops", None)

@@ -40,25 +40,18 @@
 -- Meta: candidates (jobs in the window, up to $5 + 1: more than $5 means the
 -- audit examined only the newest $5), examined.
 --
--- Cost: the tenants one index step each (a loose scan, as `processing_jobs`
--- does), then per tenant and status the window's range of
+-- Cost: the tenants one index step each (`job_tenants`, migration 0009: a
+-- loose scan, as `processing_jobs` does), then per tenant and status the window's range of
 -- `jobs_tenant_status_recent`, at most $5 + 1 entries each (index only);
 -- then each examined job by id, its timeline (`job_events_timeline`) and
 -- its outbox rows (`outbox_job`); plus the processing jobs. No sequential
 -- scan: the per-job lookups are LATERAL with OFFSET 0, which the planner
 -- cannot flatten into a join over a whole table.
-WITH RECURSIVE tenants (tenant_id) AS (
-    (SELECT tenant_id FROM jobs ORDER BY tenant_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT j.tenant_id FROM jobs j WHERE j.tenant_id > t.tenant_id ORDER BY j.tenant_id LIMIT 1)
-    FROM tenants t
-    WHERE t.tenant_id IS NOT NULL
-),
 -- Only columns of the index (an index-only scan where the visibility map
 -- allows); the rest of each examined job is read by its id below.
-candidates AS MATERIALIZED (
+WITH candidates AS MATERIALIZED (
     SELECT c.*
-    FROM tenants t
+    FROM job_tenants t
     CROSS JOIN unnest(enum_range(NULL::job_status)) AS s (status)
     CROSS JOIN LATERAL (
         SELECT j.id, j.created_at
@@ -68,7 +61,6 @@ candidates AS MATERIALIZED (
         ORDER BY j.created_at DESC, j.id DESC
         LIMIT $5 + 1
     ) c
-    WHERE t.tenant_id IS NOT NULL
 ),
 examined AS MATERIALIZED (
     SELECT j.*

@@ -3,21 +3,14 @@
 -- transaction). A NULL cutoff keeps that status forever.
 --
 -- The candidates come from `jobs_tenant_status_recent`, oldest first, one
--- index range per tenant and status (a loose scan over tenants), bounded by
+-- index range per tenant (`job_tenants`, migration 0009) and status, bounded by
 -- `created_at < cutoff` (a job is created before it finishes). They are
 -- locked `SKIP LOCKED` and re-checked, so a retry or replay holding one is
 -- skipped, never waited for, and a claim (pending rows) is never touched.
 -- Deleting a job frees its idempotency key: the idempotency window is the
 -- job's retention.
 -- $1 now · $2 completed cutoff · $3 cancelled cutoff · $4 failed cutoff · $5 limit
-WITH RECURSIVE tenants (tenant_id) AS (
-    (SELECT tenant_id FROM jobs ORDER BY tenant_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT j.tenant_id FROM jobs j WHERE j.tenant_id > t.tenant_id ORDER BY j.tenant_id LIMIT 1)
-    FROM tenants t
-    WHERE t.tenant_id IS NOT NULL
-),
-cutoffs (status, cutoff) AS (
+WITH cutoffs (status, cutoff) AS (
     SELECT s.status, s.cutoff
     FROM (VALUES ('completed'::job_status, $2::timestamptz),
                  ('cancelled'::job_status, $3::timestamptz),
@@ -26,7 +19,7 @@ cutoffs (status, cutoff) AS (
 ),
 candidates AS (
     SELECT c.id
-    FROM tenants t
+    FROM job_tenants t
     CROSS JOIN cutoffs
     CROSS JOIN LATERAL (
         -- The oldest 4 x $5 created before the cutoff, at most: a job
@@ -40,7 +33,7 @@ candidates AS (
         ORDER BY j.created_at
         LIMIT 4 * $5
     ) AS c
-    WHERE t.tenant_id IS NOT NULL AND c.completed_at < cutoffs.cutoff
+    WHERE c.completed_at < cutoffs.cutoff
     LIMIT $5
 ),
 doomed AS (

@@ -9,16 +9,9 @@
 -- reads the due backlog.
 -- $1 tenant or NULL for all · $2 now · $3 live workers' cutoff · $4 consumer
 -- types or NULL
-WITH RECURSIVE every_tenant (tenant_id) AS (
-    -- A loose scan: one index probe per tenant, only when asked for all.
-    (SELECT tenant_id FROM jobs WHERE $1::text IS NULL ORDER BY tenant_id LIMIT 1)
-    UNION ALL
-    SELECT (SELECT j.tenant_id FROM jobs j WHERE j.tenant_id > t.tenant_id ORDER BY j.tenant_id LIMIT 1)
-    FROM every_tenant t
-    WHERE t.tenant_id IS NOT NULL
-),
-tenants AS (
-    SELECT tenant_id FROM every_tenant WHERE tenant_id IS NOT NULL
+WITH tenants AS (
+    -- job_tenants (0009): one index probe per tenant, only when asked for all.
+    SELECT tenant_id FROM job_tenants WHERE $1::text IS NULL
     UNION ALL
     SELECT $1::text WHERE $1::text IS NOT NULL
 ),

@@ -97,6 +97,19 @@ fn sweep_config(batch: u32) -> SweepConfig {
     }
 }
 
+/// A sweeper over `db` with the postgres adapter, `batch` rows a statement.
+fn postgres_sweeper(db: &TestDb, batch: u32) -> Sweeper {
+    let queue = Arc::new(jobline::queue::postgres::PostgresQueue::new(
+        db.store.clone(),
+        None,
+    ));
+    Sweeper::new(
+        db.store.clone(),
+        Publisher::new(db.store.clone(), queue, "sweeper"),
+        sweep_config(batch),
+    )
+}
+
 /// A single number from SQL about job `id` (`$1`).
 async fn count_for(db: &TestDb, sql: &str, id: Uuid) -> i64 {
     db.client.query_one(sql, &[&id]).await.expect(sql).get(0)
@@ -301,15 +314,7 @@ async fn a_sweep_within_a_spent_budget_still_runs_every_step() {
         db.noop_for(TENANT).await;
     }
     db.advance(60); // past the creator's grace: the rows are the relay's
-    let queue = std::sync::Arc::new(jobline::queue::postgres::PostgresQueue::new(
-        db.store.clone(),
-        None,
-    ));
-    let sweeper = Sweeper::new(
-        db.store.clone(),
-        Publisher::new(db.store.clone(), queue, "sweeper"),
-        sweep_config(10),
-    );
+    let sweeper = postgres_sweeper(&db, 10);
     let report = sweeper.sweep_within(Duration::ZERO).await.expect("sweep");
     assert!(report.relay_capped, "{report:?}");
     assert_eq!(report.relayed.leased, 0, "nothing relayed past the budget");
@@ -361,18 +366,10 @@ async fn each_pass_writes_the_queues_gauges_as_one_embedded_metric_format_line()
 
     let lines = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let written = lines.clone();
-    let queue = Arc::new(jobline::queue::postgres::PostgresQueue::new(
-        db.store.clone(),
-        None,
-    ));
-    let sweeper = Sweeper::new(
-        db.store.clone(),
-        Publisher::new(db.store.clone(), queue, "sweeper"),
-        sweep_config(10),
-    )
-    .with_metrics_out(jobline_functions::sweep::MetricsOut::to(move |line| {
-        written.lock().expect("lines").push(line.to_owned());
-    }));
+    let sweeper =
+        postgres_sweeper(&db, 10).with_metrics_out(jobline_functions::sweep::MetricsOut::to(move |line| {
+            written.lock().expect("lines").push(line.to_owned());
+        }));
     // A spent budget: the relay leaves the due rows for the next pass.
     sweeper.pass(Some(Duration::ZERO)).await.expect("sweep");
 

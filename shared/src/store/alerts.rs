@@ -9,15 +9,16 @@ use chrono::{DateTime, Utc};
 
 use super::{Store, StoreError, sql};
 
-/// Jobs finished in a window ([`Store::finished_since`]).
+/// Jobs finished in a window ([`Store::finished_since`]); not the worker's
+/// [`crate::worker::Finished`], how one attempt ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Finished {
+pub struct FinishedJobs {
     pub completed: i64,
     /// Failed for good (into the dead letter).
     pub failed: i64,
 }
 
-impl Finished {
+impl FinishedJobs {
     /// Failed over finished, `None` when nothing finished.
     pub fn failure_rate(&self) -> Option<f64> {
         let total = self.completed + self.failed;
@@ -104,7 +105,7 @@ impl Store {
         &self,
         tenant: Option<&str>,
         since: DateTime<Utc>,
-    ) -> Result<Finished, StoreError> {
+    ) -> Result<FinishedJobs, StoreError> {
         let client = self.client().await?;
         let rows = sql::FAILURE_RATE
             .query(client.on(), &[&tenant.map(str::to_owned), &since])
@@ -113,7 +114,7 @@ impl Store {
         let row = rows
             .first()
             .ok_or_else(|| StoreError::Unavailable("failure_rate returned no row".into()))?;
-        Ok(Finished {
+        Ok(FinishedJobs {
             completed: row.try_get("completed").map_err(err)?,
             failed: row.try_get("failed").map_err(err)?,
         })

@@ -68,7 +68,7 @@ MINIMAL_SCRIPTS = {
     "drain": ["claim_complete.sql"],
 }
 
-SECTIONS = ["pgbench", "drain", "latency", "api", "retention", "redis", "sqs", "peers", "lambda"]
+SECTIONS = ["pgbench", "drain", "latency", "api", "retention", "redis", "sqs", "sql", "peers", "lambda"]
 
 
 def log(msg: str) -> None:
@@ -562,6 +562,51 @@ class Bench:
             f"jobline drain, sqs adapter (moto), concurrency 16, {self.sqs_n} jobs",
         )
 
+    def section_sql(self, rnd: int) -> None:
+        """Enqueue-to-start of jobs enqueued by SQL (enqueue_job, committed on
+        its own connection) with a worker running: only the worker's relay
+        listener publishes them, on each adapter."""
+        if self.redis_env is None:
+            self.redis_env = self.service("redis-up")
+        if self.sqs_env is None:
+            self.sqs_env = self.service("sqs-up")
+        aws = {k: v for k, v in self.sqs_env.items() if k.startswith("AWS_")}
+        py = os.path.join(ROOT, ".venv", "bin", "python")
+        qurl = run(
+            [py, "-c", "import boto3, sys; print(boto3.client('sqs').create_queue(QueueName=sys.argv[1])['QueueUrl'])",
+             f"bench-sql-{rnd}-{uuid.uuid4().hex[:8]}"],
+            env=dict(os.environ, **aws),
+        ).stdout.strip()
+        url = self.redis_env["REDIS_URL"]
+        adapters = [
+            ("postgres", self.env(), 20),
+            ("redis", self.env(JOBLINE_QUEUE="redis", REDIS_URL=url, JOBLINE_QUEUE_NAME=f"bench_sql_{rnd}"), 20),
+            # moto answers about 40 requests/s: one job every 100 ms stays under it.
+            ("sqs", self.env(JOBLINE_QUEUE="sqs", SQS_QUEUE_URL=qurl, **aws), 100),
+        ]
+        for adapter, env, interval in adapters:
+            self.reset_jobline()
+            wid = f"bench-sql-{adapter}"
+            worker = subprocess.Popen(
+                [BIN, "worker", "--concurrency", "4", "--poll-interval", "1", "--id", wid],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            )
+            try:
+                deadline = time.time() + 15
+                while self.psql(f"SELECT count(*) FROM workers WHERE id = '{wid}'") != "1":
+                    if worker.poll() is not None or time.time() > deadline:
+                        raise RuntimeError(f"{wid} did not register: {worker.stderr.read() if worker.poll() is not None else 'timeout'}")
+                    time.sleep(0.05)
+                time.sleep(0.5)  # its LISTEN sessions are up
+                jobs = min(self.latency_jobs, 100) if adapter == "sqs" else self.latency_jobs
+                r = self.bench("latency", "--via", "sql", "--jobs", str(jobs), "--interval-ms", str(interval), env=env)
+            finally:
+                stop(worker)
+            for p in ("p50", "p95"):
+                self.add(f"jobline.sql_latency.{adapter}.{p}", r[f"{p}_ms"],
+                         f"SQL enqueue_job to start {p} ({adapter} adapter, relay listener in the worker)", "ms",
+                         r if p == "p50" else None)
+
     # --- 3. the peers ------------------------------------------------------------
 
     def peer(self, *argv) -> dict:
@@ -744,6 +789,8 @@ class Bench:
                0.8 * pg16 if pg16 else None, "jobs/s", note="both concurrency 16")
         target("enqueue-to-start p50 < 3 ms (postgres adapter, low load)", med("jobline.latency.p50"), 3.0, "ms", higher_is_better=False)
         target("enqueue-to-start p99 < 10 ms", med("jobline.latency.p99"), 10.0, "ms", higher_is_better=False)
+        for adapter in ("postgres", "redis", "sqs"):
+            target(f"SQL enqueue-to-start p50 < 50 ms ({adapter})", med(f"jobline.sql_latency.{adapter}.p50"), 50.0, "ms", higher_is_better=False)
         target("API create (64 connections) ≥ 70% of pgbench insert+outbox", med("jobline.api.create.jobs_per_s"),
                0.7 * ins_best if ins_best else None, "jobs/s", note=f"limit: pgbench insert_single best ({ins_c} clients)")
         target("API batch route ≥ 10,000 jobs/s", med("jobline.api.batch.jobs_per_s"), 10_000.0, "jobs/s")

@@ -1,6 +1,8 @@
 //! `jobline-bench latency`: jobs enqueued one at a time at a fixed interval
 //! while a worker runs; reports `started_at - created_at` of each job, read
-//! back from the table.
+//! back from the table. `--via api`: created and published as the API's
+//! create does; `--via sql`: the SQL API's `enqueue_job` on a connection of
+//! its own, committed, so only the worker's relay listener publishes it.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,9 @@ pub struct LatencyArgs {
     job_type: String,
     #[arg(long, default_value = "default")]
     tenant: String,
+    /// `api` (the enqueuer, publishing after commit) or `sql` (enqueue_job).
+    #[arg(long, default_value = "api", value_parser = ["api", "sql"])]
+    via: String,
 }
 
 pub async fn run(config: &Config, args: LatencyArgs) -> anyhow::Result<()> {
@@ -35,16 +40,41 @@ pub async fn run(config: &Config, args: LatencyArgs) -> anyhow::Result<()> {
     let enqueuer = jobline::app::enqueuer(config, &store, queue, ACTOR);
     // Open the pool's connection before the first timed create.
     store.ping().await?;
+    let sql = if args.via == "sql" {
+        let url = config.require_database_url()?;
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+            .await
+            .context("connecting for enqueue_job")?;
+        tokio::spawn(connection);
+        Some(client)
+    } else {
+        None
+    };
     let mut ids: Vec<Uuid> = Vec::with_capacity(args.jobs);
     let mut ticker = tokio::time::interval(Duration::from_millis(args.interval_ms.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     for _ in 0..args.jobs {
         ticker.tick().await;
-        // Created and published after commit, as the API's create does.
-        let created = enqueuer
-            .enqueue(&args.tenant, ACTOR, NewJob::new(args.job_type.clone(), json!({})))
-            .await?;
-        ids.push(created.job.id);
+        let id = match &sql {
+            // Committed on its own; the worker's relay listener publishes it.
+            Some(client) => client
+                .query_one(
+                    "SELECT job_id FROM enqueue_job($1, $2, '{}')",
+                    &[&args.tenant, &args.job_type],
+                )
+                .await
+                .context("enqueue_job")?
+                .get(0),
+            // Created and published after commit, as the API's create does.
+            None => {
+                enqueuer
+                    .enqueue(&args.tenant, ACTOR, NewJob::new(args.job_type.clone(), json!({})))
+                    .await?
+                    .job
+                    .id
+            }
+        };
+        ids.push(id);
     }
     let deadline = Instant::now() + Duration::try_from_secs_f64(args.timeout)?;
     let mut latencies_ms = Vec::with_capacity(ids.len());
@@ -71,6 +101,7 @@ pub async fn run(config: &Config, args: LatencyArgs) -> anyhow::Result<()> {
         "{}",
         json!({
             "jobs": ids.len(),
+            "via": args.via,
             "interval_ms": args.interval_ms,
             "p50_ms": percentile(&latencies_ms, 0.50),
             "p95_ms": percentile(&latencies_ms, 0.95),

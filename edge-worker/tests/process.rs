@@ -121,9 +121,12 @@ async fn a_worker_killed_mid_job_is_released_and_the_job_completes_exactly_once(
         one(&db, "SELECT status::text || ':' || attempts FROM jobs").await,
         "completed:2"
     );
+    // The rescuer's relay listener may also publish the released job's
+    // outbox row (it relays what is due when it starts): not part of the story.
     let events = one(
         &db,
-        "SELECT string_agg(event || '@' || coalesce(actor, ''), ',' ORDER BY id) FROM job_events",
+        "SELECT string_agg(event || '@' || coalesce(actor, ''), ',' ORDER BY id) FROM job_events
+         WHERE NOT (event = 'published' AND actor = 'relay')",
     )
     .await;
     assert_eq!(

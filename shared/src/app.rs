@@ -188,3 +188,16 @@ pub async fn serve(
     while connections.join_next().await.is_some() {}
     Ok(())
 }
+
+/// Starts the outbox relay's listener ([`crate::queue::relay::listen`]) for
+/// a long-running process (`jobline worker`, `serve`, `dev`), so jobs
+/// enqueued by SQL are published at once; `None` without a direct database
+/// URL. It stops when `stop` turns true.
+pub fn spawn_outbox_listener(
+    config: &Config,
+    publisher: Publisher,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let url = config.database_url.clone()?;
+    Some(tokio::spawn(crate::queue::relay::listen(publisher, url, stop)))
+}

@@ -100,6 +100,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
         },
         rx.clone(),
     ));
+    let relay = jobline::app::spawn_outbox_listener(config, state.enqueuer.publisher().clone(), rx.clone());
     let sweeper = tokio::spawn(super::ops::sweep_forever(
         state.store.clone(),
         state.enqueuer.publisher().clone(),
@@ -131,6 +132,9 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     jobline::app::serve(listener, state, shutdown).await?;
     let summary = worker.await?;
     let _ = sweeper.await;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     println!("stopped; the worker processed {} jobs", summary.processed);
     Ok(())
 }

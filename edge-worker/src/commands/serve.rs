@@ -20,7 +20,17 @@ pub async fn run(config: &Config, args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("listening on {}", args.listen))?;
     tracing::info!(listen = %listener.local_addr()?, "serving the jobline API");
     eprintln!("jobline API on http://{}", listener.local_addr()?);
-    jobline::app::serve(listener, state, shutdown_signal()).await?;
+    // Jobs enqueued by SQL are published by this process's relay listener.
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let relay = jobline::app::spawn_outbox_listener(config, state.enqueuer.publisher().clone(), rx);
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    };
+    jobline::app::serve(listener, state, shutdown).await?;
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     Ok(())
 }
 

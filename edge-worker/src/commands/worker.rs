@@ -81,8 +81,16 @@ pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()>
     let store = jobline::connect(config)?;
     let feed = jobline::app::feed(config, &store).await?;
     let id = args.id.clone().unwrap_or_else(default_worker_id);
-    let processor = jobline::app::processor(config, store, id);
     let (tx, rx) = watch::channel(false);
+    // Jobs enqueued by SQL are published at once by the relay listener,
+    // until the worker stops (a signal, --once, a drain).
+    let (relay_stop, relay_stopped) = watch::channel(false);
+    let relay = jobline::app::spawn_outbox_listener(
+        config,
+        jobline::queue::Publisher::new(store.clone(), feed.queue(), "relay"),
+        relay_stopped,
+    );
+    let processor = jobline::app::processor(config, store, id);
     if let Some(addr) = args.metrics_listen.or(config.worker_metrics_listen) {
         let metrics = jobline::metrics::worker::WorkerMetrics::new()?;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -107,6 +115,10 @@ pub async fn run_worker(config: &Config, args: WorkerArgs) -> anyhow::Result<()>
         let _ = tx.send(true);
     });
     let summary = run(processor, feed, options, rx).await;
+    let _ = relay_stop.send(true);
+    if let Some(relay) = relay {
+        let _ = relay.await;
+    }
     println!(
         "processed={} succeeded={} failed={} retried={} dropped={}",
         summary.processed, summary.succeeded, summary.failed, summary.retried, summary.dropped

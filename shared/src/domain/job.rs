@@ -158,9 +158,13 @@ impl NewJob {
         self
     }
 
-    /// Fingerprint of the request (everything but the idempotency key), to
-    /// tell a replay of the same create from a different one under the same key.
-    pub fn request_hash(&self) -> String {
+    /// The fingerprint creates stored before migration 0010 (everything but
+    /// the idempotency key, as serde_json writes it). Since 0010 the hash is
+    /// computed in SQL (`jobline_request_hash`, shared with the SQL API);
+    /// this one is only matched against keys stored before it, so a client
+    /// retrying across the upgrade is not refused. Remove it once 0010 is
+    /// older than the longest retention.
+    pub fn legacy_request_hash(&self) -> String {
         let canonical = serde_json::to_vec(self).unwrap_or_default();
         hex::encode(Sha256::digest(&canonical))
     }
@@ -267,23 +271,25 @@ mod tests {
     fn the_same_request_hashes_the_same_whatever_the_key_order() {
         let a = NewJob::new("noop", json!({"a": 1, "b": [1, 2]}));
         let b = NewJob::new("noop", json!({"b": [1, 2], "a": 1})).idempotency_key("k");
-        assert_eq!(a.request_hash(), b.request_hash());
+        assert_eq!(a.legacy_request_hash(), b.legacy_request_hash());
     }
 
     #[test]
     fn a_different_payload_or_option_changes_the_hash() {
         let a = NewJob::new("noop", json!({"a": 1}));
         assert_ne!(
-            a.request_hash(),
-            NewJob::new("noop", json!({"a": 2})).request_hash()
+            a.legacy_request_hash(),
+            NewJob::new("noop", json!({"a": 2})).legacy_request_hash()
         );
         assert_ne!(
-            a.request_hash(),
-            a.clone().priority(Priority::HIGHEST).request_hash()
+            a.legacy_request_hash(),
+            a.clone().priority(Priority::HIGHEST).legacy_request_hash()
         );
         assert_ne!(
-            a.request_hash(),
-            a.clone().schedule(Schedule::AfterSeconds(5)).request_hash()
+            a.legacy_request_hash(),
+            a.clone()
+                .schedule(Schedule::AfterSeconds(5))
+                .legacy_request_hash()
         );
     }
 

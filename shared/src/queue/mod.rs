@@ -9,6 +9,7 @@
 //! `NOTIFY` after commit that wakes them early. A consumer asks for the
 //! [`Feed`] the configured adapter gives.
 
+mod listen;
 pub mod postgres;
 mod publisher;
 pub mod redis;

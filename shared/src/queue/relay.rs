@@ -1,14 +1,32 @@
 //! The outbox relay: publishes the outbox rows nobody published (the queue
 //! was down at commit, the creator died after commit, a delayed job became
-//! due, a job was released or retried). Run by the sweeper and by
-//! `jobline outbox relay`; safe to run in several processes at once.
+//! due, a job was released or retried, a job was enqueued by SQL). Run by
+//! the sweeper and by `jobline outbox relay`, and on every notification of
+//! [`OUTBOX_CHANNEL`] by [`listen`] (in `jobline worker`, `serve` and
+//! `dev`); safe to run in several processes at once.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio::sync::watch;
 
+use super::listen::{Wake, listen_forever};
 use super::{OutboxItem, Publisher};
 use crate::store::{Store, StoreError};
+
+/// The channel notified on commit by a transaction that wrote outbox rows
+/// nobody will publish after it: the SQL API's `enqueue_job` (and
+/// `release_stale_jobs`), migration 0010.
+pub const OUTBOX_CHANNEL: &str = "jobline_outbox";
+
+/// Rows per pass of the listening relay, and passes per notification.
+const LISTEN_BATCH: u32 = 500;
+const LISTEN_PASSES: u32 = 20;
+/// The most one notification's relaying may take before the next look.
+const LISTEN_BUDGET: Duration = Duration::from_secs(5);
+/// One more pass this long after a notified one (or a failed one).
+const LISTEN_RECHECK: Duration = Duration::from_secs(1);
 
 /// How long a relay holds the rows it took before another may retry them.
 pub const RELAY_LEASE: Duration = Duration::from_secs(60);
@@ -73,4 +91,64 @@ pub async fn relay_bounded(
 /// is bounded).
 pub async fn relay_all(store: &Store, publisher: &Publisher, batch: u32) -> Result<RelayReport, StoreError> {
     Ok(relay_bounded(store, publisher, batch, u32::MAX, None).await?.0)
+}
+
+/// Publishes due outbox rows as soon as a transaction that wrote some
+/// commits: LISTEN on [`OUTBOX_CHANNEL`] over `listen_url` (a direct
+/// session, not a pooler), a bounded relay pass on each notification (and
+/// once when the session starts listening, for what came while it was
+/// away), until `stop` turns true. Notifications that arrive during a pass
+/// are served by one more pass, not one each. A failed pass is logged and
+/// left to the next notification or the sweeper's relay, the safety net.
+pub async fn listen(publisher: Publisher, listen_url: String, mut stop: watch::Receiver<bool>) {
+    let store = publisher.store().clone();
+    let wake = Arc::new(Wake::default());
+    let session = tokio::spawn(listen_forever(
+        listen_url,
+        OUTBOX_CHANNEL.to_owned(),
+        wake.clone(),
+    ));
+    let mut seen = wake.seen();
+    // Another pass is due without a notification: the last was capped, or
+    // it followed a notification (`LISTEN_RECHECK` later: the row's time
+    // came from the database's clock, and this host's may be behind it).
+    let mut next_pass: Option<tokio::time::Instant> = None;
+    loop {
+        let idle = next_pass.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            () = wake.wait(seen, idle.saturating_duration_since(tokio::time::Instant::now())) => {}
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        }
+        let notified = wake.seen() != seen;
+        if !notified && next_pass.is_none_or(|at| tokio::time::Instant::now() < at) {
+            continue;
+        }
+        seen = wake.seen();
+        let deadline = std::time::Instant::now() + LISTEN_BUDGET;
+        // Stopping mid-pass is safe: the rows it leased go to the next relay
+        // when their lease ends (RELAY_LEASE).
+        let pass = tokio::select! {
+            pass = relay_bounded(&store, &publisher, LISTEN_BATCH, LISTEN_PASSES, Some(deadline)) => pass,
+            _ = stop.wait_for(|stopped| *stopped) => break,
+        };
+        next_pass = match pass {
+            Ok((report, capped)) => {
+                if report.leased > 0 {
+                    tracing::debug!(?report, capped, "outbox relayed on notification");
+                }
+                if capped {
+                    Some(tokio::time::Instant::now())
+                } else if notified {
+                    Some(tokio::time::Instant::now() + LISTEN_RECHECK)
+                } else {
+                    None
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "relaying on notification failed; the sweeper's relay is the safety net");
+                Some(tokio::time::Instant::now() + LISTEN_RECHECK)
+            }
+        };
+    }
+    session.abort();
 }

@@ -1,7 +1,5 @@
 //! Creating and reading jobs.
 
-use std::collections::HashMap;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -10,6 +8,7 @@ use tracing::instrument;
 use uuid::Uuid;
 
 use super::{Store, StoreError, sql};
+use crate::domain::job::Schedule;
 use crate::domain::{Job, JobEvent, JobStatus, NewJob};
 
 /// The answer to a create: the job, and whether the idempotency key had
@@ -115,22 +114,31 @@ impl Store {
         let mut payloads: Vec<Value> = Vec::with_capacity(n);
         let mut priorities = Vec::with_capacity(n);
         let mut run_afters = Vec::with_capacity(n);
+        let mut delays = Vec::with_capacity(n);
         let mut max_attempts = Vec::with_capacity(n);
         let mut correlations = Vec::with_capacity(n);
         let mut keys = Vec::with_capacity(n);
-        let mut hashes = Vec::with_capacity(n);
         let mut initiators = Vec::with_capacity(n);
+        let mut legacy_hashes = Vec::with_capacity(n);
         for new in &news {
             ids.push(Uuid::now_v7());
             types.push(new.job_type.clone());
             payloads.push(new.payload.clone());
             priorities.push(new.priority.get());
-            run_afters.push(new.schedule.run_after(now));
-            max_attempts.push(new.max_attempts.unwrap_or(self.settings.default_max_attempts));
+            // As the request gave them: the request hash (in SQL) covers
+            // the schedule and max_attempts as asked, not as resolved.
+            let (at, delay) = match new.schedule {
+                Schedule::Now => (None, None),
+                Schedule::At(at) => (Some(at), None),
+                Schedule::AfterSeconds(s) => (None, Some(i32::try_from(s).unwrap_or(i32::MAX))),
+            };
+            run_afters.push(at);
+            delays.push(delay);
+            max_attempts.push(new.max_attempts);
             correlations.push(new.correlation_id.clone());
             keys.push(new.idempotency_key.clone());
-            hashes.push(new.request_hash());
             initiators.push(new.initiated_by.clone());
+            legacy_hashes.push(new.legacy_request_hash());
         }
         let tenant = tenant.to_owned();
         let rows = sql::CREATE_JOBS
@@ -141,76 +149,52 @@ impl Store {
                     &tenant,
                     &self.settings.queue_name,
                     &self.outbox_due(now),
+                    &actor,
+                    &self.settings.default_max_attempts,
                     &ids,
                     &types,
                     &payloads,
                     &priorities,
                     &run_afters,
+                    &delays,
                     &max_attempts,
                     &correlations,
                     &keys,
-                    &hashes,
                     &initiators,
-                    &actor,
+                    &legacy_hashes,
                 ],
             )
             .await?;
-        let mut inserted: HashMap<Uuid, (Job, i64)> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let job = Job::from_row(row).map_err(|e| StoreError::from_db("create_jobs", e))?;
-            let outbox_id: i64 = row
-                .try_get("outbox_id")
-                .map_err(|e| StoreError::from_db("create_jobs", e))?;
-            inserted.insert(job.id, (job, outbox_id));
-        }
-        // Rows skipped by ON CONFLICT: their key is taken; read the owners.
-        let mut existing: HashMap<String, (Job, String)> = HashMap::new();
-        if inserted.len() < n {
-            let taken: Vec<String> = keys
-                .iter()
-                .zip(&ids)
-                .filter(|(_, id)| !inserted.contains_key(id))
-                .filter_map(|(k, _)| k.clone())
-                .collect();
-            for row in sql::FIND_BY_KEYS.query(on, &[&tenant, &taken]).await? {
-                let job = Job::from_row(&row).map_err(|e| StoreError::from_db("find_by_keys", e))?;
-                let hash: Option<String> = row
-                    .try_get("request_hash")
-                    .map_err(|e| StoreError::from_db("find_by_keys", e))?;
-                if let Some(key) = job.idempotency_key.clone() {
-                    existing.insert(key, (job, hash.unwrap_or_default()));
-                }
-            }
-        }
+        let db = |e| StoreError::from_db("create_jobs", e);
         let mut out = Vec::with_capacity(n);
-        for i in 0..n {
-            if let Some((job, outbox_id)) = inserted.remove(&ids[i]) {
-                out.push(Created {
-                    job,
-                    already_existed: false,
-                    outbox_id: Some(outbox_id),
-                });
-                continue;
-            }
-            let key = keys[i].clone().unwrap_or_default();
-            let Some((job, hash)) = existing.get(&key) else {
-                // The key's owner vanished between the two statements (its
-                // transaction rolled back): the caller may simply try again.
+        for (row, key) in rows.iter().zip(&keys) {
+            let key = key.clone().unwrap_or_default();
+            let id: Option<Uuid> = row.try_get("id").map_err(db)?;
+            if id.is_none() {
+                // The key's owner vanished after the insert saw it (deleted
+                // by retention): the caller may simply try again.
                 return Err(StoreError::Unavailable(format!(
                     "idempotency key {key:?} was released by a concurrent request; try again"
                 )));
-            };
-            if *hash != hashes[i] {
+            }
+            let job = Job::from_row(row).map_err(db)?;
+            if row.try_get::<_, bool>("conflict").map_err(db)? {
                 return Err(StoreError::IdempotencyConflict {
                     key,
                     existing: job.id,
                 });
             }
             out.push(Created {
-                job: job.clone(),
-                already_existed: true,
-                outbox_id: None,
+                job,
+                already_existed: row.try_get("already_existed").map_err(db)?,
+                outbox_id: row.try_get("outbox_id").map_err(db)?,
             });
+        }
+        if out.len() != n {
+            return Err(StoreError::Unavailable(format!(
+                "create_jobs answered {} rows for {n} jobs",
+                out.len()
+            )));
         }
         Ok(out)
     }

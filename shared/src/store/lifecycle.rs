@@ -271,14 +271,13 @@ impl Store {
         limit: u32,
     ) -> Result<ReleaseReport, StoreError> {
         let now = self.now();
-        let cutoff = now - chrono::Duration::from_std(timeout).unwrap_or_default();
         let client = self.client().await?;
         let rows = sql::RELEASE_STALE
             .query(
                 client.on(),
                 &[
                     &now,
-                    &cutoff,
+                    &timeout.as_secs_f64(),
                     &i64::from(limit),
                     &self.settings.queue_name,
                     &"sweeper".to_owned(),

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_lean_claims"),
     migration!(8, "0008_fewer_indexes"),
     migration!(9, "0009_job_counts"),
+    migration!(10, "0010_sql_api"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

@@ -25,6 +25,7 @@ mod read;
 mod release;
 mod retention;
 mod rewake;
+mod sql_api;
 mod stats_views;
 mod support;
 mod worker;

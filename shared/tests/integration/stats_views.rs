@@ -184,20 +184,25 @@ async fn the_claim_query_is_an_index_scan_over_a_large_table() {
         )
         .await
         .expect("load");
-    let sql = include_str!("../../src/store/sql/claim_batch.sql").replace("JOB_COLUMNS", "*");
+    // The claim is claim_jobs (migration 0010): explain its statement, as
+    // the function holds it, with the store's arguments in place.
+    let body: String = db
+        .client
+        .query_one("SELECT prosrc FROM pg_proc WHERE proname = 'claim_jobs'", &[])
+        .await
+        .expect("claim_jobs")
+        .get(0);
+    let start = body.find("RETURN QUERY").expect("one statement") + "RETURN QUERY".len();
+    let end = body.rfind(';').expect("its end");
+    let sql = body[start..end]
+        .replace("p_now", "now()")
+        .replace("p_worker", "'w'")
+        .replace("p_limit", "10")
+        .replace("p_job_types", "NULL::text[]")
+        .replace("p_free_slots", "4");
     let plan: Vec<String> = db
         .client
-        .query(
-            &format!(
-                "EXPLAIN {}",
-                sql.replace("$1", "now()")
-                    .replace("$2", "'w'")
-                    .replace("$3", "10")
-                    .replace("$4", "NULL")
-                    .replace("$5", "4")
-            ),
-            &[],
-        )
+        .query(&format!("EXPLAIN {sql}"), &[])
         .await
         .expect("explain")
         .iter()

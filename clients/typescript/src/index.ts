@@ -86,6 +86,13 @@ export interface JoblineClientOptions {
   retryBaseMs?: number;
   /** Longest wait between attempts; a larger `Retry-After` is not waited for. Default 10000. */
   retryMaxMs?: number;
+  /**
+   * Makes the idempotency keys the client picks. Default: the global Web
+   * Crypto's `crypto.randomUUID()`. Node 18 has no global `crypto` unless
+   * run with --experimental-global-webcrypto: pass `randomUUID` from
+   * "node:crypto" there.
+   */
+  randomUUID?: () => string;
 }
 
 export interface RequestOptions {
@@ -124,6 +131,7 @@ export class JoblineClient {
   readonly #timeoutMs: number;
   readonly #retryBaseMs: number;
   readonly #retryMaxMs: number;
+  readonly #randomUUID: () => string;
 
   constructor(options: JoblineClientOptions) {
     if (!options.baseUrl) throw new TypeError("JoblineClient: baseUrl is required");
@@ -137,6 +145,7 @@ export class JoblineClient {
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#retryBaseMs = options.retryBaseMs ?? 250;
     this.#retryMaxMs = options.retryMaxMs ?? 10_000;
+    this.#randomUUID = options.randomUUID ?? webCryptoUUID;
   }
 
   /**
@@ -147,7 +156,7 @@ export class JoblineClient {
    * `idempotency_conflict`.
    */
   async createJob(job: CreateJobRequest, options: CreateJobOptions = {}): Promise<CreatedJob> {
-    const key = options.idempotencyKey ?? job.idempotency_key ?? crypto.randomUUID();
+    const key = options.idempotencyKey ?? job.idempotency_key ?? this.#randomUUID();
     return this.#request<CreatedJob>("POST", "/v1/jobs", {
       body: job,
       headers: { "Idempotency-Key": key },
@@ -163,7 +172,7 @@ export class JoblineClient {
    */
   async createJobs(jobs: CreateJobRequest[], options: RequestOptions = {}): Promise<CreatedJob[]> {
     const body: Schemas["CreateJobsBatch"] = {
-      jobs: jobs.map((job) => (job.idempotency_key ? job : { ...job, idempotency_key: crypto.randomUUID() })),
+      jobs: jobs.map((job) => (job.idempotency_key ? job : { ...job, idempotency_key: this.#randomUUID() })),
     };
     const created = await this.#request<CreatedJobs>("POST", "/v1/jobs/batch", { body, retry: true, signal: options.signal });
     return created.jobs;
@@ -280,6 +289,16 @@ export class JoblineClient {
 /** Same as `new JoblineClient(options)`. */
 export function createClient(options: JoblineClientOptions): JoblineClient {
   return new JoblineClient(options);
+}
+
+function webCryptoUUID(): string {
+  const webCrypto = (globalThis as { crypto?: Crypto }).crypto;
+  if (typeof webCrypto?.randomUUID !== "function") {
+    throw new TypeError(
+      "JoblineClient: no global crypto.randomUUID (Node 18?): pass the randomUUID option, e.g. randomUUID from node:crypto, or an idempotencyKey",
+    );
+  }
+  return webCrypto.randomUUID();
 }
 
 function toError(res: Response, text: string): JoblineError {

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { describe, it } from "node:test";
 
 import { JoblineError, JoblineTimeoutError, TERMINAL_STATUSES, createClient } from "../dist/index.js";
-import { BASE_URL, LATER, client, jobsOf, recordingFetch, tag } from "./helpers.mjs";
+import { BASE_URL, LATER, client, jobsOf, randomUUID, recordingFetch, tag } from "./helpers.mjs";
 
 /** Rejects with a JoblineError of this status and code. */
 async function rejectsWith(promise, status, code) {
@@ -72,7 +72,7 @@ describe("createJob", () => {
   });
 
   it("a wrong API key: JoblineError 401 unauthorized", async () => {
-    const c = createClient({ baseUrl: BASE_URL, apiKey: "not-a-key-of-this-server" });
+    const c = client({ apiKey: "not-a-key-of-this-server" });
     await rejectsWith(c.createJob({ type: "noop" }), 401, "unauthorized");
     await rejectsWith(c.stats(), 401, "unauthorized");
   });
@@ -115,7 +115,7 @@ describe("getJob", () => {
   });
 
   it("an unknown id: JoblineError 404 not_found", async () => {
-    await rejectsWith(client().getJob(crypto.randomUUID()), 404, "not_found");
+    await rejectsWith(client().getJob(randomUUID()), 404, "not_found");
     await rejectsWith(client().getJob("not-a-uuid"), 404, "not_found");
   });
 });
@@ -158,7 +158,7 @@ describe("listJobs", () => {
 });
 
 describe("cancelJob and retryJob", () => {
-  it("cancels a pending job, retries it back to pending; cancelling a cancelled job is 409 invalid_state", async () => {
+  it("cancels a pending job, retries it back to pending (then the worker runs it); a second cancel or retry is 409 invalid_state", async () => {
     const c = client();
     const made = await c.createJob({ type: "noop", delay_seconds: LATER });
     const cancelled = await c.cancelJob(made.id);
@@ -169,13 +169,15 @@ describe("cancelJob and retryJob", () => {
     const retried = await c.retryJob(made.id, { max_attempts: 2 });
     assert.equal(retried.status, "pending");
     assert.equal(retried.max_attempts, retried.attempts + 2, "max_attempts grants 2 more than the attempts made");
+    // Not delayed any more: the worker runs it; meanwhile (pending, processing
+    // or completed) it cannot be retried again.
     await rejectsWith(c.retryJob(made.id), 409, "invalid_state");
-    assert.equal((await c.cancelJob(made.id)).status, "cancelled");
+    assert.equal((await c.waitForJob(made.id, { timeout: 30_000, interval: 50 })).status, "completed");
   });
 
   it("an unknown id: 404 not_found", async () => {
-    await rejectsWith(client().cancelJob(crypto.randomUUID()), 404, "not_found");
-    await rejectsWith(client().retryJob(crypto.randomUUID()), 404, "not_found");
+    await rejectsWith(client().cancelJob(randomUUID()), 404, "not_found");
+    await rejectsWith(client().retryJob(randomUUID()), 404, "not_found");
   });
 });
 
@@ -247,6 +249,30 @@ describe("waitForJob", () => {
     controller.abort(new Error("stop"));
     await assert.rejects(waiting, /stop/);
     await c.cancelJob(made.id);
+  });
+});
+
+describe("without a global Web Crypto", () => {
+  it("the randomUUID option makes the keys", async () => {
+    const f = recordingFetch();
+    const key = `mine-${randomUUID()}`;
+    const job = await client({ fetch: f, randomUUID: () => key }).createJob({ type: "noop", delay_seconds: LATER });
+    assert.equal(f.calls[0].key, key);
+    assert.equal(job.idempotency_key, key);
+  });
+
+  it("without the option: a TypeError that says what to do, before any request", async () => {
+    const saved = Object.getOwnPropertyDescriptor(globalThis, "crypto");
+    Object.defineProperty(globalThis, "crypto", { value: undefined, configurable: true, writable: true });
+    try {
+      const f = recordingFetch();
+      const c = createClient({ baseUrl: BASE_URL, apiKey: "k", fetch: f });
+      await assert.rejects(c.createJob({ type: "noop" }), (err) => err instanceof TypeError && /randomUUID option/.test(err.message));
+      assert.equal(f.calls.length, 0);
+    } finally {
+      if (saved) Object.defineProperty(globalThis, "crypto", saved);
+      else delete globalThis.crypto;
+    }
   });
 });
 

@@ -3,8 +3,15 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
-import { client } from "./helpers.mjs";
+import { webcrypto } from "node:crypto";
 
+import { NO_WEB_CRYPTO, client, randomUUID } from "./helpers.mjs";
+
+// The route uses the global Web Crypto (randomUUID, subtle.digest), as on the
+// edge and on Node 19+; on Node 18 it is lent here, as a host app would.
+if (NO_WEB_CRYPTO) globalThis.crypto = webcrypto;
+// The route's client is made at import, with the JOBLINE_URL and
+// JOBLINE_API_KEY the test script sets.
 const { POST } = await import("../.build/examples/next-story-script/route.js");
 
 const post = (body, headers = {}) =>
@@ -33,7 +40,7 @@ describe("the story-script route handler example", () => {
   });
 
   it("forwards the Idempotency-Key: the same request twice is the same story and job", async () => {
-    const key = `story-${crypto.randomUUID()}`;
+    const key = `story-${randomUUID()}`;
     const first = await (await post({ theme: "dragons" }, { "Idempotency-Key": key })).json();
     const res = await post({ theme: "dragons" }, { "Idempotency-Key": key });
     assert.equal(res.status, 202);
@@ -44,7 +51,7 @@ describe("the story-script route handler example", () => {
   });
 
   it("the key reused for another theme: 409 idempotency_conflict from jobline", async () => {
-    const key = `story-${crypto.randomUUID()}`;
+    const key = `story-${randomUUID()}`;
     assert.equal((await post({ theme: "ships" }, { "Idempotency-Key": key })).status, 202);
     const res = await post({ theme: "trains" }, { "Idempotency-Key": key });
     assert.equal(res.status, 409);

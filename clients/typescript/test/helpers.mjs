@@ -1,5 +1,7 @@
 // Shared by the tests: the server under test comes from the environment
 // (scripts/test-client-ts starts `jobline serve` and `jobline worker`).
+import { randomUUID } from "node:crypto";
+
 import { createClient } from "../dist/index.js";
 
 export const BASE_URL = process.env.JOBLINE_URL;
@@ -8,14 +10,25 @@ if (!BASE_URL || !API_KEY) {
   throw new Error("JOBLINE_URL and JOBLINE_API_KEY must be set (scripts/test-client-ts sets them)");
 }
 
+/** Node 18 has no global Web Crypto: there the client gets node:crypto's randomUUID (its option). */
+export const NO_WEB_CRYPTO = typeof globalThis.crypto?.randomUUID !== "function";
+
 /** A client of the real server; `options` override (fetch, retries, ...). */
 export function client(options = {}) {
-  return createClient({ baseUrl: BASE_URL, apiKey: API_KEY, retryBaseMs: 20, ...options });
+  return createClient({
+    baseUrl: BASE_URL,
+    apiKey: API_KEY,
+    retryBaseMs: 20,
+    ...(NO_WEB_CRYPTO ? { randomUUID } : {}),
+    ...options,
+  });
 }
+
+export { randomUUID };
 
 /** A fresh id to tell this test's jobs from every other's (correlation_id). */
 export function tag(what) {
-  return `ts-${what}-${crypto.randomUUID()}`;
+  return `ts-${what}-${randomUUID()}`;
 }
 
 /** A fetch that records each call (its Idempotency-Key, method, url) and each answer's status. */

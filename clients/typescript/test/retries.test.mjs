@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
 import { JoblineError } from "../dist/index.js";
-import { client, jobsOf, recordingFetch, tag } from "./helpers.mjs";
+import { client, jobsOf, randomUUID, recordingFetch, tag } from "./helpers.mjs";
 
 const unavailable = (code, status, headers = {}) =>
   new Response(JSON.stringify({ error: { code, message: `injected ${status}` } }), {
@@ -126,7 +126,7 @@ describe("when retrying does not help", () => {
 
   it("a non-JSON error page: JoblineError with code http_<status>", async () => {
     const f = flakyFetch([new Response("<html>bad gateway</html>", { status: 502 })]);
-    await assert.rejects(client({ fetch: f }).getJob(crypto.randomUUID()), (err) => {
+    await assert.rejects(client({ fetch: f }).getJob(randomUUID()), (err) => {
       assert.ok(err instanceof JoblineError);
       assert.equal(err.status, 502);
       assert.equal(err.code, "http_502");
@@ -138,7 +138,7 @@ describe("when retrying does not help", () => {
 
   it("cancelJob is not retried (a second cancel would be 409)", async () => {
     const f = flakyFetch([unavailable("unavailable", 503, { "Retry-After": "0" })]);
-    await assert.rejects(client({ fetch: f }).cancelJob(crypto.randomUUID()), (err) => err instanceof JoblineError && err.status === 503);
+    await assert.rejects(client({ fetch: f }).cancelJob(randomUUID()), (err) => err instanceof JoblineError && err.status === 503);
     assert.equal(f.calls.length, 1);
   });
 

@@ -168,7 +168,11 @@ class Generator:
                 continue
             req = set(part.get("required", []))
             for field, sub in part.get("properties", {}).items():
-                entry = (field, self.type_of(sub, name, field), sub.get("description", "") if isinstance(sub, dict) else "")
+                entry = (
+                    field,
+                    self.type_of(sub, name, field),
+                    sub.get("description", "") if isinstance(sub, dict) else "",
+                )
                 (required if field in req else optional).append(entry)
         self.defs[name] = ("class", bases, required, optional, doc)
         self.order.append(name)
@@ -176,8 +180,12 @@ class Generator:
     def run(self) -> str:
         for raw_name, schema in self.schemas.items():
             self.define(camel(raw_name), schema)
-        out: list[str] = [HEADER.format(title=self.spec.get("info", {}).get("title", ""),
-                                        version=self.spec.get("info", {}).get("version", ""))]
+        out: list[str] = [
+            HEADER.format(
+                title=self.spec.get("info", {}).get("title", ""),
+                version=self.spec.get("info", {}).get("version", ""),
+            )
+        ]
         exported: list[str] = []
         for name in self.order:
             d = self.defs[name]
@@ -198,7 +206,10 @@ class Generator:
         for path, item in self.spec.get("paths", {}).items():
             for method, op in item.items():
                 if method in HTTP_METHODS and isinstance(op, dict) and "operationId" in op:
-                    out.append(f"    {json.dumps(op['operationId'])}: ({json.dumps(method.upper())}, {json.dumps(path)}),")
+                    out.append(
+                        f"    {json.dumps(op['operationId'])}: "
+                        f"({json.dumps(method.upper())}, {json.dumps(path)}),"
+                    )
         out.append("}")
         out.append("")
         out.append("__all__ = [")
@@ -303,7 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC, help="the OpenAPI document")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the module to write")
-    parser.add_argument("--check", action="store_true", help="do not write; exit 1 with a diff when OUT is stale")
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 with a diff when OUT is stale"
+    )
     args = parser.parse_args(argv)
     spec = json.loads(args.spec.read_text(encoding="utf-8"))
     text = Generator(spec).run()
@@ -313,8 +326,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generate.py: {args.out.name} is up to date")
             return 0
         sys.stdout.writelines(
-            difflib.unified_diff(current.splitlines(True), text.splitlines(True),
-                                 f"{args.out.name} (committed)", f"{args.out.name} (generated from {args.spec.name})")
+            difflib.unified_diff(
+                current.splitlines(True),
+                text.splitlines(True),
+                f"{args.out.name} (committed)",
+                f"{args.out.name} (generated from {args.spec.name})",
+            )
         )
         print(f"generate.py: {args.out} is stale: run python3 clients/python/generate.py", file=sys.stderr)
         return 1

@@ -200,6 +200,13 @@ def test_wait_for_job_returns_when_the_worker_completes_it(client: Any, tag: str
     assert done["completed_at"]
 
 
+def test_wait_for_job_returns_a_failed_job(client: Any, tag: str) -> None:
+    job = client.create_job({"type": "fail", "payload": {"permanent": True}, "correlation_id": tag})
+    failed = client.wait_for_job(job["id"], timeout=60, interval=0.1)
+    assert failed["status"] == "failed"
+    assert failed["failure_reason"]
+
+
 def test_wait_for_job_returns_a_cancelled_job_at_once(client: Any, tag: str) -> None:
     job = client.create_job({"type": "noop", "correlation_id": tag, "delay_seconds": FAR})
     client.cancel_job(job["id"])

@@ -28,6 +28,7 @@ from typing import (
     FrozenSet,
     Generator,
     List,
+    Literal,
     Mapping,
     Optional,
     Sequence,
@@ -89,14 +90,13 @@ Op = Generator[Action, Any, T]
 DEFAULT_TIMEOUT = 10.0
 UNSET: Any = object()
 
-#: How safe a request is to send again.
+#: How safe a request is to send again:
 #: "idempotent": a GET, or a create carrying an idempotency key: every
-#:   network error, 429 and 503 is retried.
+#:   network error, 429 and 503 is retried;
 #: "unsent": a state change without a key (cancel, retry): retried only when
-#:   it surely did not reach a handler: a failed connect, 429, or 503
-#:   `overloaded` (load shedding answers before any handler runs).
-#: "never": no retry.
-Safety = str
+#:   it surely reached no handler: a failed connect, 429, or 503 `overloaded`
+#:   (load shedding answers before any handler runs).
+Safety = Literal["idempotent", "unsent"]
 
 
 def retry_after_seconds(value: Optional[str], now: Optional[float] = None) -> Optional[float]:
@@ -248,9 +248,7 @@ class Core:
             return False
         if safety == "idempotent":
             return True
-        if safety == "unsent":
-            return response.status_code == 429 or error.code == "overloaded"
-        return False
+        return response.status_code == 429 or error.code == "overloaded"
 
     # -- the operations -----------------------------------------------------
 

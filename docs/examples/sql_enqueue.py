@@ -19,7 +19,9 @@ def place_order(conn, order_id, fail=False):
         return job_id
 
 
-with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True) as conn:
+# prepare_threshold=None: no server-side prepared statements, for a
+# transaction-mode PgBouncer that cannot carry them.
+with psycopg.connect(os.environ["DATABASE_URL"], autocommit=True, prepare_threshold=None) as conn:
     print("committed: order o-2001 with job", place_order(conn, "o-2001"))
     try:
         place_order(conn, "o-2002", fail=True)

@@ -1,0 +1,127 @@
+// Logging in through the form, the session cookie, and the overview's
+// counts against what was created through the API. Runs first (the script
+// runs the files in name order, one at a time), on a fresh database.
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import {
+  ADMIN_KEY,
+  DASHBOARD,
+  RUN,
+  createJob,
+  login,
+  openPage,
+  session,
+  shot,
+  stats,
+  text,
+  untilShown,
+  waitForStatus,
+} from './lib.mjs';
+
+test('an unauthenticated page load redirects to the login form; a wrong key is refused with 401', async () => {
+  const { context, page } = await openPage();
+  try {
+    const res = await page.goto(`${DASHBOARD}/jobs`);
+    assert.equal(new URL(page.url()).pathname, '/dashboard/login', `landed on ${page.url()}`);
+    // The redirect itself is a 303.
+    const redirect = res.request().redirectedFrom();
+    assert.ok(redirect, 'GET /dashboard/jobs was not redirected');
+    assert.equal((await redirect.response()).status(), 303);
+
+    const form = page.locator('form[action="/dashboard/login"]');
+    assert.equal((await form.getAttribute('method'))?.toLowerCase(), 'post');
+    assert.equal(await page.locator('input[name=api_key]').getAttribute('type'), 'password');
+    await shot(page, 'login');
+
+    await page.locator('input[name=api_key]').fill(`wrong-${ADMIN_KEY}`);
+    const answer = page.waitForResponse(
+      (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/dashboard/login',
+    );
+    await page.locator('[data-testid=login-submit]').click();
+    assert.equal((await answer).status(), 401);
+    await page.locator('[data-testid=login-error]').waitFor();
+    assert.equal(new URL(page.url()).pathname, '/dashboard/login');
+    assert.equal(await page.locator('input[name=api_key]').count(), 1, 'the form is shown again');
+    assert.deepEqual(await context.cookies(), [], 'a refused login set a cookie');
+  } finally {
+    await context.close();
+  }
+});
+
+test('log in with the admin key: the session cookie is HttpOnly, Secure, SameSite=Strict and not the key', async () => {
+  const { context, page } = await openPage();
+  try {
+    await login(page, ADMIN_KEY);
+    assert.equal(new URL(page.url()).pathname, '/dashboard');
+    const cookies = await context.cookies();
+    assert.ok(cookies.length > 0, 'no cookie after logging in');
+    for (const c of cookies) {
+      assert.equal(c.httpOnly, true, `cookie ${c.name} is not HttpOnly`);
+      assert.equal(c.secure, true, `cookie ${c.name} is not Secure`);
+      assert.equal(c.sameSite, 'Strict', `cookie ${c.name} is SameSite=${c.sameSite}`);
+      assert.ok(!c.value.includes(ADMIN_KEY), `cookie ${c.name} carries the API key`);
+      assert.ok(!decodeURIComponent(c.value).includes(ADMIN_KEY), `cookie ${c.name} carries the API key (encoded)`);
+      assert.ok(
+        !Buffer.from(c.value, 'base64').toString('latin1').includes(ADMIN_KEY),
+        `cookie ${c.name} carries the API key (base64)`,
+      );
+    }
+    // Scripts on the page cannot read it.
+    assert.equal(await page.evaluate(() => document.cookie), '', 'document.cookie sees the session cookie');
+    // Every nav link of the operators' tenant is there.
+    for (const nav of ['overview', 'jobs', 'running', 'dead-letter', 'workers']) {
+      assert.equal(await page.locator(`[data-testid=nav-${nav}]`).count(), 1, `nav-${nav} missing`);
+    }
+    assert.equal(await page.locator('[data-testid=logout]').count(), 1, 'logout form missing');
+  } finally {
+    await context.close();
+  }
+});
+
+test('the overview shows the counts of what was created through the API', async () => {
+  const jobs = [];
+  for (let n = 1; n <= 3; n++) {
+    jobs.push(await createJob({ type: 'noop', payload: { n }, correlation_id: `overview-${RUN}` }));
+  }
+  for (const job of jobs) await waitForStatus(job.id, 'completed');
+
+  const { context, page } = await session(ADMIN_KEY);
+  try {
+    // The database was fresh: exactly the three noop jobs exist.
+    await untilShown(page, 'count-completed 3', async (p) => {
+      assert.equal(await text(p, '[data-testid=count-completed]'), '3');
+    });
+    const want = (await stats()).by_status;
+    for (const status of ['pending', 'processing', 'completed', 'failed', 'cancelled']) {
+      assert.equal(
+        await text(page, `[data-testid=count-${status}]`),
+        String(want[status] ?? 0),
+        `count-${status} differs from /v1/stats`,
+      );
+    }
+    assert.equal(await text(page, '[data-testid=count-completed]'), '3');
+    assert.equal(await text(page, '[data-testid=count-failed]'), '0');
+    assert.match(await text(page, '[data-testid=health]'), /healthy/i);
+    assert.equal(await text(page, '[data-testid=dead-letter-size]'), '0');
+    await page.locator('[data-testid=oldest-pending]').waitFor();
+    for (const chart of ['completions', 'failures', 'depth']) {
+      for (const span of ['hour', 'day']) {
+        const svg = page.locator(`svg[data-testid=chart-${chart}-${span}]`);
+        assert.equal(await svg.count(), 1, `chart-${chart}-${span} missing`);
+      }
+    }
+    // The refreshed region is there.
+    assert.equal(await page.locator('#main').count(), 1, '#main missing');
+    await shot(page, 'overview');
+
+    // The same page on a phone.
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.reload();
+    await page.locator('[data-testid=count-completed]').waitFor();
+    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    await shot(page, 'overview-phone');
+    assert.ok(overflow <= 0, `the overview is ${overflow}px wider than a 390px phone screen`);
+  } finally {
+    await context.close();
+  }
+});

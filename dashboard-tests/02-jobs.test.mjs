@@ -1,0 +1,113 @@
+// The jobs list (filtered by type), a job's page and its timeline, and the
+// go-to-job form.
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import {
+  ADMIN_KEY,
+  DASHBOARD,
+  RUN,
+  api,
+  createJob,
+  session,
+  shot,
+  text,
+  timelineEvents,
+  waitForStatus,
+} from './lib.mjs';
+
+/** Sets a field of the filter form, whether it is an input or a select. */
+async function setFilter(page, name, value) {
+  const field = page.locator(`[data-testid=job-filter] [name=${name}]`);
+  assert.equal(await field.count(), 1, `the filter form has no field ${name}`);
+  if ((await field.evaluate((e) => e.tagName)) === 'SELECT') await field.selectOption(value);
+  else await field.fill(value);
+}
+
+async function submitFilter(page) {
+  const form = page.locator('[data-testid=job-filter]');
+  const submit = form.locator('button[type=submit], input[type=submit], button:not([type])');
+  await Promise.all([
+    page.waitForURL((url) => url.pathname === '/dashboard/jobs' && url.search.includes('type=')),
+    (await submit.count()) > 0 ? submit.first().click() : form.locator('[name=type]').press('Enter'),
+  ]);
+}
+
+test('filter the jobs list by type, open a job from it and read its timeline', async () => {
+  const slept = await createJob({ type: 'sleep', payload: { ms: 20, tag: RUN } });
+  const noop = await createJob({ type: 'noop', payload: { tag: RUN } });
+  await waitForStatus(slept.id, 'completed');
+  await waitForStatus(noop.id, 'completed');
+
+  const { context, page } = await session(ADMIN_KEY);
+  try {
+    await page.locator('[data-testid=nav-jobs]').click();
+    await page.waitForURL((url) => url.pathname === '/dashboard/jobs');
+    await page.locator('[data-testid=job-row]').first().waitFor();
+    const all = await page.locator('[data-testid=job-row]').evaluateAll((rows) => rows.map((r) => r.dataset.jobId));
+    assert.ok(all.includes(slept.id) && all.includes(noop.id), `unfiltered list lacks the new jobs: ${all}`);
+    await shot(page, 'jobs');
+
+    await setFilter(page, 'type', 'sleep');
+    await submitFilter(page);
+    assert.equal(new URL(page.url()).searchParams.get('type'), 'sleep');
+    await page.locator(`[data-testid=job-row][data-job-id="${slept.id}"]`).waitFor();
+    const ids = await page.locator('[data-testid=job-row]').evaluateAll((rows) => rows.map((r) => r.dataset.jobId));
+    const { body } = await api('GET', '/v1/jobs?type=sleep&limit=500');
+    // Few sleep jobs exist: the page holds exactly the API's list.
+    assert.deepEqual([...ids].sort(), body.jobs.map((j) => j.id).sort(), 'rows differ from GET /v1/jobs?type=sleep');
+    assert.ok(!ids.includes(noop.id), 'the noop job is listed under type=sleep');
+
+    // Open it from its row.
+    const row = page.locator(`[data-testid=job-row][data-job-id="${slept.id}"]`);
+    await Promise.all([
+      page.waitForURL((url) => url.pathname === `/dashboard/jobs/${slept.id}`),
+      row.locator(`a[href$="/dashboard/jobs/${slept.id}"]`).first().click(),
+    ]);
+    assert.equal(await text(page, '[data-testid=job-status]'), 'completed');
+    assert.match(await text(page, '[data-testid=job-attempts]'), /\b1\b/);
+    assert.match(await text(page, '[data-testid=job-payload]'), /"?ms"?\s*:\s*20/);
+    assert.match(await text(page, '[data-testid=job-result]'), /slept_ms/);
+    assert.equal(await page.locator('[data-testid=job-error]').count(), 0, 'a completed job shows an error');
+    // A completed job can be neither cancelled nor retried.
+    assert.equal(await page.locator('[data-testid=cancel-button]').count(), 0);
+    assert.equal(await page.locator('[data-testid=retry-button]').count(), 0);
+
+    const events = await timelineEvents(page);
+    assert.equal(events[0], 'created', `timeline: ${events}`);
+    assert.equal(events.at(-1), 'completed', `timeline: ${events}`);
+    const created = events.indexOf('created');
+    const claimed = events.indexOf('claimed');
+    const completed = events.indexOf('completed');
+    assert.ok(created < claimed && claimed < completed, `timeline out of order: ${events}`);
+    // The same events, in the same order, as the API's timeline.
+    const api_events = (await api('GET', `/v1/jobs/${slept.id}/events`)).body.events.map((e) => e.event);
+    assert.deepEqual(events, api_events, 'the page timeline differs from GET /v1/jobs/{id}/events');
+    await shot(page, 'job');
+  } finally {
+    await context.close();
+  }
+});
+
+test('the go-to form opens a job by id; an unknown id is the 404 page', async () => {
+  const job = await createJob({ type: 'noop', payload: { goto: RUN } });
+  const { context, page } = await session(ADMIN_KEY);
+  try {
+    await page.goto(`${DASHBOARD}/jobs`);
+    const form = page.locator('[data-testid=goto-job]');
+    await form.locator('input[name=id]').fill(job.id);
+    await Promise.all([
+      page.waitForURL((url) => url.pathname === `/dashboard/jobs/${job.id}`),
+      form.locator('input[name=id]').press('Enter'),
+    ]);
+    await page.locator('[data-testid=job-status]').waitFor();
+
+    const missing = await page.goto(`${DASHBOARD}/jobs/00000000-0000-4000-8000-000000000000`);
+    assert.equal(missing.status(), 404);
+    await page.locator('[data-testid=not-found]').waitFor();
+    const garbage = await page.goto(`${DASHBOARD}/jobs/not-a-uuid`);
+    assert.equal(garbage.status(), 404);
+    await page.locator('[data-testid=not-found]').waitFor();
+  } finally {
+    await context.close();
+  }
+});

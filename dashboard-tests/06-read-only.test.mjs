@@ -1,0 +1,65 @@
+// A jobs:read key sees jobs but no actions, and a POST it forges from the
+// page is refused; an admin session's POST without the csrf value is too.
+import assert from 'node:assert/strict';
+import test from 'node:test';
+import { ADMIN_KEY, DASHBOARD, READ_KEY, RUN, api, createJob, getJob, session, text } from './lib.mjs';
+
+/** POSTs a form body from the page's own context (its cookie goes along). */
+function forge(page, path, fields) {
+  return page.evaluate(
+    async ({ path, fields }) => {
+      const res = await fetch(path, {
+        method: 'POST',
+        body: new URLSearchParams(fields),
+        redirect: 'manual',
+        credentials: 'same-origin',
+      });
+      return res.status;
+    },
+    { path, fields },
+  );
+}
+
+test('a jobs:read key sees a job page without cancel or retry buttons; its forged POSTs get 403', async () => {
+  // A job of a type no worker serves: it stays pending, so cancel applies.
+  const job = await createJob({ type: `unserved.${RUN}`, payload: {} });
+  const admin = await session(ADMIN_KEY);
+  const reader = await session(READ_KEY);
+  try {
+    // The admin sees the cancel button (the control for the check below).
+    await admin.page.goto(`${DASHBOARD}/jobs/${job.id}`);
+    assert.equal(await text(admin.page, '[data-testid=job-status]'), 'pending');
+    assert.equal(await admin.page.locator('[data-testid=cancel-button]').count(), 1, 'the admin sees no cancel button');
+    const adminCsrf = await admin.page.locator('form:has([data-testid=cancel-button]) input[name=csrf]').inputValue();
+
+    await reader.page.goto(`${DASHBOARD}/jobs/${job.id}`);
+    assert.equal(await text(reader.page, '[data-testid=job-status]'), 'pending');
+    await reader.page.locator('[data-testid=timeline]').waitFor();
+    assert.equal(await reader.page.locator('[data-testid=cancel-button]').count(), 0, 'the reader sees a cancel button');
+    assert.equal(await reader.page.locator('[data-testid=retry-button]').count(), 0, 'the reader sees a retry button');
+    assert.equal(await reader.page.locator('[data-testid=nav-workers]').count(), 0, 'the reader sees the workers link');
+
+    // The reader's own csrf value (from its logout form), none, and the
+    // admin session's: all refused.
+    const csrfInputs = reader.page.locator('input[name=csrf]');
+    assert.ok((await csrfInputs.count()) > 0, "the reader's page has no csrf field (its logout form should)");
+    const readerCsrf = await csrfInputs.first().inputValue();
+    const cancel = `/dashboard/jobs/${job.id}/cancel`;
+    assert.equal(await forge(reader.page, cancel, { csrf: readerCsrf }), 403, 'cancel with the reader csrf');
+    assert.equal(await forge(reader.page, cancel, {}), 403, 'cancel without csrf');
+    assert.equal(await forge(reader.page, cancel, { csrf: adminCsrf }), 403, "cancel with the admin session's csrf");
+    assert.equal(await forge(reader.page, `/dashboard/jobs/${job.id}/retry`, { csrf: readerCsrf }), 403, 'retry');
+    assert.equal((await getJob(job.id)).status, 'pending', 'a refused POST changed the job');
+
+    // CSRF: the admin session itself is refused without the value or with a wrong one.
+    assert.equal(await forge(admin.page, cancel, {}), 403, 'admin cancel without csrf');
+    assert.equal(await forge(admin.page, cancel, { csrf: `${adminCsrf}x` }), 403, 'admin cancel with a wrong csrf');
+    assert.equal(await forge(admin.page, cancel, { csrf: readerCsrf }), 403, "admin cancel with the reader's csrf");
+    assert.equal((await getJob(job.id)).status, 'pending', 'a refused POST changed the job');
+  } finally {
+    await admin.context.close();
+    await reader.context.close();
+    // Leave nothing pending for the files after this one.
+    await api('POST', `/v1/jobs/${job.id}/cancel`);
+  }
+});

@@ -31,6 +31,7 @@ test('a jobs:read key sees a job page without cancel or retry buttons; its forge
     assert.equal(await text(admin.page, '[data-testid=job-status]'), 'pending');
     assert.equal(await admin.page.locator('[data-testid=cancel-button]').count(), 1, 'the admin sees no cancel button');
     const adminCsrf = await admin.page.locator('form:has([data-testid=cancel-button]) input[name=csrf]').inputValue();
+    assert.ok(adminCsrf, 'the cancel form has an empty csrf value');
 
     await reader.page.goto(`${DASHBOARD}/jobs/${job.id}`);
     assert.equal(await text(reader.page, '[data-testid=job-status]'), 'pending');
@@ -50,16 +51,38 @@ test('a jobs:read key sees a job page without cancel or retry buttons; its forge
     assert.equal(await forge(reader.page, cancel, { csrf: adminCsrf }), 403, "cancel with the admin session's csrf");
     assert.equal(await forge(reader.page, `/dashboard/jobs/${job.id}/retry`, { csrf: readerCsrf }), 403, 'retry');
     assert.equal((await getJob(job.id)).status, 'pending', 'a refused POST changed the job');
-
-    // CSRF: the admin session itself is refused without the value or with a wrong one.
-    assert.equal(await forge(admin.page, cancel, {}), 403, 'admin cancel without csrf');
-    assert.equal(await forge(admin.page, cancel, { csrf: `${adminCsrf}x` }), 403, 'admin cancel with a wrong csrf');
-    assert.equal(await forge(admin.page, cancel, { csrf: readerCsrf }), 403, "admin cancel with the reader's csrf");
-    assert.equal((await getJob(job.id)).status, 'pending', 'a refused POST changed the job');
   } finally {
     await admin.context.close();
     await reader.context.close();
     // Leave nothing pending for the files after this one.
+    await api('POST', `/v1/jobs/${job.id}/cancel`);
+  }
+});
+
+test("an admin session's POST without its csrf value, or with another session's, gets 403", async () => {
+  const job = await createJob({ type: `unserved.${RUN}`, payload: { csrf: true } });
+  const admin = await session(ADMIN_KEY);
+  const other = await session(ADMIN_KEY);
+  try {
+    await admin.page.goto(`${DASHBOARD}/jobs/${job.id}`);
+    await other.page.goto(`${DASHBOARD}/jobs/${job.id}`);
+    const field = 'form:has([data-testid=cancel-button]) input[name=csrf]';
+    const mine = await admin.page.locator(field).inputValue();
+    const theirs = await other.page.locator(field).inputValue();
+    const cancel = `/dashboard/jobs/${job.id}/cancel`;
+    assert.equal(await forge(admin.page, cancel, {}), 403, 'cancel without csrf');
+    assert.equal(await forge(admin.page, cancel, { csrf: '' }), 403, 'cancel with an empty csrf');
+    assert.equal(await forge(admin.page, cancel, { csrf: `${mine}x` }), 403, 'cancel with a wrong csrf');
+    if (theirs !== mine) {
+      assert.equal(await forge(admin.page, cancel, { csrf: theirs }), 403, "cancel with another session's csrf");
+    }
+    assert.equal((await getJob(job.id)).status, 'pending', 'a refused POST changed the job');
+    // The control: the page's own form does cancel it.
+    assert.equal(await forge(admin.page, cancel, { csrf: mine }), 0, 'the real form POST did not redirect (303)');
+    assert.equal((await getJob(job.id)).status, 'cancelled');
+  } finally {
+    await admin.context.close();
+    await other.context.close();
     await api('POST', `/v1/jobs/${job.id}/cancel`);
   }
 });

@@ -23,8 +23,17 @@ export default async function* report(source) {
   let passed = 0;
   let failed = 0;
   let skipped = 0;
+  // What each file wrote to stderr: shown when the file itself failed
+  // (it could not load, or crashed outside its tests).
+  const stderr = new Map();
   for await (const event of source) {
     const { type, data } = event;
+    if (type === 'test:stderr') {
+      const lines = stderr.get(data.file) || [];
+      lines.push(...String(data.message).split('\n'));
+      stderr.set(data.file, lines.slice(-25));
+      continue;
+    }
     if (type !== 'test:pass' && type !== 'test:fail') continue;
     if (data.details?.type === 'suite') continue;
     const name = data.file && data.name === data.file ? basename(data.file) + ' (the file itself)' : data.name;
@@ -36,7 +45,11 @@ export default async function* report(source) {
       yield `ok   ${where(data)}${name}\n`;
     } else {
       failed++;
-      yield `FAIL ${where(data)}${name}\n${describeError(data.details?.error)}\n`;
+      let why = describeError(data.details?.error);
+      if (data.file && data.name === data.file && stderr.has(data.file)) {
+        why += `\n${stderr.get(data.file).map((line) => `       ${line}`).join('\n')}`;
+      }
+      yield `FAIL ${where(data)}${name}\n${why}\n`;
     }
   }
   yield `${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`;

@@ -125,3 +125,26 @@ test('the overview shows the counts of what was created through the API', async 
     await context.close();
   }
 });
+
+test('the overview refreshes itself (#main polls): a job completed meanwhile shows without a reload', async () => {
+  const { context, page } = await session(ADMIN_KEY);
+  try {
+    const before = Number(await text(page, '[data-testid=count-completed]'));
+    assert.ok(Number.isInteger(before), `count-completed is not a number: ${before}`);
+    // Mark the document: a reload would lose the mark.
+    await page.evaluate(() => {
+      window.__notReloaded = true;
+    });
+    const job = await createJob({ type: 'noop', payload: { refresh: RUN } });
+    await waitForStatus(job.id, 'completed');
+    // htmx polls every 5 s: two rounds and some slack.
+    await page.waitForFunction(
+      (want) => document.querySelector('#main [data-testid=count-completed]')?.textContent.trim() === String(want),
+      before + 1,
+      { timeout: 15_000, polling: 250 },
+    );
+    assert.equal(await page.evaluate(() => window.__notReloaded), true, 'the page was reloaded, not refreshed in place');
+  } finally {
+    await context.close();
+  }
+});

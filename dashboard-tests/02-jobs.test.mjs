@@ -111,3 +111,46 @@ test('the go-to form opens a job by id; an unknown id is the 404 page', async ()
     await context.close();
   }
 });
+
+test('the next-page link walks a long filtered list: every job once, none twice', async (t) => {
+  const correlation = `paging-${RUN}`;
+  const want = new Set();
+  for (let batch = 0; batch < 2; batch++) {
+    const jobs = Array.from({ length: batch ? 30 : 100 }, (_, n) => ({
+      type: 'noop',
+      payload: { batch, n },
+      correlation_id: correlation,
+    }));
+    const { status, body } = await api('POST', '/v1/jobs/batch', { body: { jobs } });
+    assert.equal(status, 201, `POST /v1/jobs/batch: ${status} ${JSON.stringify(body).slice(0, 300)}`);
+    for (const j of body.jobs) want.add(j.id);
+  }
+  assert.equal(want.size, 130);
+
+  const { context, page } = await session(ADMIN_KEY);
+  try {
+    await page.goto(`${DASHBOARD}/jobs?correlation_id=${encodeURIComponent(correlation)}`);
+    const seen = [];
+    let pages = 0;
+    for (;;) {
+      pages++;
+      assert.ok(pages <= 140, 'more pages than jobs');
+      await page.locator('[data-testid=job-row]').first().waitFor();
+      seen.push(...(await page.locator('[data-testid=job-row]').evaluateAll((rows) => rows.map((r) => r.dataset.jobId))));
+      const next = page.locator('[data-testid=next-page]');
+      if ((await next.count()) === 0) break;
+      const before = page.url();
+      await Promise.all([page.waitForURL((url) => url.href !== before), next.first().click()]);
+      assert.equal(new URL(page.url()).searchParams.get('correlation_id'), correlation, 'the next page lost the filter');
+    }
+    if (pages === 1) {
+      assert.equal(seen.length, 130, `no next-page link, though the page shows ${seen.length} of the 130 jobs`);
+      t.skip('one page holds all 130 jobs: no paging to follow');
+      return;
+    }
+    assert.equal(new Set(seen).size, seen.length, 'a job was listed twice');
+    assert.deepEqual([...seen].sort(), [...want].sort(), 'the pages did not list exactly the 130 jobs');
+  } finally {
+    await context.close();
+  }
+});

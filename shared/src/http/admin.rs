@@ -14,10 +14,24 @@ use crate::store::JobFilter;
 pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
     let tenant = caller.require("admin")?;
     let stats = state.store.stats(Some(tenant)).await?;
-    let (mut health, mut reasons) = state
-        .settings
-        .health
-        .classify(stats.oldest_pending_age_seconds, stats.dead_letter);
+    let (health, reasons) = verdict(&state.settings.health, &stats);
+    let mut body = serde_json::to_value(&stats).unwrap_or_else(|_| json!({}));
+    if let Some(obj) = body.as_object_mut() {
+        obj.insert("health".into(), json!(health));
+        obj.insert("health_reasons".into(), json!(reasons));
+    }
+    Ok(Json(body))
+}
+
+/// The health verdict of `stats` and its reasons (`/v1/stats` and the
+/// dashboard's overview): the thresholds, and degraded while a due job's
+/// type has no worker.
+pub(super) fn verdict(
+    thresholds: &crate::domain::health::HealthThresholds,
+    stats: &crate::store::Stats,
+) -> (crate::domain::health::Health, Vec<String>) {
+    let (mut health, mut reasons) =
+        thresholds.classify(stats.oldest_pending_age_seconds, stats.dead_letter);
     if !stats.unserved_types.is_empty() {
         health = health.max(crate::domain::health::Health::Degraded);
         reasons.push(format!(
@@ -25,12 +39,7 @@ pub async fn stats(State(state): State<AppState>, caller: Caller) -> Result<Json
             stats.unserved_types.join(", ")
         ));
     }
-    let mut body = serde_json::to_value(&stats).unwrap_or_else(|_| json!({}));
-    if let Some(obj) = body.as_object_mut() {
-        obj.insert("health".into(), json!(health));
-        obj.insert("health_reasons".into(), json!(reasons));
-    }
-    Ok(Json(body))
+    (health, reasons)
 }
 
 pub async fn dead_letter(

@@ -6,6 +6,7 @@ mod admin;
 mod audit;
 mod auth;
 mod body;
+pub mod dashboard;
 mod error;
 mod health;
 mod jobs;
@@ -129,13 +130,19 @@ pub enum RouteId {
     ResumeWorker,
     DrainWorker,
     Audit,
+    /// The dashboard's pages and forms (`/dashboard` and below).
+    Dashboard,
 }
 
 /// One row of the route table.
 #[derive(Debug, Clone)]
 pub struct RouteDef {
     pub id: RouteId,
-    pub method: Method,
+    /// The method; `None` (`ANY` in the table) for a site of pages: every
+    /// method on `path` and everything under it (the dashboard), which the
+    /// OpenAPI document does not describe (its events in `template.yaml`:
+    /// `ANY path` and `ANY path/{proxy+}`).
+    pub method: Option<Method>,
     /// axum/OpenAPI path syntax (`{id}`).
     pub path: &'static str,
     /// The Lambda binary that serves it alone.
@@ -143,10 +150,18 @@ pub struct RouteDef {
 }
 
 macro_rules! route {
+    ($id:ident, ANY, $path:literal, $function:literal) => {
+        RouteDef {
+            id: RouteId::$id,
+            method: None,
+            path: $path,
+            function: $function,
+        }
+    };
     ($id:ident, $method:ident, $path:literal, $function:literal) => {
         RouteDef {
             id: RouteId::$id,
-            method: Method::$method,
+            method: Some(Method::$method),
             path: $path,
             function: $function,
         }
@@ -178,6 +193,7 @@ pub const ROUTES: &[RouteDef] = &[
     route!(ResumeWorker, POST, "/v1/workers/{id}/resume", "resume-worker"),
     route!(DrainWorker, POST, "/v1/workers/{id}/drain", "drain-worker"),
     route!(Audit, GET, "/v1/audit", "audit"),
+    route!(Dashboard, ANY, "/dashboard", "dashboard"),
 ];
 
 impl RouteId {
@@ -208,6 +224,16 @@ impl RouteId {
             RouteId::ResumeWorker => post(workers::resume),
             RouteId::DrainWorker => post(workers::drain),
             RouteId::Audit => get(audit::audit),
+            // A site of pages: mounted whole by `routes` (see `site`).
+            RouteId::Dashboard => MethodRouter::new(),
+        }
+    }
+
+    /// The router of a site of pages (a row without a method).
+    fn site(self) -> Option<Router<AppState>> {
+        match self {
+            RouteId::Dashboard => Some(dashboard::router()),
+            _ => None,
         }
     }
 }
@@ -222,8 +248,13 @@ pub fn routes(state: AppState, ids: impl IntoIterator<Item = RouteId>) -> Router
     let mut router: Router<AppState> = Router::new();
     // Routes sharing a path share one MethodRouter.
     let mut by_path: Vec<(&'static str, MethodRouter<AppState>)> = Vec::new();
+    let mut sites: Router<AppState> = Router::new();
     for id in ids {
         let def = id.def();
+        if let Some(site) = id.site() {
+            sites = sites.merge(site);
+            continue;
+        }
         match by_path.iter_mut().find(|(p, _)| *p == def.path) {
             Some((_, mr)) => *mr = std::mem::take(mr).merge(id.handler()),
             None => by_path.push((def.path, id.handler())),
@@ -233,6 +264,7 @@ pub fn routes(state: AppState, ids: impl IntoIterator<Item = RouteId>) -> Router
         router = router.route(path, mr.fallback(method_not_allowed));
     }
     router
+        .merge(sites)
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .with_state(state)
@@ -272,9 +304,13 @@ mod tests {
         }
         let served: BTreeSet<(String, String)> = ROUTES
             .iter()
-            .map(|r| (r.method.to_string(), r.path.to_owned()))
+            .filter_map(|r| Some((r.method.as_ref()?.to_string(), r.path.to_owned())))
             .collect();
         assert_eq!(served, documented);
+        // Sites of pages (the dashboard) are not API operations.
+        for site in ROUTES.iter().filter(|r| r.method.is_none()) {
+            assert!(doc["paths"].get(site.path).is_none(), "{}", site.path);
+        }
     }
 
     #[test]

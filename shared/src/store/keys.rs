@@ -134,6 +134,13 @@ impl Store {
         }))
     }
 
+    /// Whether key `id` exists and is not revoked (from the same 5 s cache
+    /// as [`Store::authenticate`]: the dashboard's sessions check it on
+    /// every request).
+    pub async fn key_is_live(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(self.key_row(id).await?.is_some_and(|row| !row.revoked))
+    }
+
     /// The stored key `id`, from this process's cache when it was read in
     /// the last [`KEY_CACHE_TTL`] (so a revocation by another process takes
     /// effect within that; one by this process at once). Unknown ids are

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod pool;
 pub mod retention;
 pub mod rewake;
+pub mod sessions;
 mod sql;
 mod stats;
 pub mod workers;
@@ -40,7 +41,7 @@ pub use jobs::{Created, JobFilter, JobPage, PageCursor};
 pub use lifecycle::{FailOutcome, JobFailure, ReleaseReport, Requeued, Settled};
 pub use outbox::{DeadLetterOutboxRow, LeasedRow, OUTBOX_MAX_ATTEMPTS, PublishFailure, ReplayReport};
 pub use retention::{PrunedJobs, Retention};
-pub use stats::{RunningJob, Stats};
+pub use stats::{RunningJob, SeriesRow, Stats};
 
 use crate::domain::{Clock, RetryPolicy, SystemClock};
 

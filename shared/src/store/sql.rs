@@ -94,6 +94,11 @@ statements! {
     API_KEY_TOUCH = "api_key_touch", [UUID, TIMESTAMPTZ];
     JOB_COUNTS = "job_counts", [TEXT];
     OUTBOX_DUE = "outbox_due", [TIMESTAMPTZ];
+    DASHBOARD_SESSION_CREATE = "dashboard_session_create", [BYTEA, TEXT, TEXT_ARRAY, UUID, BYTEA, TEXT, TIMESTAMPTZ, TIMESTAMPTZ, INT8];
+    DASHBOARD_SESSION_FIND = "dashboard_session_find", [BYTEA, TIMESTAMPTZ];
+    DASHBOARD_SESSION_DELETE = "dashboard_session_delete", [BYTEA];
+    DASHBOARD_SERIES = "dashboard_series", [TEXT, TIMESTAMPTZ, TEXT];
+    RUNNING_FOR = "running_for", [TEXT, TIMESTAMPTZ, INT8];
 }
 
 /// Where a statement runs: a pooled connection or a transaction on one, and

@@ -114,3 +114,69 @@ impl Store {
         })
     }
 }
+
+/// One bucket of `job_counts` for one status: how many jobs entered and
+/// left it (the dashboard's charts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeriesRow {
+    pub bucket: chrono::DateTime<chrono::Utc>,
+    pub status: String,
+    pub entered: i64,
+    pub exited: i64,
+}
+
+impl Store {
+    /// A tenant's running jobs, newest first, at most `limit`.
+    pub async fn running_for(&self, tenant: &str, limit: u32) -> Result<Vec<RunningJob>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::RUNNING_FOR
+            .query(
+                client.on(),
+                &[&tenant.to_owned(), &self.now(), &i64::from(limit.max(1))],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunningJob {
+                    id: r.try_get("id")?,
+                    job_type: r.try_get("job_type")?,
+                    locked_by: r.try_get("locked_by")?,
+                    attempts: r.try_get("attempts")?,
+                    stage: r.try_get("stage")?,
+                    progress: r.try_get("progress")?,
+                    running_seconds: r.try_get("running_seconds")?,
+                    heartbeat_age_seconds: r.try_get("heartbeat_age_seconds")?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(|e| StoreError::from_db("running_for", e))
+    }
+
+    /// What entered and left each status per bucket since `since`, for a
+    /// tenant and optionally one job type (from `job_counts`, never `jobs`).
+    pub async fn count_series(
+        &self,
+        tenant: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        job_type: Option<&str>,
+    ) -> Result<Vec<SeriesRow>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::DASHBOARD_SERIES
+            .query(
+                client.on(),
+                &[&tenant.to_owned(), &since, &job_type.map(str::to_owned)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SeriesRow {
+                    bucket: r.try_get("bucket")?,
+                    status: r.try_get("status")?,
+                    entered: r.try_get("entered")?,
+                    exited: r.try_get("exited")?,
+                })
+            })
+            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+            .map_err(|e| StoreError::from_db("dashboard_series", e))
+    }
+}

@@ -1,0 +1,29 @@
+-- 0011: the dashboard's sessions (`/dashboard`, shared/src/http/dashboard/).
+--
+-- A login with an API key makes one row; the browser's cookie holds a random
+-- token, the row only its SHA-256 (a leaked table opens no session). The row
+-- keeps what the key was at login: its tenant, its scopes, its id (NULL for
+-- the bootstrap key JOBLINE_ADMIN_KEY, whose SHA-256 is kept instead, so a
+-- changed admin key ends its sessions) and the session's CSRF token. Every
+-- request reads the row by its hash and checks the key is still live (the
+-- API's 5 s key cache), so a revoked key's sessions stop within 5 s.
+--
+-- Bounded: a login deletes up to 100 expired rows and the oldest live
+-- sessions of its key beyond the cap (dashboard_session_create.sql); logout
+-- deletes its row.
+CREATE TABLE dashboard_sessions (
+    token_hash       bytea       PRIMARY KEY,
+    tenant_id        text        NOT NULL,
+    scopes           text[]      NOT NULL,
+    key_id           uuid,
+    admin_key_digest bytea,
+    csrf_token       text        NOT NULL,
+    created_at       timestamptz NOT NULL,
+    expires_at       timestamptz NOT NULL,
+    CONSTRAINT dashboard_sessions_one_key CHECK ((key_id IS NULL) <> (admin_key_digest IS NULL))
+);
+
+-- The pruning of expired sessions, oldest first.
+CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);
+-- A key's sessions, newest first (the per-key cap).
+CREATE INDEX dashboard_sessions_key ON dashboard_sessions (key_id, created_at DESC);

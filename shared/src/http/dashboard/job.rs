@@ -1,0 +1,201 @@
+//! `GET /dashboard/jobs/{id}`: one job (payload, result or error, attempts,
+//! priority, run_after, its timeline), with cancel and retry where its
+//! state allows them and the key has the admin scope;
+//! `POST /dashboard/jobs/{id}/cancel|retry` do them (CSRF-checked).
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use maud::{Markup, html};
+
+use super::DashboardError;
+use super::forms::{Flash, Form, check_csrf, redirect_with};
+use super::layout::{Nav, at, form_fields};
+use super::session::Viewer;
+use crate::StoreError;
+use crate::domain::Job;
+use crate::http::AppState;
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// A POST form with one button (`confirm`: the question a dialog asks first).
+pub fn action_button(
+    viewer: &Viewer,
+    action: &str,
+    testid: &str,
+    label: &str,
+    class: &str,
+    confirm: Option<&str>,
+) -> Markup {
+    let onsubmit = confirm.map(|q| format!("return confirm({})", serde_json::Value::from(q)));
+    html! {
+        form .inline method="post" action=(action) onsubmit=[onsubmit] {
+            (form_fields(viewer))
+            button type="submit" class=(class) data-testid=(testid) { (label) }
+        }
+    }
+}
+
+fn parse_id(raw: &str) -> Option<uuid::Uuid> {
+    uuid::Uuid::try_parse(raw).ok()
+}
+
+fn details(job: &Job) -> Markup {
+    html! {
+        dl .fields.card {
+            dt { "id" } dd { code { (job.id) } }
+            dt { "type" } dd { (job.job_type) }
+            dt { "status" } dd { span data-testid="job-status" class=(format!("status status-{}", job.status)) { (job.status) } }
+            dt { "attempts" } dd data-testid="job-attempts" { (job.attempts) " of " (job.max_attempts) }
+            dt { "priority" } dd data-testid="job-priority" { "P" (job.priority) }
+            dt { "run after" } dd data-testid="job-run-after" { (at(job.run_after)) }
+            @if let Some(c) = &job.correlation_id { dt { "correlation id" } dd {
+                a href={"/dashboard/jobs?correlation_id=" (super::overview::urlencode(c))} { (c) } } }
+            @if let Some(s) = &job.stage { dt { "stage" } dd { (s) } }
+            @if let Some(p) = job.progress { dt { "progress" } dd { progress max="100" value=(p) { (p) "%" } } }
+            @if let Some(w) = &job.locked_by { dt { "worker" } dd { code { (w) } } }
+            dt { "created" } dd { (at(job.created_at)) }
+            @if let Some(t) = job.started_at { dt { "started" } dd { (at(t)) } }
+            @if let Some(t) = job.completed_at { dt { "finished" } dd { (at(t)) } }
+            @if let Some(i) = &job.initiated_by { dt { "initiated by" } dd { (i) } }
+        }
+    }
+}
+
+pub async fn page(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(raw): Path<String>,
+) -> Result<Response, DashboardError> {
+    let Some(id) = parse_id(&raw) else {
+        return Ok(viewer.not_found(Nav::Jobs, "That is not a job id."));
+    };
+    let tenant = viewer.tenant().to_owned();
+    let (job, events) = tokio::try_join!(
+        state.store.get(&tenant, id),
+        state.store.timeline(Some(&tenant), id),
+    )?;
+    let (Some(job), Some(events)) = (job, events) else {
+        return Ok(viewer.not_found(Nav::Jobs, &format!("No job {id}.")));
+    };
+    let job = viewer.caller.view_job(job);
+    let events = viewer.caller.view_events(events);
+    let can_cancel = viewer.can_act() && job.status.can_cancel();
+    let can_retry = viewer.can_act() && job.status.can_retry();
+    let main = html! {
+        (details(&job))
+        @if can_cancel || can_retry {
+            div .actions {
+                @if can_cancel {
+                    (action_button(&viewer, &format!("/dashboard/jobs/{id}/cancel"), "cancel-button", "Cancel", "danger",
+                        Some("Cancel this job?")))
+                }
+                @if can_retry {
+                    (action_button(&viewer, &format!("/dashboard/jobs/{id}/retry"), "retry-button", "Retry", "",
+                        Some("Retry this job?")))
+                }
+            }
+        }
+        h2 { "Payload" }
+        pre data-testid="job-payload" { (pretty(&job.payload)) }
+        @if let Some(r) = &job.result {
+            h2 { "Result" }
+            pre data-testid="job-result" { (pretty(r)) }
+        }
+        @if let Some(uri) = &job.result_uri {
+            p { "Result URI: " code { (uri) } }
+        }
+        @if job.error_code.is_some() || job.failure_reason.is_some() {
+            h2 { "Error" }
+            div .card data-testid="job-error" {
+                @if let Some(c) = &job.error_code { p { code { (c) } } }
+                @if let Some(m) = &job.failure_reason { p { (m) } }
+            }
+        }
+        h2 { "Timeline" }
+        ol .timeline data-testid="timeline" {
+            @for e in &events {
+                li data-event=(e.event) {
+                    strong { (e.event) }
+                    @if let (Some(f), Some(t)) = (e.from_status, e.to_status) { " " (f) " → " (t) }
+                    @else if let Some(t) = e.to_status { " → " (t) }
+                    div .meta {
+                        time datetime=(e.at.to_rfc3339()) { (at(e.at)) }
+                        " · " span .actor { (e.actor.as_deref().unwrap_or("—")) }
+                        @if let Some(a) = e.attempt { " · attempt " (a) }
+                    }
+                    @if let Some(d) = &e.detail { @if !d.is_null() { code .detail { (d.to_string()) } } }
+                }
+            }
+        }
+    };
+    Ok(viewer.page(&format!("Job {}", job.job_type), Nav::Jobs, html! {}, main))
+}
+
+/// What a refused action says on the page it came back to.
+fn refusal(e: StoreError) -> Result<Flash, DashboardError> {
+    match e {
+        StoreError::InvalidTransition { status, action, .. } => {
+            Ok(Flash::Refused(format!("The job is {status}: cannot {action} it.")))
+        }
+        other => Err(other.into()),
+    }
+}
+
+async fn act(
+    state: &AppState,
+    viewer: &Viewer,
+    headers: &HeaderMap,
+    raw: &str,
+    body: Body,
+    cancel: bool,
+) -> Result<Response, DashboardError> {
+    let form = Form::read(body).await?;
+    check_csrf(headers, &form, &viewer.csrf)?;
+    viewer.require_admin()?;
+    let Some(id) = parse_id(raw) else {
+        return Ok(viewer.not_found(Nav::Jobs, "That is not a job id."));
+    };
+    let tenant = viewer.tenant();
+    let actor = viewer.caller.actor();
+    let outcome = if cancel {
+        state.store.cancel(Some(tenant), id, &actor).await.map(|_| "cancelled")
+    } else {
+        state
+            .enqueuer
+            .retry(Some(tenant), id, &actor, None)
+            .await
+            .map(|_| "back in the queue")
+    };
+    let flash = match outcome {
+        Ok(done) => Flash::Done(format!("Job {id}: {done}.")),
+        Err(StoreError::NotFound(_)) => {
+            return Ok(viewer.not_found(Nav::Jobs, &format!("No job {id}.")));
+        }
+        Err(e) => refusal(e)?,
+    };
+    Ok(redirect_with(&form.back_or(&format!("/dashboard/jobs/{id}")), &flash))
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Body,
+) -> Result<Response, DashboardError> {
+    act(&state, &viewer, &headers, &raw, body, true).await
+}
+
+pub async fn retry(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path(raw): Path<String>,
+    body: Body,
+) -> Result<Response, DashboardError> {
+    act(&state, &viewer, &headers, &raw, body, false).await
+}

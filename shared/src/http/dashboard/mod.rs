@@ -1,0 +1,60 @@
+//! The dashboard: server-rendered HTML pages (maud) at `/dashboard`, one
+//! route of the route table ([`super::RouteId::Dashboard`]: served by
+//! `jobline serve` and by the `dashboard` Lambda function), over the same
+//! store and the same rules as the API: a session made by logging in with
+//! an API key (`session`), the key's tenant and scopes, the operators'
+//! tenant alone for workers. Every page is a few indexed queries; `#main`
+//! reloads itself every 5 s with htmx (vendored, `assets`).
+//!
+//! One file per page: `overview`, `jobs` (list and go-to), `job` (one job,
+//! cancel, retry), `running`, `dead_letter`, `workers`; and per concern:
+//! `session` (login, logout, the `Viewer` of a request), `forms` (CSRF,
+//! `back`, flash), `layout`, `charts`, `assets`, `error`.
+
+mod assets;
+mod charts;
+mod dead_letter;
+mod error;
+mod forms;
+mod job;
+mod jobs;
+mod layout;
+mod overview;
+mod running;
+mod session;
+mod workers;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+pub use assets::{HTMX_SHA256, HTMX_VERSION};
+pub use error::DashboardError;
+pub use session::SESSION_COOKIE;
+
+use super::AppState;
+
+/// Every page and form of the dashboard, and a not-found page for any other
+/// path under `/dashboard/`.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard", get(overview::page))
+        .route("/dashboard/login", get(session::login_form).post(session::login))
+        .route("/dashboard/logout", post(session::logout))
+        .route("/dashboard/assets/htmx.min.js", get(assets::htmx))
+        .route("/dashboard/assets/dashboard.css", get(assets::css))
+        .route("/dashboard/jobs", get(jobs::page))
+        .route("/dashboard/jobs/go", get(jobs::go))
+        .route("/dashboard/jobs/{id}", get(job::page))
+        .route("/dashboard/jobs/{id}/cancel", post(job::cancel))
+        .route("/dashboard/jobs/{id}/retry", post(job::retry))
+        .route("/dashboard/running", get(running::page))
+        .route("/dashboard/dead-letter", get(dead_letter::page))
+        .route("/dashboard/dead-letter/replay", post(dead_letter::replay))
+        .route("/dashboard/workers", get(workers::page))
+        .route("/dashboard/workers/{id}/{action}", post(workers::steer))
+        .route("/dashboard/{*rest}", get(no_such_page).post(no_such_page))
+}
+
+async fn no_such_page() -> DashboardError {
+    DashboardError::NotFound("No such page.".into())
+}

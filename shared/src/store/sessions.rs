@@ -1,0 +1,125 @@
+//! The dashboard's sessions (migration 0011): made at login with an API
+//! key, found by the SHA-256 of the cookie's random token, ended by logout,
+//! expiry, or the key's revocation.
+
+use chrono::{DateTime, Utc};
+use rand::RngCore as _;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::keys::Principal;
+use super::{Store, StoreError, sql};
+
+/// How long a session lives after its login.
+pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
+/// Live sessions one key may hold; a login past it ends the key's oldest.
+pub const SESSIONS_PER_KEY: i64 = 20;
+
+/// A new session: `token` goes in the cookie and is never stored.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub token: String,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored session as a request finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub principal: Principal,
+    /// The SHA-256 of the bootstrap admin key it was made with (`key_id` is
+    /// then `None`).
+    pub admin_key_digest: Option<Vec<u8>>,
+    pub csrf_token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// 256 random bits, hex.
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// The SHA-256 of a secret (a token, the admin key).
+pub fn digest(secret: &str) -> Vec<u8> {
+    Sha256::digest(secret.as_bytes()).to_vec()
+}
+
+impl Store {
+    /// Makes a session for `principal` (`admin_key_digest`: the bootstrap
+    /// key's SHA-256 when that is the key, else `None`).
+    pub async fn create_session(
+        &self,
+        principal: &Principal,
+        admin_key_digest: Option<Vec<u8>>,
+    ) -> Result<NewSession, StoreError> {
+        let token = random_token();
+        let csrf_token = random_token();
+        let now = self.now();
+        let expires_at = now + SESSION_TTL;
+        let client = self.client().await?;
+        sql::DASHBOARD_SESSION_CREATE
+            .query(
+                client.on(),
+                &[
+                    &digest(&token),
+                    &principal.tenant,
+                    &principal.scopes,
+                    &principal.key_id,
+                    &admin_key_digest,
+                    &csrf_token,
+                    &now,
+                    &expires_at,
+                    &SESSIONS_PER_KEY,
+                ],
+            )
+            .await?;
+        Ok(NewSession {
+            token,
+            csrf_token,
+            expires_at,
+        })
+    }
+
+    /// The live session of a cookie's token; `None` when unknown, expired,
+    /// or its key has been revoked (within the key cache's 5 s).
+    pub async fn find_session(&self, token: &str) -> Result<Option<Session>, StoreError> {
+        let row = {
+            let client = self.client().await?;
+            let rows = sql::DASHBOARD_SESSION_FIND
+                .query(client.on(), &[&digest(token), &self.now()])
+                .await?;
+            let Some(row) = rows.into_iter().next() else {
+                return Ok(None);
+            };
+            row
+        };
+        let err = |e| StoreError::from_db("dashboard_session_find", e);
+        let key_id: Option<Uuid> = row.try_get("key_id").map_err(err)?;
+        if let Some(id) = key_id
+            && !self.key_is_live(id).await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(Session {
+            principal: Principal {
+                tenant: row.try_get("tenant_id").map_err(err)?,
+                scopes: row.try_get("scopes").map_err(err)?,
+                key_id,
+            },
+            admin_key_digest: row.try_get("admin_key_digest").map_err(err)?,
+            csrf_token: row.try_get("csrf_token").map_err(err)?,
+            expires_at: row.try_get("expires_at").map_err(err)?,
+        }))
+    }
+
+    /// Ends a session; `false` when there was none.
+    pub async fn delete_session(&self, token: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::DASHBOARD_SESSION_DELETE
+            .query(client.on(), &[&digest(token)])
+            .await?;
+        Ok(!rows.is_empty())
+    }
+}

@@ -1,0 +1,10 @@
+-- A tenant's running jobs (the dashboard's Running page), newest first, at
+-- most $3: the (tenant, 'processing') range of jobs_tenant_status_recent.
+-- $1 tenant · $2 now · $3 limit
+SELECT id, job_type, locked_by, attempts, stage, progress,
+       extract(epoch FROM $2 - coalesce(started_at, updated_at))::float8 AS running_seconds,
+       extract(epoch FROM $2 - coalesce(heartbeat_at, started_at, updated_at))::float8 AS heartbeat_age_seconds
+FROM jobs
+WHERE tenant_id = $1 AND status = 'processing'
+ORDER BY created_at DESC, id DESC
+LIMIT $3

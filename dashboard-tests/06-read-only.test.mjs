@@ -2,7 +2,7 @@
 // page is refused; an admin session's POST without the csrf value is too.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { ADMIN_KEY, DASHBOARD, READ_KEY, RUN, api, createJob, getJob, session, text } from './lib.mjs';
+import { ADMIN_KEY, DASHBOARD, READ_KEY, RUN, api, createJob, getJob, session, text, workers } from './lib.mjs';
 
 /** POSTs a form body from the page's own context (its cookie goes along). */
 function forge(page, path, fields) {
@@ -38,7 +38,6 @@ test('a jobs:read key sees a job page without cancel or retry buttons; its forge
     await reader.page.locator('[data-testid=timeline]').waitFor();
     assert.equal(await reader.page.locator('[data-testid=cancel-button]').count(), 0, 'the reader sees a cancel button');
     assert.equal(await reader.page.locator('[data-testid=retry-button]').count(), 0, 'the reader sees a retry button');
-    assert.equal(await reader.page.locator('[data-testid=nav-workers]').count(), 0, 'the reader sees the workers link');
 
     // The reader's own csrf value (from its logout form), none, and the
     // admin session's: all refused.
@@ -51,6 +50,23 @@ test('a jobs:read key sees a job page without cancel or retry buttons; its forge
     assert.equal(await forge(reader.page, cancel, { csrf: adminCsrf }), 403, "cancel with the admin session's csrf");
     assert.equal(await forge(reader.page, `/dashboard/jobs/${job.id}/retry`, { csrf: readerCsrf }), 403, 'retry');
     assert.equal((await getJob(job.id)).status, 'pending', 'a refused POST changed the job');
+
+    // The workers page (the contract shows it to tenant default, whatever
+    // the scope): no steering buttons for this key, and a forged pause is
+    // refused, the worker left running.
+    const [worker] = (await workers()).filter((w) => w.state === 'running');
+    assert.ok(worker, 'no running worker');
+    const page = await reader.page.goto(`${DASHBOARD}/workers`);
+    if (page.status() === 200) {
+      for (const b of ['pause', 'resume', 'drain']) {
+        assert.equal(await reader.page.locator(`[data-testid=${b}-button]`).count(), 0, `the reader sees a ${b} button`);
+      }
+    } else {
+      assert.equal(page.status(), 404, `GET /dashboard/workers as the reader: ${page.status()}`);
+    }
+    assert.equal(await forge(reader.page, `/dashboard/workers/${worker.id}/pause`, { csrf: readerCsrf }), 403, 'forged pause');
+    const after = (await workers()).find((w) => w.id === worker.id);
+    assert.equal(after.desired_state, 'running', 'a refused pause changed the worker');
   } finally {
     await admin.context.close();
     await reader.context.close();

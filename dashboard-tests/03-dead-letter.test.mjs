@@ -8,12 +8,15 @@
 // which is past `times` and completes with {"failed_first": 1}: a job that
 // really completes after the retry, with no stand-in.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import test from 'node:test';
 import {
   ADMIN_KEY,
   DASHBOARD,
   RUN,
+  api,
   createJob,
+  until,
   pressAndWaitForFlash,
   session,
   shot,
@@ -75,5 +78,84 @@ test('a job in the dead letter is retried from the dead-letter page and complete
     assert.equal(await row.count(), 0, 'the completed job is still in the dead letter');
   } finally {
     await context.close();
+  }
+});
+
+/** One SQL statement through psql on the test's database; answers its rows (tab-separated). */
+function sql(statement) {
+  const url = process.env.DATABASE_URL;
+  assert.ok(url, 'DATABASE_URL is not set');
+  return execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', url, '-c', statement], { encoding: 'utf8' }).trim();
+}
+
+/** The numbers in a text, in order. */
+const numbers = (t) => (t.match(/\d+/g) || []).map(Number);
+
+test('replay the dead letter from its page: failed jobs and a dead-lettered outbox row go back, once per token', async () => {
+  const failing = [];
+  for (let n = 0; n < 2; n++) {
+    failing.push(await createJob({ type: 'fail', payload: { times: 1, permanent: true, replay: RUN, n } }));
+  }
+  for (const job of failing) await waitForStatus(job.id, 'failed');
+  // A dead-lettered outbox row: with the postgres queue publishing cannot
+  // fail, so the setup marks the sent message of a waiting job (a type no
+  // worker serves) as the relay does when it gives up.
+  const waiting = await createJob({ type: `unserved.${RUN}`, payload: {} });
+  await until('the outbox row was sent', () => sql(`SELECT count(*) FROM outbox WHERE job_id = '${waiting.id}' AND status = 'sent'`) === '1');
+  sql(`UPDATE outbox SET status = 'dead_letter', sent_at = NULL, attempts = 10, last_error = 'broker refused (test setup)' WHERE job_id = '${waiting.id}'`);
+
+  const { context, page, dialogs } = await session(ADMIN_KEY);
+  try {
+    await page.goto(`${DASHBOARD}/dead-letter`);
+    for (const job of failing) await page.locator(`[data-testid=dead-job-row][data-job-id="${job.id}"]`).waitFor();
+    const outboxRow = page.locator(`[data-testid=dead-outbox-row][data-job-id="${waiting.id}"]`);
+    await outboxRow.waitFor();
+    assert.match(await outboxRow.innerText(), /broker refused/);
+    await shot(page, 'dead-letter');
+
+    const form = page.locator('[data-testid=replay-form]');
+    const token = await form.locator('input[name=token]').inputValue();
+    const csrf = await form.locator('input[name=csrf]').inputValue();
+    const before = dialogs.length;
+    await page.evaluate(() =>
+      document.querySelectorAll('[data-testid=replay-result]').forEach((e) => e.setAttribute('data-old', '')),
+    );
+    const answer = page.waitForResponse(
+      (r) => r.request().method() === 'POST' && new URL(r.url()).pathname === '/dashboard/dead-letter/replay',
+    );
+    await form.locator('button[type=submit], input[type=submit], button:not([type])').first().click();
+    assert.equal((await answer).status(), 303, 'the replay POST did not answer 303');
+    const result = page.locator('[data-testid=replay-result]:not([data-old])');
+    await result.waitFor();
+    assert.ok(dialogs.slice(before).some((d) => d.startsWith('confirm')), `no confirm dialog before the replay (dialogs: ${dialogs})`);
+    const got = numbers(await result.innerText());
+    assert.ok(got.includes(2) && got.includes(1) && got.includes(3), `replay-result: ${await result.innerText()}`);
+
+    for (const job of failing) {
+      const done = await waitForStatus(job.id, 'completed');
+      assert.equal(done.attempts, 2);
+    }
+    assert.equal(sql(`SELECT status FROM outbox WHERE job_id = '${waiting.id}' ORDER BY id DESC LIMIT 1`) === 'dead_letter', false);
+    await page.goto(`${DASHBOARD}/dead-letter`);
+    assert.equal(await page.locator('[data-testid=dead-outbox-row]').count(), 0, 'the outbox row is still dead-lettered');
+
+    // The same form sent twice (its token): the second replays nothing.
+    sql(`UPDATE outbox SET status = 'dead_letter', sent_at = NULL WHERE job_id = '${waiting.id}'`);
+    const again = await page.evaluate(
+      async ({ token, csrf }) => {
+        const res = await fetch('/dashboard/dead-letter/replay', { method: 'POST', body: new URLSearchParams({ token, csrf }) });
+        const doc = new DOMParser().parseFromString(await res.text(), 'text/html');
+        return { status: res.status, text: doc.querySelector('[data-testid=replay-result]')?.textContent ?? null };
+      },
+      { token, csrf },
+    );
+    assert.equal(again.status, 200, 'the repeated replay (redirect followed) did not end on a page');
+    assert.ok(again.text !== null, 'the repeated replay shows no replay-result');
+    assert.ok(numbers(again.text).every((n) => n === 0), `the repeated token replayed something: ${again.text}`);
+    assert.equal(sql(`SELECT status FROM outbox WHERE job_id = '${waiting.id}' ORDER BY id DESC LIMIT 1`), 'dead_letter');
+  } finally {
+    await context.close();
+    await api('POST', `/v1/jobs/${waiting.id}/cancel`);
+    sql(`UPDATE outbox SET status = 'sent', sent_at = now() WHERE job_id = '${waiting.id}' AND status = 'dead_letter'`);
   }
 });

@@ -1,6 +1,8 @@
 // The running page: a long `sleep` job shows as a row with a progress bar
-// while a worker runs it; cancelled from its page, it leaves the list.
+// while a worker runs it (marked stale once its heartbeat is old);
+// cancelled from its page, it leaves the list.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import test from 'node:test';
 import {
   ADMIN_KEY,
@@ -13,6 +15,12 @@ import {
   untilShown,
   waitForStatus,
 } from './lib.mjs';
+
+function sql(statement) {
+  return execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', process.env.DATABASE_URL, '-c', statement], {
+    encoding: 'utf8',
+  }).trim();
+}
 
 test('a running job shows on the running page with its progress; cancelling it from its page stops it', async () => {
   const job = await createJob({ type: 'sleep', payload: { ms: 120000 } });
@@ -27,6 +35,15 @@ test('a running job shows on the running page with its progress; cancelling it f
     assert.equal(await row.locator('progress').count(), 1, 'the running row has no <progress>');
     assert.equal(await row.locator('[data-testid=stale]').count(), 0, 'a job with a fresh heartbeat is marked stale');
     await shot(page, 'running');
+
+    // A claim whose heartbeat is older than the timeout is marked stale. The
+    // setup ages the heartbeat in the database (the worker renews it every
+    // 10 s, so the next look may come after a renewal: age it again).
+    await untilShown(page, 'the aged claim marked stale', async () => {
+      sql(`UPDATE jobs SET heartbeat_at = now() - interval '1 hour' WHERE id = '${job.id}' AND status = 'processing'`);
+      await page.reload();
+      assert.equal(await row.locator('[data-testid=stale]').count(), 1);
+    });
 
     await page.goto(`${DASHBOARD}/jobs/${job.id}`);
     assert.equal(await text(page, '[data-testid=job-status]'), 'processing');

@@ -30,8 +30,7 @@ pub(super) fn verdict(
     thresholds: &crate::domain::health::HealthThresholds,
     stats: &crate::store::Stats,
 ) -> (crate::domain::health::Health, Vec<String>) {
-    let (mut health, mut reasons) =
-        thresholds.classify(stats.oldest_pending_age_seconds, stats.dead_letter);
+    let (mut health, mut reasons) = thresholds.classify(stats.oldest_pending_age_seconds, stats.dead_letter);
     if !stats.unserved_types.is_empty() {
         health = health.max(crate::domain::health::Health::Degraded);
         reasons.push(format!(

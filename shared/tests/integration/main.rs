@@ -7,6 +7,7 @@ mod audit;
 mod claim;
 mod connections;
 mod create;
+mod dashboard;
 mod handlers;
 mod keys;
 mod lambda;

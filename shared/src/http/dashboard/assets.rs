@@ -64,6 +64,9 @@ mod tests {
             "the file says it is htmx {HTMX_VERSION}"
         );
         let licence = include_str!("assets/LICENSE");
-        assert!(licence.contains("Zero-Clause BSD"), "its licence is kept beside it");
+        assert!(
+            licence.contains("Zero-Clause BSD"),
+            "its licence is kept beside it"
+        );
     }
 }

@@ -106,8 +106,14 @@ pub fn svg(testid: &str, label: &str, points: &Points, kind: Kind, color: &str, 
         .map(|(i, (_, v))| format!("{:.1},{:.1}", LEFT + step * (i as f64 + 0.5), y(*v)))
         .collect::<Vec<_>>()
         .join(" ");
-    let first = points.first().map(|(t, _)| t.format(fmt).to_string()).unwrap_or_default();
-    let last = points.last().map(|(t, _)| t.format(fmt).to_string()).unwrap_or_default();
+    let first = points
+        .first()
+        .map(|(t, _)| t.format(fmt).to_string())
+        .unwrap_or_default();
+    let last = points
+        .last()
+        .map(|(t, _)| t.format(fmt).to_string())
+        .unwrap_or_default();
     let summary = match kind {
         Kind::Bars => format!("{label}: {total:.0} in all, at most {max:.0} per bucket"),
         Kind::Line => format!(

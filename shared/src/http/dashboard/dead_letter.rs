@@ -106,7 +106,12 @@ pub async fn replay(
         .store
         .replay_dead_letter(viewer.tenant(), token, &viewer.caller.actor(), None, None)
         .await?;
-    tracing::info!(token, jobs = report.jobs_replayed, outbox = report.outbox_replayed, "dead letter replayed from the dashboard");
+    tracing::info!(
+        token,
+        jobs = report.jobs_replayed,
+        outbox = report.outbox_replayed,
+        "dead letter replayed from the dashboard"
+    );
     let flash = Flash::Replayed {
         jobs: report.jobs_replayed,
         outbox: report.outbox_replayed,

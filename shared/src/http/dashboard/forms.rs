@@ -49,11 +49,7 @@ impl Form {
 /// no control characters).
 pub fn is_dashboard_path(p: &str) -> bool {
     let inside = p == "/dashboard" || p.starts_with("/dashboard/") || p.starts_with("/dashboard?");
-    inside
-        && !p.contains("//")
-        && !p.contains('\\')
-        && p.len() <= 2048
-        && !p.chars().any(|c| c.is_control())
+    inside && !p.contains("//") && !p.contains('\\') && p.len() <= 2048 && !p.chars().any(|c| c.is_control())
 }
 
 /// The request came from a page of this site: `Sec-Fetch-Site` (when the
@@ -107,7 +103,11 @@ pub enum Flash {
     Done(String),
     Refused(String),
     /// A dead-letter replay: the rows it replayed.
-    Replayed { jobs: i64, outbox: i64, already_used: bool },
+    Replayed {
+        jobs: i64,
+        outbox: i64,
+        already_used: bool,
+    },
 }
 
 impl Flash {

@@ -138,9 +138,9 @@ pub async fn page(
 /// What a refused action says on the page it came back to.
 fn refusal(e: StoreError) -> Result<Flash, DashboardError> {
     match e {
-        StoreError::InvalidTransition { status, action, .. } => {
-            Ok(Flash::Refused(format!("The job is {status}: cannot {action} it.")))
-        }
+        StoreError::InvalidTransition { status, action, .. } => Ok(Flash::Refused(format!(
+            "The job is {status}: cannot {action} it."
+        ))),
         other => Err(other.into()),
     }
 }
@@ -162,7 +162,11 @@ async fn act(
     let tenant = viewer.tenant();
     let actor = viewer.caller.actor();
     let outcome = if cancel {
-        state.store.cancel(Some(tenant), id, &actor).await.map(|_| "cancelled")
+        state
+            .store
+            .cancel(Some(tenant), id, &actor)
+            .await
+            .map(|_| "cancelled")
     } else {
         state
             .enqueuer
@@ -177,7 +181,10 @@ async fn act(
         }
         Err(e) => refusal(e)?,
     };
-    Ok(redirect_with(&form.back_or(&format!("/dashboard/jobs/{id}")), &flash))
+    Ok(redirect_with(
+        &form.back_or(&format!("/dashboard/jobs/{id}")),
+        &flash,
+    ))
 }
 
 pub async fn cancel(

@@ -69,7 +69,7 @@ pub async fn page(
         None => None,
         Some(s) => Some(
             s.parse::<JobStatus>()
-                .map_err(|_| DashboardError::BadRequest(format!("unknown status {s:?}")))?,
+                .map_err(|_| DashboardError::BadRequest(format!("unknown status \"{s}\"")))?,
         ),
     };
     let job_type = nonempty(q.job_type);
@@ -165,4 +165,3 @@ pub async fn go(
         None => Ok(viewer.not_found(Nav::Jobs, &format!("No job {id}."))),
     }
 }
-

@@ -10,10 +10,10 @@ use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use maud::html;
 
+use super::DashboardError;
 use super::charts::{self, Kind};
 use super::layout::{Nav, ago};
 use super::session::Viewer;
-use super::DashboardError;
 use crate::domain::JobStatus;
 use crate::domain::health::Health;
 use crate::http::AppState;

@@ -56,7 +56,9 @@ impl Viewer {
         if self.can_act() {
             Ok(())
         } else {
-            Err(DashboardError::Forbidden("this key may look but not act (it lacks the admin scope)"))
+            Err(DashboardError::Forbidden(
+                "this key may look but not act (it lacks the admin scope)",
+            ))
         }
     }
 }

@@ -15,7 +15,8 @@ Template vs code:
   Globals);
 - every ROUTES entry of shared/src/http/mod.rs is an HttpApi event with the
   same method and path on the function of the same binary, and every HttpApi
-  event in the template is a ROUTES entry;
+  event in the template is a ROUTES entry; a row of method `ANY` (a site of
+  pages: the dashboard) is two events, `ANY path` and `ANY path/{proxy+}`;
 - the SQS consumer contract: every SQS event reports partial batch failures,
   and the queue it reads has a visibility timeout of at least six times the
   consumer's timeout;
@@ -151,8 +152,15 @@ def route_rows(mod_rs: Path) -> list[tuple[str, str, str, str]]:
 
 
 def routes(mod_rs: Path) -> list[tuple[str, str, str]]:
-    """(METHOD, path, function) of every ROUTES entry."""
-    return [(method, path, function) for _, method, path, function in route_rows(mod_rs)]
+    """(METHOD, path, function) of every ROUTES entry. A row of method `ANY`
+    is a site of pages (the dashboard): the path and everything under it,
+    so two HttpApi events, `ANY path` and `ANY path/{proxy+}`."""
+    out = []
+    for _, method, path, function in route_rows(mod_rs):
+        out.append((method, path, function))
+        if method == "ANY":
+            out.append((method, path.rstrip("/") + "/{proxy+}", function))
+    return out
 
 
 def rust_code(path: Path) -> str:
@@ -785,6 +793,7 @@ _FIXTURE_ROUTES = [
     ("GetJob", "GET", "/v1/jobs/{id}", "get-job"),
     ("PauseWorker", "POST", "/v1/workers/{id}/pause", "pause-worker"),
     ("ResumeWorker", "POST", "/v1/workers/{id}/resume", "resume-worker"),
+    ("Dashboard", "ANY", "/dashboard", "dashboard"),
 ]
 
 
@@ -802,6 +811,7 @@ def _fixture() -> dict[str, str]:
     ),
     route!(PauseWorker, POST, "/v1/workers/{id}/pause", "pause-worker"),
     route!(ResumeWorker, POST, "/v1/workers/{id}/resume", "resume-worker"),
+    route!(Dashboard, ANY, "/dashboard", "dashboard"),
 ];
 """
     toml = ['[package]\nname = "jobline-functions"\nversion = "0.1.0"\nautobins = false\n']
@@ -819,7 +829,7 @@ def _fixture() -> dict[str, str]:
     files["scripts/test-lambda"] = """#!/usr/bin/env bash
 set -euo pipefail
 FUNCTIONS=(health get-job # the job routes
-  pause-worker resume-worker sqs-consumer)
+  pause-worker resume-worker dashboard sqs-consumer)
 cat >"$TMP/t.py" <<'PY'
 invoke get-job not-a-call.json
 PY
@@ -844,6 +854,8 @@ for pair in pause:paused resume:running; do
   req POST "$action-worker" "/v1/workers/w/$action"
   expect "$action-worker: POST" 200 "j[\\"desired_state\\"] == \\"$want\\""
 done
+req GET dashboard /dashboard/login "" none
+expect "dashboard: GET /dashboard/login" 200
 invoke sqs-consumer sqs-event.json
 expect "invoke sqs-consumer" 200
 """
@@ -881,10 +893,16 @@ def _fixture_template() -> str:
         ])
 
     for variant, method, path, binary in _FIXTURE_ROUTES:
-        function(f"{variant}Function", binary, [
+        events = [
             "        Http:", "          Type: HttpApi", "          Properties:",
             f"            Method: {method}", f"            Path: {path}",
-        ])
+        ]
+        if method == "ANY":
+            events += [
+                "        Below:", "          Type: HttpApi", "          Properties:",
+                f"            Method: {method}", f"            Path: {path}/{{proxy+}}",
+            ]
+        function(f"{variant}Function", binary, events)
     function("SqsConsumerFunction", "sqs-consumer", [
         "        Jobs:", "          Type: SQS", "          Properties:",
         "            Queue: !GetAtt Queue.Arn",
@@ -1006,6 +1024,8 @@ def self_test() -> int:
             for i, (name, mutate, want_rc) in enumerate([
                 ("whole check on the consistent tree (template included) exits 0", None, 0),
                 ("whole check with a missing bin file exits 1", _drop("functions/src/bin/get-job.rs"), 1),
+                ("whole check with a site row lacking its {proxy+} event exits 1",
+                 _edit("template.yaml", "Path: /dashboard/{proxy+}", "Path: /dashboard/x"), 1),
                 ("whole check with a secret's value in the environment exits 1",
                  _edit("template.yaml", "    CodeUri: .\n", env + "        DATABASE_URL: postgres://u:p@db/x\n"), 1),
                 ("whole check with a secret's ARN no policy lets a function read exits 1",

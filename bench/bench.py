@@ -68,7 +68,7 @@ MINIMAL_SCRIPTS = {
     "drain": ["claim_complete.sql"],
 }
 
-SECTIONS = ["pgbench", "drain", "latency", "api", "retention", "redis", "sqs", "sql", "peers", "lambda"]
+SECTIONS = ["pgbench", "drain", "latency", "api", "retention", "dashboard", "redis", "sqs", "sql", "peers", "lambda"]
 
 
 def log(msg: str) -> None:
@@ -534,6 +534,23 @@ class Bench:
         self.add("jobline.retention.claim_during_p99", r["claim_during_pruning_p99_ms"],
                  "the same claims while pruning runs: p99", "ms")
 
+    def section_dashboard(self, rnd: int) -> None:
+        # A million jobs take a minute to load: one round.
+        if rnd > 0:
+            return
+        self.reset_jobline()
+        n = self.args.dashboard_jobs or (100_000 if self.quick else 1_000_000)
+        r = self.bench("dashboard", "--jobs", str(n), "--calls", "10" if self.quick else "30", timeout=3600)
+        what = f"{n:,} jobs"
+        pages = sorted(k[: -len("_p50_ms")] for k in r if k.endswith("_p50_ms"))
+        for i, page in enumerate(pages):
+            self.add(f"jobline.dashboard.{page}.p50", r[f"{page}_p50_ms"],
+                     f"dashboard page {page} rendered in-process over {what}: p50", "ms", r if i == 0 else None)
+            self.add(f"jobline.dashboard.{page}.p99", r[f"{page}_p99_ms"],
+                     f"dashboard page {page} over {what}: p99", "ms")
+        self.add("jobline.dashboard.slowest_p99", r["slowest_p99_ms"],
+                 f"dashboard: the slowest page's p99 over {what}", "ms")
+
     def service(self, script: str) -> dict:
         env = dict(os.environ, JOBLINE_RUN_DIR=SERVICES_RUN_DIR)
         return export_lines(run([os.path.join(ROOT, "scripts", script)], env=env, timeout=600).stdout)
@@ -796,6 +813,9 @@ class Bench:
         target("API batch route ≥ 10,000 jobs/s", med("jobline.api.batch.jobs_per_s"), 10_000.0, "jobs/s")
         target("stats p50 < 50 ms with 1,000,000 completed jobs", med("jobline.retention.stats_tenant_p50"), 50.0, "ms",
                higher_is_better=False, note="the tenant holding them; all tenants: see the table")
+        target("every dashboard page < 100 ms of server time with 1,000,000 jobs (p99)",
+               med("jobline.dashboard.slowest_p99"), 100.0, "ms", higher_is_better=False,
+               note="rendered in-process through the router; per page: see the table")
         li = getattr(self, "lambda_info", None)
         fns = {k: v for k, v in li["binaries"].items() if k != "panic-probe"} if li else {}
         if fns:
@@ -859,7 +879,7 @@ class Bench:
         order = [k for k in data["series"]]
 
         def group(k):
-            for i, p in enumerate(("pgbench.", "jobline.enqueue", "jobline.drain.postgres", "jobline.latency", "jobline.api", "jobline.retention", "jobline.drain.redis",
+            for i, p in enumerate(("pgbench.", "jobline.enqueue", "jobline.drain.postgres", "jobline.latency", "jobline.api", "jobline.retention", "jobline.dashboard", "jobline.drain.redis",
                                    "jobline.drain.sqs", "jobline.worker", "peers.graphile.tuned", "peers.graphile.defaults",
                                    "peers.pgboss", "peers.graphile.latency", "peers.pgboss.latency")):
                 if k.startswith(p):
@@ -928,6 +948,7 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="concurrency 1 drains every queued job")
     ap.add_argument("--sqs-jobs", type=int, help="jobs for the sqs drain (default 1,000; --quick 200: moto answers about 40 requests/s)")
     ap.add_argument("--expired-jobs", type=int, help="expired jobs the retention section loads and prunes (default 1,000,000; --quick 100,000)")
+    ap.add_argument("--dashboard-jobs", type=int, help="jobs the dashboard section loads (default 1,000,000; --quick 100,000)")
     ap.add_argument("--pgbench-seconds", type=int, default=5)
     ap.add_argument("--http-seconds", type=int, default=8)
     ap.add_argument("--api-pool", type=int, default=16, help="JOBLINE_POOL_SIZE of jobline serve (default 16)")

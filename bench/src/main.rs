@@ -15,9 +15,12 @@
 //!   percentiles.
 //! - `retention`: a million expired jobs loaded, stats timed over them, then
 //!   pruned while claims are timed, against claims timed alone.
+//! - `dashboard`: a million jobs loaded, each dashboard page rendered
+//!   in-process through the router and timed.
 //!
 //! Every subcommand prints one JSON object on stdout.
 
+mod dashboard;
 mod enqueue;
 mod http;
 mod latency;
@@ -35,7 +38,7 @@ const ACTOR: &str = "bench";
 #[command(
     name = "jobline-bench",
     version,
-    about = "Benchmark helpers for scripts/bench: enqueue, latency, http, retention"
+    about = "Benchmark helpers for scripts/bench: enqueue, latency, http, retention, dashboard"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -52,6 +55,8 @@ enum Command {
     Http(http::HttpArgs),
     /// Retention: stats over expired history, then pruning it while claims run.
     Retention(retention::RetentionArgs),
+    /// Dashboard: every page's server time over a million jobs.
+    Dashboard(dashboard::DashboardArgs),
 }
 
 #[tokio::main]
@@ -70,6 +75,7 @@ async fn main() -> ExitCode {
         Command::Latency(args) => latency::run(&config, args).await,
         Command::Http(args) => http::run(args).await,
         Command::Retention(args) => retention::run(&config, args).await,
+        Command::Dashboard(args) => dashboard::run(&config, args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -124,6 +124,7 @@ pub async fn run_dev(config: &Config, args: DevArgs) -> anyhow::Result<()> {
     println!("  curl -s {base}/v1/jobs/JOB_ID -H 'Authorization: Bearer {key}'");
     println!("  curl -s {base}/v1/jobs/JOB_ID/events -H 'Authorization: Bearer {key}'");
     println!("Health: curl -s {base}/health    Stop: ctrl-c");
+    println!("Dashboard: {base}/dashboard (log in with the API key above)");
 
     let shutdown = async move {
         super::serve::shutdown_signal().await;

@@ -7,7 +7,9 @@ import {
   ADMIN_KEY,
   DASHBOARD,
   RUN,
+  api,
   createJob,
+  getJob,
   login,
   openPage,
   session,
@@ -147,5 +149,48 @@ test('the overview refreshes itself (#main polls): a job completed meanwhile sho
     assert.equal(await page.evaluate(() => window.__notReloaded), true, 'the page was reloaded, not refreshed in place');
   } finally {
     await context.close();
+  }
+});
+
+test('without a session every page is a 303 to the login page, and an action POST changes nothing', async () => {
+  const job = await createJob({ type: `unserved.${RUN}`, payload: {} });
+  try {
+    for (const path of ['', '/jobs', `/jobs/${job.id}`, '/running', '/dead-letter', '/workers']) {
+      const res = await fetch(`${DASHBOARD}${path}`, { redirect: 'manual' });
+      assert.equal(res.status, 303, `GET /dashboard${path}: ${res.status}`);
+      assert.equal(new URL(res.headers.get('location'), DASHBOARD).pathname, '/dashboard/login', `GET /dashboard${path}`);
+    }
+    for (const action of ['cancel', 'retry']) {
+      const res = await fetch(`${DASHBOARD}/jobs/${job.id}/${action}`, {
+        method: 'POST',
+        body: new URLSearchParams({ csrf: 'x' }),
+        redirect: 'manual',
+      });
+      assert.ok([303, 401, 403].includes(res.status), `POST ${action} without a session: ${res.status}`);
+      if (res.status === 303) {
+        assert.equal(new URL(res.headers.get('location'), DASHBOARD).pathname, '/dashboard/login');
+      }
+    }
+    assert.equal((await getJob(job.id)).status, 'pending', 'a POST without a session changed the job');
+    // A made-up session cookie (the real one's name, another value) is no
+    // session either.
+    const login = await fetch(`${DASHBOARD}/login`, {
+      method: 'POST',
+      body: new URLSearchParams({ api_key: ADMIN_KEY }),
+      redirect: 'manual',
+    });
+    assert.equal(login.status, 303, `POST /dashboard/login: ${login.status}`);
+    const [name, value] = (login.headers.get('set-cookie') || '').split(';')[0].split('=');
+    assert.ok(name && value, `no session cookie: ${login.headers.get('set-cookie')}`);
+    let made = [...value].map((c) => (/[0-9]/.test(c) ? String((Number(c) + 1) % 10) : c)).join('');
+    if (made === value) made = `${value.slice(0, -1)}${value.endsWith('x') ? 'y' : 'x'}`;
+    for (const cookie of [`${name}=${made}`, `${name}=`, `${name}=${'a'.repeat(64)}`]) {
+      const forged = await fetch(DASHBOARD, { redirect: 'manual', headers: { cookie } });
+      assert.equal(forged.status, 303, `a made-up session cookie (${cookie}) opened the dashboard`);
+    }
+    const real = await fetch(DASHBOARD, { redirect: 'manual', headers: { cookie: `${name}=${value}` } });
+    assert.equal(real.status, 200, 'the real cookie did not open the dashboard (the control)');
+  } finally {
+    await api('POST', `/v1/jobs/${job.id}/cancel`);
   }
 });

@@ -46,7 +46,7 @@ WITH s AS (
 j AS (
     INSERT INTO jobs (id, tenant_id, job_type, status, priority, payload, max_attempts, attempts,
                       correlation_id, run_after, created_at, updated_at, started_at, completed_at,
-                      heartbeat_at, locked_by, error_code, failure_reason, result)
+                      heartbeat_at, locked_at, locked_by, stage, progress, error_code, failure_reason, result)
     SELECT gen_random_uuid(), 'default', (ARRAY['render', 'ingest', 'notify'])[1 + g % 3],
            st::job_status, (g % 4)::smallint, jsonb_build_object('n', g), 5,
            CASE WHEN st = 'pending' THEN 0 ELSE 1 END,
@@ -54,7 +54,10 @@ j AS (
            CASE WHEN st = 'pending' THEN NULL ELSE t END,
            CASE WHEN st IN ('completed', 'failed', 'cancelled') THEN t + interval '20 ms' END,
            CASE WHEN st = 'processing' THEN t END,
+           CASE WHEN st = 'processing' THEN t END,
            CASE WHEN st = 'processing' THEN 'bench-worker' END,
+           CASE WHEN st = 'processing' THEN 'rendering' END,
+           CASE WHEN st = 'processing' THEN (g % 100)::real END,
            CASE WHEN st = 'failed' THEN 'BENCH' END,
            CASE WHEN st = 'failed' THEN 'failed for the bench' END,
            CASE WHEN st = 'completed' THEN '{\"ok\": true}'::jsonb END

@@ -24,10 +24,6 @@ fn asset(body: &'static [u8], content_type: &'static str, max_age: &'static str)
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static(max_age)),
-            (
-                header::HeaderName::from_static("x-content-type-options"),
-                HeaderValue::from_static("nosniff"),
-            ),
         ],
         body,
     )

@@ -53,8 +53,29 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/workers", get(workers::page))
         .route("/dashboard/workers/{id}/{action}", post(workers::steer))
         .route("/dashboard/{*rest}", get(no_such_page).post(no_such_page))
+        .layer(axum::middleware::map_response(protect))
 }
 
-async fn no_such_page() -> DashboardError {
-    DashboardError::NotFound("No such page.".into())
+/// Any other path under `/dashboard/`: the login page first, like every page.
+async fn no_such_page(viewer: session::Viewer) -> axum::response::Response {
+    viewer.not_found(layout::Nav::Overview, "No such page.")
+}
+
+/// Every answer of the dashboard: never inside another site's frame (its
+/// buttons cannot be clicked through a decoy), no MIME sniffing, and the
+/// address (a job id, a filter) not sent to other sites.
+async fn protect(mut response: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = response.headers_mut();
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    response
 }

@@ -54,7 +54,7 @@ test("revoking a key ends its dashboard sessions (within the 5 s key cache)", as
     assert.equal(new URL(page.url()).pathname, '/dashboard/jobs');
     execFileSync(bin, ['keys', 'revoke', id], { encoding: 'utf8' });
     await until(
-      'the revoked key's session ended',
+      "the revoked key's session ended",
       async () => {
         await page.goto(`${DASHBOARD}/jobs`);
         assert.equal(new URL(page.url()).pathname, '/dashboard/login', `still on ${page.url()}`);

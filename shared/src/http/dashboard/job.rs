@@ -55,7 +55,7 @@ fn details(job: &Job) -> Markup {
             @if let Some(c) = &job.correlation_id { dt { "correlation id" } dd {
                 a href={"/dashboard/jobs?correlation_id=" (super::overview::urlencode(c))} { (c) } } }
             @if let Some(s) = &job.stage { dt { "stage" } dd { (s) } }
-            @if let Some(p) = job.progress { dt { "progress" } dd { progress max="100" value=(p) { (p) "%" } } }
+            @if let Some(p) = job.progress { dt { "progress" } dd { progress max="100" value=(p) { (p) "%" } " " (format!("{p:.0}%")) } }
             @if let Some(w) = &job.locked_by { dt { "worker" } dd { code { (w) } } }
             dt { "created" } dd { (at(job.created_at)) }
             @if let Some(t) = job.started_at { dt { "started" } dd { (at(t)) } }

@@ -194,3 +194,27 @@ test('without a session every page is a 303 to the login page, and an action POS
     await api('POST', `/v1/jobs/${job.id}/cancel`);
   }
 });
+
+test('dashboard answers refuse framing and sniffing (login page, a page, a 404)', async () => {
+  const login = await fetch(`${DASHBOARD}/login`, {
+    method: 'POST',
+    body: new URLSearchParams({ api_key: ADMIN_KEY }),
+    redirect: 'manual',
+  });
+  const cookie = (login.headers.get('set-cookie') || '').split(';')[0];
+  for (const [what, path, headers] of [
+    ['the login page', '/login', {}],
+    ['the overview', '', { cookie }],
+    ['the 404 page', '/jobs/00000000-0000-4000-8000-000000000000', { cookie }],
+  ]) {
+    const res = await fetch(`${DASHBOARD}${path}`, { redirect: 'manual', headers });
+    const xfo = (res.headers.get('x-frame-options') || '').toUpperCase();
+    const csp = res.headers.get('content-security-policy') || '';
+    assert.ok(
+      ['DENY', 'SAMEORIGIN'].includes(xfo) || /frame-ancestors\s+('none'|'self')/.test(csp),
+      `${what} may be framed (X-Frame-Options ${xfo || 'absent'}, CSP ${csp || 'absent'})`,
+    );
+    assert.equal(res.headers.get('x-content-type-options'), 'nosniff', `${what}: X-Content-Type-Options`);
+    assert.match(res.headers.get('content-type') || '', /^text\/html/, `${what}: Content-Type`);
+  }
+});

@@ -154,3 +154,24 @@ test('the next-page link walks a long filtered list: every job once, none twice'
     await context.close();
   }
 });
+
+test('markup in a payload, a correlation id or a filter is shown as text, never run', async () => {
+  const evil = `"><img src=x onerror="window.__xss=1"><script>window.__xss=2</script>${RUN}`;
+  const job = await createJob({ type: 'noop', payload: { html: evil }, correlation_id: evil });
+  await waitForStatus(job.id, 'completed');
+  const { context, page } = await session(ADMIN_KEY);
+  try {
+    await page.goto(`${DASHBOARD}/jobs/${job.id}`);
+    assert.ok((await text(page, '[data-testid=job-payload]')).includes('<script>window.__xss=2</script>'), 'the payload is not shown as text');
+    assert.equal(await page.evaluate(() => window.__xss), undefined, 'markup from the payload ran on the job page');
+
+    await page.goto(`${DASHBOARD}/jobs?correlation_id=${encodeURIComponent(evil)}`);
+    await page.locator(`[data-testid=job-row][data-job-id="${job.id}"]`).waitFor();
+    assert.equal(await page.evaluate(() => window.__xss), undefined, 'markup from a filter ran on the jobs page');
+    const field = page.locator('[data-testid=job-filter] [name=correlation_id]');
+    if ((await field.count()) === 1) assert.equal(await field.inputValue(), evil, 'the filter field does not hold the value as typed');
+    assert.equal(await page.locator('script:text("window.__xss")').count(), 0, 'a script element came from the input');
+  } finally {
+    await context.close();
+  }
+});

@@ -23,11 +23,15 @@ async function setFilter(page, name, value) {
   else await field.fill(value);
 }
 
-async function submitFilter(page) {
+/** Submits the filter form; waits for the list whose address has `want`. */
+async function submitFilter(page, want) {
   const form = page.locator('[data-testid=job-filter]');
   const submit = form.locator('button[type=submit], input[type=submit], button:not([type])');
   await Promise.all([
-    page.waitForURL((url) => url.pathname === '/dashboard/jobs' && url.search.includes('type=')),
+    page.waitForURL(
+      (url) =>
+        url.pathname === '/dashboard/jobs' && Object.entries(want).every(([k, v]) => url.searchParams.get(k) === v),
+    ),
     (await submit.count()) > 0 ? submit.first().click() : form.locator('[name=type]').press('Enter'),
   ]);
 }
@@ -48,7 +52,7 @@ test('filter the jobs list by type, open a job from it and read its timeline', a
     await shot(page, 'jobs');
 
     await setFilter(page, 'type', 'sleep');
-    await submitFilter(page);
+    await submitFilter(page, { type: 'sleep' });
     assert.equal(new URL(page.url()).searchParams.get('type'), 'sleep');
     await page.locator(`[data-testid=job-row][data-job-id="${slept.id}"]`).waitFor();
     const ids = await page.locator('[data-testid=job-row]').evaluateAll((rows) => rows.map((r) => r.dataset.jobId));
@@ -56,6 +60,16 @@ test('filter the jobs list by type, open a job from it and read its timeline', a
     // Few sleep jobs exist: the page holds exactly the API's list.
     assert.deepEqual([...ids].sort(), body.jobs.map((j) => j.id).sort(), 'rows differ from GET /v1/jobs?type=sleep');
     assert.ok(!ids.includes(noop.id), 'the noop job is listed under type=sleep');
+
+    // With a status too: completed keeps it, pending drops it.
+    await setFilter(page, 'status', 'pending');
+    await submitFilter(page, { type: 'sleep', status: 'pending' });
+    assert.equal(new URL(page.url()).searchParams.get('status'), 'pending');
+    await page.locator('[data-testid=job-filter]').waitFor();
+    assert.equal(await page.locator(`[data-testid=job-row][data-job-id="${slept.id}"]`).count(), 0, 'a completed job listed under status=pending');
+    await setFilter(page, 'status', 'completed');
+    await submitFilter(page, { type: 'sleep', status: 'completed' });
+    await page.locator(`[data-testid=job-row][data-job-id="${slept.id}"]`).waitFor();
 
     // Open it from its row.
     const row = page.locator(`[data-testid=job-row][data-job-id="${slept.id}"]`);

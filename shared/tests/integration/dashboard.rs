@@ -599,3 +599,50 @@ async fn htmx_is_served_from_the_binary_with_a_long_cache() {
         jobline::http::dashboard::HTMX_SHA256
     );
 }
+
+#[tokio::test]
+async fn the_running_page_shows_progress_and_marks_stale_heartbeats() {
+    use jobline::store::ClaimByIdOutcome;
+    let api = api().await;
+    let fresh = api.db.noop_for("acme").await;
+    let stale = api.db.noop_for("acme").await;
+    let theirs = api.db.noop_for("globex").await;
+    let mut claims = Vec::new();
+    for id in [stale.id, fresh.id, theirs.id] {
+        let ClaimByIdOutcome::Claimed(c) = api.db.store.claim_by_id("edge-1", id).await.expect("claim")
+        else {
+            panic!("claimable");
+        };
+        claims.push(c);
+    }
+    // The stale one's last beat is older than the timeout; the fresh one beats now.
+    let timeout = i64::try_from(api.config.heartbeat_timeout.as_secs()).expect("seconds");
+    api.db.advance(timeout + 5);
+    api.db
+        .store
+        .heartbeat(claims[1].token(), Some("rendering"), Some(40.0))
+        .await
+        .expect("beat");
+    let browser = login(&api, &api.key("acme", &["jobs:read"]).await).await;
+    let page = browser.page("/dashboard/running").await;
+    let row = |id: uuid::Uuid| {
+        let at = page
+            .find(&format!("data-testid=\"running-row\" data-job-id=\"{id}\""))
+            .unwrap_or_else(|| panic!("a row for {id}: {page}"));
+        let end = page[at..].find("</tr>").expect("row end");
+        page[at..at + end].to_owned()
+    };
+    let (f, s) = (row(fresh.id), row(stale.id));
+    assert!(
+        f.contains("<progress max=\"100\" value=\"40\">") && f.contains("rendering"),
+        "{f}"
+    );
+    assert!(!f.contains("data-testid=\"stale\""), "{f}");
+    assert!(s.contains("data-testid=\"stale\""), "{s}");
+    assert!(
+        !page.contains(&theirs.id.to_string()),
+        "another tenant's job does not show"
+    );
+    // A tenant sees the worker by its opaque id only.
+    assert!(!page.contains("edge-1"));
+}

@@ -9,7 +9,8 @@
 -- API's 5 s key cache), so a revoked key's sessions stop within 5 s.
 --
 -- Bounded: a login deletes up to 100 expired rows and the oldest live
--- sessions of its key beyond the cap (dashboard_session_create.sql); logout
+-- sessions of its key beyond the cap (dashboard_session_create.sql), each
+-- sweep deletes expired ones (dashboard_session_prune.sql), and logout
 -- deletes its row.
 CREATE TABLE dashboard_sessions (
     token_hash       bytea       PRIMARY KEY,

@@ -26,8 +26,9 @@
 //!    with their events and outbox rows, dead-letter replay tokens with the
 //!    dead letter, in statements of `batch` rows that skip what another
 //!    transaction holds; then the appended rows of `job_counts` are folded
-//!    (see [`crate::store::retention`]). Retention goes last and gets what is
-//!    left of the budget: keeping jobs moving comes first.
+//!    (see [`crate::store::retention`]), and up to `batch` expired dashboard
+//!    sessions deleted. Retention goes last and gets what is left of the
+//!    budget: keeping jobs moving comes first.
 //!
 //! Each step is idempotent and safe to run in several processes at once
 //! (`FOR NO KEY UPDATE SKIP LOCKED` and guarded updates in steps 1 and 3, leased
@@ -151,6 +152,8 @@ pub struct PruneReport {
     pub replays: usize,
     /// Rows of `job_counts` folded.
     pub counts_folded: usize,
+    /// Expired dashboard sessions deleted (up to `batch` a sweep).
+    pub sessions: usize,
     pub passes: u32,
     /// Stopped at `max_passes` or the budget with more possibly left.
     pub capped: bool,
@@ -363,5 +366,6 @@ async fn prune(
     // One statement folds what was appended since the last sweep and what
     // aged into an hour or past a day; compact rows are left alone.
     report.counts_folded = store.compact_job_counts().await?;
+    report.sessions = store.prune_sessions(batch).await?;
     Ok(report)
 }

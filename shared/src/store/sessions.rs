@@ -122,4 +122,14 @@ impl Store {
             .await?;
         Ok(!rows.is_empty())
     }
+
+    /// Deletes up to `limit` expired sessions; how many (the sweeper's
+    /// retention step).
+    pub async fn prune_sessions(&self, limit: u32) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::DASHBOARD_SESSION_PRUNE
+            .query(client.on(), &[&self.now(), &i64::from(limit.max(1))])
+            .await?;
+        Ok(rows.len())
+    }
 }

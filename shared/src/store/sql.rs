@@ -97,6 +97,7 @@ statements! {
     DASHBOARD_SESSION_CREATE = "dashboard_session_create", [BYTEA, TEXT, TEXT_ARRAY, UUID, BYTEA, TEXT, TIMESTAMPTZ, TIMESTAMPTZ, INT8];
     DASHBOARD_SESSION_FIND = "dashboard_session_find", [BYTEA, TIMESTAMPTZ];
     DASHBOARD_SESSION_DELETE = "dashboard_session_delete", [BYTEA];
+    DASHBOARD_SESSION_PRUNE = "dashboard_session_prune", [TIMESTAMPTZ, INT8];
     DASHBOARD_SERIES = "dashboard_series", [TEXT, TIMESTAMPTZ, TEXT];
     RUNNING_FOR = "running_for", [TEXT, TIMESTAMPTZ, INT8];
 }

@@ -646,3 +646,24 @@ async fn the_running_page_shows_progress_and_marks_stale_heartbeats() {
     // A tenant sees the worker by its opaque id only.
     assert!(!page.contains("edge-1"));
 }
+
+#[tokio::test]
+async fn the_sweeper_deletes_expired_sessions() {
+    let api = api().await;
+    login(&api, ADMIN_KEY).await;
+    api.db.advance(3600);
+    let live = login(&api, ADMIN_KEY).await;
+    // The first is past its 12 hours, the second not yet.
+    api.db.advance(11 * 3600 + 60);
+    let report = jobline::sweeper::sweep_once(
+        &api.db.store,
+        api.state.enqueuer.publisher(),
+        None,
+        &jobline::sweeper::SweepConfig::default(),
+    )
+    .await
+    .expect("sweep");
+    assert_eq!(report.pruned.sessions, 1);
+    assert_eq!(api.db.count("SELECT count(*) FROM dashboard_sessions").await, 1);
+    live.page("/dashboard").await;
+}

@@ -16,11 +16,20 @@ pub const SESSION_TTL: chrono::Duration = chrono::Duration::hours(12);
 pub const SESSIONS_PER_KEY: i64 = 20;
 
 /// A new session: `token` goes in the cookie and is never stored.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSession {
     pub token: String,
     pub csrf_token: String,
     pub expires_at: DateTime<Utc>,
+}
+
+/// Never the tokens.
+impl std::fmt::Debug for NewSession {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewSession")
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stored session as a request finds it.

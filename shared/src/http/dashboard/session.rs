@@ -25,7 +25,7 @@ pub const SESSION_COOKIE: &str = "jobline_session";
 pub const LOGIN_PATH: &str = "/dashboard/login";
 
 /// Who is looking at a page: the session's key, as the API would see it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Viewer {
     pub caller: Caller,
     pub csrf: String,
@@ -34,6 +34,16 @@ pub struct Viewer {
     pub here: String,
     /// The message the previous action left for this page.
     pub flash: Option<Flash>,
+}
+
+/// Never the session's token or its CSRF token.
+impl std::fmt::Debug for Viewer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Viewer")
+            .field("caller", &self.caller)
+            .field("here", &self.here)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Viewer {

@@ -94,6 +94,7 @@ statements! {
     API_KEY_TOUCH = "api_key_touch", [UUID, TIMESTAMPTZ];
     JOB_COUNTS = "job_counts", [TEXT];
     OUTBOX_DUE = "outbox_due", [TIMESTAMPTZ];
+    OUTBOX_NEXT_DUE = "outbox_next_due", [];
 }
 
 /// Where a statement runs: a pooled connection or a transaction on one, and

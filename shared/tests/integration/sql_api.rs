@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::support::{TestApi, send, test_api_with};
+use crate::support::{TestApi, send, test_api_on, test_api_with};
 use jobline::testing::{connect_raw, test_db};
 
 /// The seed checklist's query: the queue's operations as functions.
@@ -146,42 +146,22 @@ async fn enqueued_by_sql_and_completed(api: TestApi) {
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_postgres_adapter() {
-    enqueued_by_sql_and_completed(test_api_with(&[("JOBLINE_QUEUE", "postgres")]).await).await;
+    enqueued_by_sql_and_completed(test_api_on("postgres").await).await;
 }
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_sqs_adapter() {
-    let (url, _) = crate::queue_sqs::fresh_queue(&crate::queue_sqs::client(), 30, 10).await;
-    enqueued_by_sql_and_completed(test_api_with(&[("JOBLINE_QUEUE", "sqs"), ("SQS_QUEUE_URL", &url)]).await)
-        .await;
+    enqueued_by_sql_and_completed(test_api_on("sqs").await).await;
 }
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_redis_adapter() {
-    let url = std::env::var("REDIS_URL").expect("REDIS_URL: run scripts/test");
-    let name = format!("t_{}", Uuid::new_v4().simple());
-    let api = test_api_with(&[
-        ("JOBLINE_QUEUE", "redis"),
-        ("REDIS_URL", &url),
-        ("JOBLINE_QUEUE_NAME", &name),
-    ])
-    .await;
-    enqueued_by_sql_and_completed(api).await;
+    enqueued_by_sql_and_completed(test_api_on("redis").await).await;
 }
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_upstash_adapter() {
-    let url = std::env::var("UPSTASH_REDIS_REST_URL").expect("UPSTASH_REDIS_REST_URL: run scripts/test");
-    let token = std::env::var("UPSTASH_REDIS_REST_TOKEN").expect("token");
-    let name = format!("t_{}", Uuid::new_v4().simple());
-    let api = test_api_with(&[
-        ("JOBLINE_QUEUE", "upstash"),
-        ("UPSTASH_REDIS_REST_URL", &url),
-        ("UPSTASH_REDIS_REST_TOKEN", &token),
-        ("JOBLINE_QUEUE_NAME", &name),
-    ])
-    .await;
-    enqueued_by_sql_and_completed(api).await;
+    enqueued_by_sql_and_completed(test_api_on("upstash").await).await;
 }
 
 async fn sql_enqueue(
@@ -291,30 +271,7 @@ async fn a_key_stored_before_the_sql_api_still_answers_its_request() {
 #[tokio::test]
 async fn bad_input_to_enqueue_job_names_the_field_and_writes_nothing() {
     let db = test_db().await;
-    let cases = [
-        ("bad type", json!({}), "type"),
-        ("noop", json!({"priority": 7}), "priority"),
-        ("noop", json!({"priority": "high"}), "priority"),
-        ("noop", json!({"run_after": "tomorrow"}), "run_after"),
-        (
-            "noop",
-            json!({"run_after": "2030-01-01T00:00:00Z", "delay_seconds": 5}),
-            "delay_seconds",
-        ),
-        ("noop", json!({"delay_seconds": -1}), "delay_seconds"),
-        ("noop", json!({"max_attempts": 0}), "max_attempts"),
-        ("noop", json!({"max_attempts": 1.5}), "max_attempts"),
-        ("noop", json!({"correlation_id": 12}), "correlation_id"),
-        ("noop", json!({"correlation_id": ""}), "correlation_id"),
-        ("noop", json!({"idempotency_key": ""}), "idempotency_key"),
-        (
-            "noop",
-            json!({"idempotency_key": "k".repeat(257)}),
-            "idempotency_key",
-        ),
-        ("noop", json!({"colour": "red"}), "colour"),
-        ("noop", json!([1]), "options"),
-    ];
+    let cases = bad_inputs();
     for (job_type, options, field) in cases {
         let err = db
             .client
@@ -347,6 +304,53 @@ async fn bad_input_to_enqueue_job_names_the_field_and_writes_nothing() {
             "{table}"
         );
     }
+}
+
+/// Bad create input and the field each names: refused alike by
+/// `enqueue_job` (its options) and by `POST /v1/jobs` (the body), whose
+/// rules are written twice (SQL, Rust) and must not drift apart.
+fn bad_inputs() -> Vec<(&'static str, serde_json::Value, &'static str)> {
+    vec![
+        ("bad type", json!({}), "type"),
+        ("noop", json!({"priority": 7}), "priority"),
+        ("noop", json!({"priority": "high"}), "priority"),
+        ("noop", json!({"run_after": "tomorrow"}), "run_after"),
+        (
+            "noop",
+            json!({"run_after": "2030-01-01T00:00:00Z", "delay_seconds": 5}),
+            "delay_seconds",
+        ),
+        ("noop", json!({"delay_seconds": -1}), "delay_seconds"),
+        ("noop", json!({"max_attempts": 0}), "max_attempts"),
+        ("noop", json!({"max_attempts": 1.5}), "max_attempts"),
+        ("noop", json!({"correlation_id": 12}), "correlation_id"),
+        ("noop", json!({"correlation_id": ""}), "correlation_id"),
+        ("noop", json!({"idempotency_key": ""}), "idempotency_key"),
+        (
+            "noop",
+            json!({"idempotency_key": "k".repeat(257)}),
+            "idempotency_key",
+        ),
+        ("noop", json!({"colour": "red"}), "colour"),
+        ("noop", json!([1]), "options"),
+    ]
+}
+
+#[tokio::test]
+async fn http_refuses_the_bad_input_enqueue_job_refuses_naming_the_same_field() {
+    let api = test_api_with(&[]).await;
+    for (job_type, options, field) in bad_inputs() {
+        let serde_json::Value::Object(mut body) = options.clone() else {
+            continue; // options that are not an object have no HTTP form
+        };
+        body.insert("type".into(), json!(job_type));
+        let (status, err) = send(api.admin(Method::POST, "/v1/jobs").json(&body)).await;
+        assert_eq!(status, 422, "{options}: {err}");
+        assert_eq!(err["error"]["code"], "validation_failed", "{options}: {err}");
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{field}:")), "{options}: {message}");
+    }
+    assert_eq!(api.db.count("SELECT count(*) FROM jobs").await, 0);
 }
 
 /// The payload's key order and whitespace are not part of the request.
@@ -725,23 +729,7 @@ async fn sql_enqueue_for(c: &tokio_postgres::Client, tenant: &str) -> (Uuid, boo
 #[tokio::test]
 async fn enqueue_job_notifies_the_relay_on_commit_only() {
     let db = test_db().await;
-    let (listener, mut connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .expect("listener");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        use futures::StreamExt as _;
-        while let Some(Ok(message)) = stream.next().await {
-            if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                let _ = tx.send(n.channel().to_owned());
-            }
-        }
-    });
-    listener
-        .batch_execute("LISTEN jobline_outbox")
-        .await
-        .expect("listen");
+    let (listener, mut rx) = crate::support::listen(&db.url, jobline::queue::relay::OUTBOX_CHANNEL).await;
     let mut app = connect_raw(&db.url).await;
     let t = app.transaction().await.expect("begin");
     t.batch_execute("SELECT enqueue_job('acme', 'noop', '{}')")

@@ -54,7 +54,7 @@ CREATE FUNCTION jobline_request_hash(
 ) RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT 'v2:' || encode(sha256(convert_to(jsonb_build_array(
+    SELECT 'v2:' || encode(sha256(convert_to(pg_catalog.jsonb_build_array(
         p_type, p_payload, p_priority,
         (extract(epoch FROM p_run_after) * 1000000)::bigint,
         p_delay_seconds, p_max_attempts, p_correlation_id
@@ -72,7 +72,8 @@ $$;
 -- p_default_max_attempts: for a job that gives none (JOBLINE_MAX_ATTEMPTS).
 -- p_relay_after: the outbox row's earliest relay time is greatest(run_after,
 -- p_relay_after) (the HTTP creator publishes itself right after commit; the
--- relay takes over after a grace); NULL: at once (nobody else publishes).
+-- relay takes over after a grace); NULL: as soon as the job is due (nobody
+-- else publishes: the relay does, on notification or when the row is due).
 -- p_legacy_hashes: the pre-0010 hash of each request, matched only against
 -- keys stored before 0010 (hashes without 'v2:'), so a client retrying
 -- across the upgrade is not refused; drop it once 0010 is older than the
@@ -86,13 +87,18 @@ CREATE FUNCTION jobline_create_jobs(
 LANGUAGE plpgsql
 AS $$
 #variable_conflict use_column
+DECLARE
+    v_inserted bigint;
 BEGIN
     RETURN QUERY
     WITH input AS (
         SELECT t.*,
                coalesce(t.run_after_given, p_now + make_interval(secs => coalesce(t.delay, 0))) AS run_at,
-               jobline_request_hash(t.job_type, t.payload, t.priority, t.run_after_given,
-                                    t.delay, t.max_attempts_given, t.correlation_id) AS hash
+               -- Only a key's owner needs its request's fingerprint.
+               CASE WHEN t.idempotency_key IS NOT NULL THEN
+                   jobline_request_hash(t.job_type, t.payload, t.priority, t.run_after_given,
+                                        t.delay, t.max_attempts_given, t.correlation_id)
+               END AS hash
         FROM unnest(p_ids, p_types, p_payloads, p_priorities, p_run_afters, p_delays,
                     p_max_attempts, p_correlation_ids, p_keys, p_initiated_by)
              WITH ORDINALITY
@@ -114,8 +120,8 @@ BEGIN
     outbox_rows AS (
         INSERT INTO outbox AS o (job_id, queue, message, next_attempt_at, created_at, updated_at)
         SELECT ins.job_id, p_queue,
-               jsonb_build_object('jobId', ins.job_id, 'timestamp', (extract(epoch FROM p_now) * 1000)::bigint),
-               CASE WHEN p_relay_after IS NULL THEN p_now ELSE greatest(ins.job_run_after, p_relay_after) END,
+               pg_catalog.jsonb_build_object('jobId', ins.job_id, 'timestamp', (extract(epoch FROM p_now) * 1000)::bigint),
+               greatest(ins.job_run_after, coalesce(p_relay_after, p_now)),
                p_now, p_now
         FROM inserted ins
         RETURNING o.id AS new_outbox_id, o.job_id AS outbox_job_id
@@ -128,6 +134,11 @@ BEGIN
     FROM input i
     JOIN inserted ins ON ins.job_id = i.id
     JOIN outbox_rows ob ON ob.outbox_job_id = i.id;
+
+    GET DIAGNOSTICS v_inserted = ROW_COUNT;
+    IF v_inserted = cardinality(p_ids) THEN
+        RETURN;
+    END IF;
 
     -- The inputs not inserted (their ids exist nowhere): their key is taken.
     RETURN QUERY
@@ -154,11 +165,14 @@ $$;
 
 -- Which tenants a login role may enqueue for by SQL (a role's members
 -- inherit its tenants). Managed by the operators; nobody else reads it.
+-- By the role's OID (regrole): a binding names a role that exists when it
+-- is made, and a role created later under a dropped role's name inherits
+-- nothing.
 CREATE TABLE app_role_tenants (
-    role_name  text        NOT NULL,
-    tenant_id  text        NOT NULL,
+    app_role   regrole     NOT NULL,
+    tenant_id  text        NOT NULL CHECK (length(tenant_id) BETWEEN 1 AND 128),
     created_at timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (role_name, tenant_id)
+    PRIMARY KEY (app_role, tenant_id)
 );
 
 -- May the session's login role enqueue for p_tenant? Yes when it could
@@ -167,11 +181,11 @@ CREATE TABLE app_role_tenants (
 CREATE FUNCTION jobline_may_enqueue(p_tenant text) RETURNS boolean
 LANGUAGE sql STABLE
 AS $$
-    SELECT has_table_privilege(session_user, 'jobs', 'INSERT')
+    SELECT has_table_privilege(session_user, 'jobs'::regclass, 'INSERT')
         OR EXISTS (
             SELECT 1
             FROM app_role_tenants t
-            JOIN pg_roles r ON r.rolname = t.role_name
+            JOIN pg_roles r ON r.oid = t.app_role
             WHERE t.tenant_id = p_tenant AND pg_has_role(session_user, r.oid, 'MEMBER')
         )
 $$;
@@ -208,7 +222,10 @@ DECLARE
     v_idempotency text;
     v_payload jsonb := coalesce(p_payload, '{}'::jsonb);
     v_actor text := 'sql:' || session_user;
-    v_queue text := coalesce(nullif(current_setting('jobline.queue_name', true), ''), 'generation_jobs');
+    -- Set on the function (ALTER FUNCTION ... SET, below), so a session's
+    -- own SET cannot change them for the call.
+    v_queue text := current_setting('jobline.queue_name', true);
+    v_default_attempts text := current_setting('jobline.max_attempts', true);
     r record;
 BEGIN
     IF p_tenant IS NULL OR length(p_tenant) NOT BETWEEN 1 AND 128 THEN
@@ -217,8 +234,8 @@ BEGIN
     END IF;
     IF NOT jobline_may_enqueue(p_tenant) THEN
         RAISE EXCEPTION USING ERRCODE = '42501',
-            MESSAGE = format('forbidden: role %s may not enqueue jobs for tenant %s', session_user, p_tenant),
-            HINT = 'an operator binds it: INSERT INTO app_role_tenants (role_name, tenant_id) VALUES (...)';
+            MESSAGE = pg_catalog.format('forbidden: role %s may not enqueue jobs for tenant %s', session_user, p_tenant),
+            HINT = 'an operator binds it: INSERT INTO app_role_tenants (app_role, tenant_id) VALUES (...)';
     END IF;
     IF p_type IS NULL OR p_type !~ '^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$' THEN
         RAISE EXCEPTION USING ERRCODE = '22023', COLUMN = 'type',
@@ -237,7 +254,7 @@ BEGIN
     ORDER BY k LIMIT 1;
     IF v_key IS NOT NULL THEN
         RAISE EXCEPTION USING ERRCODE = '22023', COLUMN = v_key,
-            MESSAGE = format('validation_failed: %s: unknown option (priority, run_after, delay_seconds, max_attempts, correlation_id, idempotency_key)', v_key);
+            MESSAGE = pg_catalog.format('validation_failed: %s: unknown option (priority, run_after, delay_seconds, max_attempts, correlation_id, idempotency_key)', v_key);
     END IF;
 
     IF o ? 'priority' AND o->'priority' <> 'null' THEN
@@ -285,9 +302,9 @@ BEGIN
         v_max_attempts := (o->>'max_attempts')::integer;
     END IF;
     IF o ? 'correlation_id' AND o->'correlation_id' <> 'null' THEN
-        IF jsonb_typeof(o->'correlation_id') <> 'string' OR length(o->>'correlation_id') > 256 THEN
+        IF jsonb_typeof(o->'correlation_id') <> 'string' OR length(o->>'correlation_id') NOT BETWEEN 1 AND 256 THEN
             RAISE EXCEPTION USING ERRCODE = '22023', COLUMN = 'correlation_id',
-                MESSAGE = 'validation_failed: correlation_id: must be a string of at most 256 characters';
+                MESSAGE = 'validation_failed: correlation_id: must be a string of 1 to 256 characters';
         END IF;
         v_correlation := o->>'correlation_id';
     END IF;
@@ -299,21 +316,28 @@ BEGIN
         v_idempotency := o->>'idempotency_key';
     END IF;
 
+    IF v_queue IS NULL OR v_queue !~ '^[A-Za-z0-9_-]{1,80}$'
+       OR v_default_attempts IS NULL OR v_default_attempts !~ '^\d{1,3}$'
+       OR v_default_attempts::integer NOT BETWEEN 1 AND 100 THEN
+        RAISE EXCEPTION USING ERRCODE = 'F0000',
+            MESSAGE = 'configuration: enqueue_job needs jobline.queue_name and jobline.max_attempts (1-100) set on the function';
+    END IF;
+
     SELECT * INTO r
     FROM jobline_create_jobs(
         now(), p_tenant, v_queue, NULL, v_actor,
-        coalesce(nullif(current_setting('jobline.max_attempts', true), '')::integer, 5),
+        v_default_attempts::integer,
         ARRAY[jobline_uuid_v7()], ARRAY[p_type], ARRAY[v_payload], ARRAY[v_priority],
         ARRAY[v_run_after], ARRAY[v_delay], ARRAY[v_max_attempts],
         ARRAY[v_correlation], ARRAY[v_idempotency], ARRAY[v_actor], ARRAY[NULL::text]);
     IF r.conflict THEN
         RAISE EXCEPTION USING ERRCODE = 'JL409', CONSTRAINT = 'idempotency_conflict',
-            MESSAGE = format('idempotency_conflict: idempotency key %s was already used with a different request (job %s)',
+            MESSAGE = pg_catalog.format('idempotency_conflict: idempotency key %s was already used with a different request (job %s)',
                              v_idempotency, (r.job).id);
     END IF;
     IF r.job IS NULL THEN
         RAISE EXCEPTION USING ERRCODE = '40001',
-            MESSAGE = format('unavailable: idempotency key %s was released by a concurrent request; try again', v_idempotency);
+            MESSAGE = pg_catalog.format('unavailable: idempotency key %s was released by a concurrent request; try again', v_idempotency);
     END IF;
     IF NOT r.already_existed THEN
         -- Delivered when the caller commits, dropped when it rolls back.
@@ -336,11 +360,13 @@ SELECT j.id AS job_id, j.tenant_id, j.job_type, j.status::text AS status, j.atte
        j.correlation_id, j.idempotency_key, j.run_after, j.created_at, j.started_at,
        j.updated_at, j.completed_at
 FROM jobs j
-WHERE has_table_privilege(session_user, 'jobs', 'SELECT')
+-- 'jobs'::regclass is kept as the table's OID, never looked up again by
+-- name (a caller's own or temporary `jobs` table cannot answer for it).
+WHERE has_table_privilege(session_user, 'jobs'::regclass, 'SELECT')
    OR EXISTS (
        SELECT 1
        FROM app_role_tenants t
-       JOIN pg_roles r ON r.rolname = t.role_name
+       JOIN pg_roles r ON r.oid = t.app_role
        WHERE t.tenant_id = j.tenant_id AND pg_has_role(session_user, r.oid, 'MEMBER')
    );
 
@@ -516,7 +542,7 @@ BEGIN
         INSERT INTO job_events (job_id, event, from_status, to_status, attempt, actor, detail, at)
         SELECT f.id, CASE WHEN f.status = 'failed' THEN 'failed' ELSE 'retry_scheduled' END,
                'processing', f.status, f.attempts, p_worker,
-               jsonb_build_object('error_code', f.error_code, 'message', f.failure_reason, 'run_after', f.run_after),
+               pg_catalog.jsonb_build_object('error_code', f.error_code, 'message', f.failure_reason, 'run_after', f.run_after),
                p_now
         FROM failed f
     )
@@ -604,13 +630,13 @@ BEGIN
         INSERT INTO job_events (job_id, event, from_status, to_status, attempt, actor, detail, at)
         SELECT r.id, 'heartbeat_released', 'processing', r.status, r.attempts,
                coalesce(p_actor, 'sql:' || session_user),
-               jsonb_build_object('error_code', 'HEARTBEAT_TIMEOUT', 'worker', r.stale_worker), p_now
+               pg_catalog.jsonb_build_object('error_code', 'HEARTBEAT_TIMEOUT', 'worker', r.stale_worker), p_now
         FROM released r
     ),
     outbox_rows AS (
         INSERT INTO outbox (job_id, queue, message, next_attempt_at, created_at, updated_at)
         SELECT r.id, v_queue,
-               jsonb_build_object('jobId', r.id, 'timestamp', (extract(epoch FROM p_now) * 1000)::bigint),
+               pg_catalog.jsonb_build_object('jobId', r.id, 'timestamp', (extract(epoch FROM p_now) * 1000)::bigint),
                p_now, p_now, p_now
         FROM released r
         WHERE r.status = 'pending'
@@ -644,10 +670,31 @@ $$;
 -- Functions run with pg_catalog first and pg_temp last, in the schema
 -- jobline was migrated into (a session's temporary table named `jobs` must
 -- never stand in for the real one, least of all under SECURITY DEFINER).
+-- Nobody may run them but their owner and whom the owner grants: EXECUTE
+-- is revoked from PUBLIC and from every role a platform's default
+-- privileges granted it to (Supabase grants new functions in `public` to
+-- anon and authenticated, which PostgREST exposes to browsers); the same
+-- for the new view and table.
+--
+-- A role that may create objects in this schema could plant a function
+-- that a call here resolves to (an exact-type overload beats pg_catalog's
+-- variadic ones) and have it run as the owner: the migration refuses when
+-- PUBLIC may create in the schema (the default before PostgreSQL 15, and
+-- after pg_upgrade from one). The variadic builders are called
+-- schema-qualified all the same.
 DO $$
 DECLARE
     f text;
+    grantee text;
 BEGIN
+    IF EXISTS (
+        SELECT 1
+        FROM pg_namespace n, aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a
+        WHERE n.nspname = current_schema() AND a.grantee = 0 AND a.privilege_type = 'CREATE'
+    ) THEN
+        RAISE EXCEPTION 'jobline: PUBLIC may create objects in schema %, so anyone could plant a function the SQL API would run as its owner', current_schema()
+            USING HINT = pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC; then migrate again', current_schema());
+    END IF;
     FOREACH f IN ARRAY ARRAY[
         'jobline_uuid_v7()',
         'jobline_request_hash(text, jsonb, smallint, timestamptz, integer, integer, text)',
@@ -663,11 +710,34 @@ BEGIN
         'release_stale_jobs(double precision, integer, text, text, timestamptz)',
         'update_job_heartbeat(uuid, integer, text, real, timestamptz)'
     ] LOOP
-        EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp', f, current_schema());
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s SET search_path = pg_catalog, %I, pg_temp', f, current_schema());
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+        FOR grantee IN
+            SELECT DISTINCT a.grantee::regrole::text
+            FROM pg_proc p, aclexplode(p.proacl) a
+            WHERE p.oid = f::regprocedure AND a.grantee <> 0 AND a.grantee <> p.proowner
+        LOOP
+            EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM %s', f, grantee);
+        END LOOP;
     END LOOP;
+    FOR grantee IN
+        SELECT DISTINCT a.grantee::regrole::text
+        FROM pg_class c, aclexplode(c.relacl) a
+        WHERE c.oid IN ('app_jobs'::regclass, 'app_role_tenants'::regclass)
+          AND a.grantee <> 0 AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON app_jobs, app_role_tenants FROM %s', grantee);
+    END LOOP;
+    REVOKE ALL ON app_jobs, app_role_tenants FROM PUBLIC;
 END
 $$;
+
+-- enqueue_job's settings, on the function so that no session changes them:
+-- the queue its outbox rows name and the attempts of a job that gives none
+-- (JOBLINE_MAX_ATTEMPTS's default). An operator changes them with
+-- ALTER FUNCTION enqueue_job(text, text, jsonb, jsonb) SET jobline.max_attempts = '8'.
+ALTER FUNCTION enqueue_job(text, text, jsonb, jsonb) SET jobline.queue_name = 'generation_jobs';
+ALTER FUNCTION enqueue_job(text, text, jsonb, jsonb) SET jobline.max_attempts = '5';
 
 -- The applications' role. Roles belong to the whole cluster: another
 -- database's migration may have made it already (or be making it right
@@ -689,7 +759,7 @@ $$;
 DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'jobline_app') THEN
-        EXECUTE format('GRANT USAGE ON SCHEMA %I TO jobline_app', current_schema());
+        EXECUTE pg_catalog.format('GRANT USAGE ON SCHEMA %I TO jobline_app', current_schema());
         GRANT EXECUTE ON FUNCTION enqueue_job(text, text, jsonb, jsonb) TO jobline_app;
         GRANT SELECT ON app_jobs TO jobline_app;
     END IF;

@@ -25,8 +25,11 @@ const LISTEN_BATCH: u32 = 500;
 const LISTEN_PASSES: u32 = 20;
 /// The most one notification's relaying may take before the next look.
 const LISTEN_BUDGET: Duration = Duration::from_secs(5);
-/// One more pass this long after a notified one (or a failed one).
+/// One more pass this long after a notified one (and the first wait after
+/// a failed one, doubling to 30 s).
 const LISTEN_RECHECK: Duration = Duration::from_secs(1);
+/// The longest the listener waits without a look at the outbox.
+const LISTEN_IDLE: Duration = Duration::from_secs(60);
 
 /// How long a relay holds the rows it took before another may retry them.
 pub const RELAY_LEASE: Duration = Duration::from_secs(60);
@@ -109,18 +112,21 @@ pub async fn listen(publisher: Publisher, listen_url: String, mut stop: watch::R
         wake.clone(),
     ));
     let mut seen = wake.seen();
-    // Another pass is due without a notification: the last was capped, or
-    // it followed a notification (`LISTEN_RECHECK` later: the row's time
-    // came from the database's clock, and this host's may be behind it).
+    // Another pass is due without a notification: the last was capped; it
+    // followed a notification (`LISTEN_RECHECK` later: the row's time came
+    // from the database's clock, and this host's may be behind it); a row
+    // becomes due (a delayed job enqueued by SQL); or the last one failed
+    // (backing off).
     let mut next_pass: Option<tokio::time::Instant> = None;
+    let mut failures: u32 = 0;
     loop {
-        let idle = next_pass.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+        let idle = next_pass.unwrap_or_else(|| tokio::time::Instant::now() + LISTEN_IDLE);
         tokio::select! {
             () = wake.wait(seen, idle.saturating_duration_since(tokio::time::Instant::now())) => {}
             _ = stop.wait_for(|stopped| *stopped) => break,
         }
         let notified = wake.seen() != seen;
-        if !notified && next_pass.is_none_or(|at| tokio::time::Instant::now() < at) {
+        if !notified && tokio::time::Instant::now() < idle {
             continue;
         }
         seen = wake.seen();
@@ -128,25 +134,34 @@ pub async fn listen(publisher: Publisher, listen_url: String, mut stop: watch::R
         // Stopping mid-pass is safe: the rows it leased go to the next relay
         // when their lease ends (RELAY_LEASE).
         let pass = tokio::select! {
-            pass = relay_bounded(&store, &publisher, LISTEN_BATCH, LISTEN_PASSES, Some(deadline)) => pass,
+            pass = async {
+                let pass = relay_bounded(&store, &publisher, LISTEN_BATCH, LISTEN_PASSES, Some(deadline)).await?;
+                Ok::<_, StoreError>((pass, store.next_outbox_due().await?))
+            } => pass,
             _ = stop.wait_for(|stopped| *stopped) => break,
         };
+        let now = tokio::time::Instant::now();
         next_pass = match pass {
-            Ok((report, capped)) => {
+            Ok(((report, capped), next_due)) => {
+                failures = 0;
                 if report.leased > 0 {
                     tracing::debug!(?report, capped, "outbox relayed on notification");
                 }
-                if capped {
-                    Some(tokio::time::Instant::now())
-                } else if notified {
-                    Some(tokio::time::Instant::now() + LISTEN_RECHECK)
-                } else {
-                    None
-                }
+                let due = next_due.map(|d| now + d.max(Duration::from_millis(10)));
+                let recheck = notified.then_some(now + LISTEN_RECHECK);
+                [capped.then_some(now), recheck, due]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .map(|at| at.min(now + LISTEN_IDLE))
             }
             Err(e) => {
-                tracing::warn!(error = %e, "relaying on notification failed; the sweeper's relay is the safety net");
-                Some(tokio::time::Instant::now() + LISTEN_RECHECK)
+                failures = failures.saturating_add(1);
+                let backoff = LISTEN_RECHECK
+                    .saturating_mul(1 << failures.min(5))
+                    .min(Duration::from_secs(30));
+                tracing::warn!(error = %e, retry_in = ?backoff, "relaying on notification failed; the sweeper's relay is the safety net");
+                Some(now + backoff)
             }
         };
     }

@@ -53,6 +53,20 @@ pub struct LeasedRow {
 }
 
 impl Store {
+    /// How long until the next outbox row is due (zero when one is due now),
+    /// `None` when none waits: the relay listener's timer.
+    pub async fn next_outbox_due(&self) -> Result<Option<std::time::Duration>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::OUTBOX_NEXT_DUE.query(client.on(), &[]).await?;
+        let at: Option<chrono::DateTime<chrono::Utc>> = rows
+            .first()
+            .map(|r| r.try_get("at"))
+            .transpose()
+            .map_err(|e| StoreError::from_db("outbox_next_due", e))?
+            .flatten();
+        Ok(at.map(|at| (at - self.now()).to_std().unwrap_or_default()))
+    }
+
     /// Leases up to `limit` due outbox rows for `lease` (another relay will
     /// not see them meanwhile).
     pub async fn relay_claim(

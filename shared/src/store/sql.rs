@@ -100,6 +100,7 @@ statements! {
     DASHBOARD_SESSION_PRUNE = "dashboard_session_prune", [TIMESTAMPTZ, INT8];
     DASHBOARD_SERIES = "dashboard_series", [TEXT, TIMESTAMPTZ, TEXT];
     RUNNING_FOR = "running_for", [TEXT, TIMESTAMPTZ, INT8];
+    OUTBOX_NEXT_DUE = "outbox_next_due", [];
 }
 
 /// Where a statement runs: a pooled connection or a transaction on one, and

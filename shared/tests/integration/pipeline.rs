@@ -9,7 +9,7 @@ use reqwest::Method;
 use serde_json::json;
 use tokio::sync::watch;
 
-use crate::support::{TestApi, send, test_api_with};
+use crate::support::{TestApi, send, test_api_on};
 
 async fn create_and_complete(api: TestApi) {
     let (status, job) = send(
@@ -46,51 +46,22 @@ async fn create_and_complete(api: TestApi) {
     );
 }
 
-fn unique_queue() -> String {
-    format!("t_{}", uuid::Uuid::new_v4().simple())
-}
-
 #[tokio::test]
 async fn postgres_create_publish_consume_complete() {
-    let api = test_api_with(&[("JOBLINE_QUEUE", "postgres")]).await;
-    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "postgres");
-    create_and_complete(api).await;
+    create_and_complete(test_api_on("postgres").await).await;
 }
 
 #[tokio::test]
 async fn sqs_create_publish_consume_complete() {
-    let (url, _) = crate::queue_sqs::fresh_queue(&crate::queue_sqs::client(), 30, 10).await;
-    let api = test_api_with(&[("JOBLINE_QUEUE", "sqs"), ("SQS_QUEUE_URL", &url)]).await;
-    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "sqs");
-    create_and_complete(api).await;
+    create_and_complete(test_api_on("sqs").await).await;
 }
 
 #[tokio::test]
 async fn redis_create_publish_consume_complete() {
-    let url = std::env::var("REDIS_URL").expect("REDIS_URL: run scripts/test");
-    let name = unique_queue();
-    let api = test_api_with(&[
-        ("JOBLINE_QUEUE", "redis"),
-        ("REDIS_URL", &url),
-        ("JOBLINE_QUEUE_NAME", &name),
-    ])
-    .await;
-    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "redis");
-    create_and_complete(api).await;
+    create_and_complete(test_api_on("redis").await).await;
 }
 
 #[tokio::test]
 async fn upstash_create_publish_consume_complete() {
-    let url = std::env::var("UPSTASH_REDIS_REST_URL").expect("UPSTASH_REDIS_REST_URL: run scripts/test");
-    let token = std::env::var("UPSTASH_REDIS_REST_TOKEN").expect("token");
-    let name = unique_queue();
-    let api = test_api_with(&[
-        ("JOBLINE_QUEUE", "upstash"),
-        ("UPSTASH_REDIS_REST_URL", &url),
-        ("UPSTASH_REDIS_REST_TOKEN", &token),
-        ("JOBLINE_QUEUE_NAME", &name),
-    ])
-    .await;
-    assert_eq!(api.state.enqueuer.publisher().queue().kind(), "upstash");
-    create_and_complete(api).await;
+    create_and_complete(test_api_on("upstash").await).await;
 }

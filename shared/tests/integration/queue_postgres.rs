@@ -87,27 +87,11 @@ async fn a_wake_up_between_an_empty_claim_and_the_wait_is_not_missed() {
 
 #[tokio::test]
 async fn concurrent_publishes_share_notifies_and_each_is_answered() {
-    use futures::StreamExt as _;
     let db = test_db().await;
     let queue = Arc::new(PostgresQueue::new(db.store.clone(), None));
     // A LISTEN session of our own, counting what arrives.
-    let (listener, mut connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(Ok(message)) = stream.next().await {
-            if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                let _ = tx.send(n.channel().to_owned());
-            }
-        }
-    });
     let channel = PostgresQueue::channel_for(&db.store.settings().queue_name);
-    listener
-        .batch_execute(&format!("LISTEN \"{channel}\""))
-        .await
-        .expect("listen");
+    let (listener, mut rx) = crate::support::listen(&db.url, &channel).await;
     let message = [jobline::queue::Outgoing {
         message: jobline::queue::Message::new(uuid::Uuid::new_v4(), db.now()),
         delay: Duration::ZERO,

@@ -590,8 +590,11 @@ async fn a_redis_worker_stopped_mid_drain_hands_back_what_it_received_ahead() {
     let name = fresh_name();
     let q = Arc::new(queue(&name).await);
     let mut r = plain().await;
+    // 20 ms a job on two slots: receiving runs far ahead of running, so the
+    // local queue holds deliveries whenever the stop comes (with 2 ms jobs
+    // on a loaded machine it could be drained at that moment).
     let news: Vec<jobline::NewJob> = (0..600)
-        .map(|_| jobline::NewJob::new("sleep", serde_json::json!({"ms": 2})))
+        .map(|_| jobline::NewJob::new("sleep", serde_json::json!({"ms": 20})))
         .collect();
     let created = db.store.create_many("acme", "test", news).await.expect("create");
     let messages: Vec<Outgoing> = created.iter().map(|c| now(c.job.id)).collect();

@@ -15,7 +15,7 @@ use tokio::sync::watch;
 use tokio_postgres::error::SqlState;
 use uuid::Uuid;
 
-use crate::support::{TestApi, send, test_api_with};
+use crate::support::{TestApi, send, test_api_on, test_api_with};
 use jobline::testing::{connect_raw, test_db};
 
 /// The seed checklist's query: the queue's operations as functions.
@@ -146,42 +146,22 @@ async fn enqueued_by_sql_and_completed(api: TestApi) {
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_postgres_adapter() {
-    enqueued_by_sql_and_completed(test_api_with(&[("JOBLINE_QUEUE", "postgres")]).await).await;
+    enqueued_by_sql_and_completed(test_api_on("postgres").await).await;
 }
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_sqs_adapter() {
-    let (url, _) = crate::queue_sqs::fresh_queue(&crate::queue_sqs::client(), 30, 10).await;
-    enqueued_by_sql_and_completed(test_api_with(&[("JOBLINE_QUEUE", "sqs"), ("SQS_QUEUE_URL", &url)]).await)
-        .await;
+    enqueued_by_sql_and_completed(test_api_on("sqs").await).await;
 }
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_redis_adapter() {
-    let url = std::env::var("REDIS_URL").expect("REDIS_URL: run scripts/test");
-    let name = format!("t_{}", Uuid::new_v4().simple());
-    let api = test_api_with(&[
-        ("JOBLINE_QUEUE", "redis"),
-        ("REDIS_URL", &url),
-        ("JOBLINE_QUEUE_NAME", &name),
-    ])
-    .await;
-    enqueued_by_sql_and_completed(api).await;
+    enqueued_by_sql_and_completed(test_api_on("redis").await).await;
 }
 
 #[tokio::test]
 async fn a_job_enqueued_by_sql_is_completed_with_the_upstash_adapter() {
-    let url = std::env::var("UPSTASH_REDIS_REST_URL").expect("UPSTASH_REDIS_REST_URL: run scripts/test");
-    let token = std::env::var("UPSTASH_REDIS_REST_TOKEN").expect("token");
-    let name = format!("t_{}", Uuid::new_v4().simple());
-    let api = test_api_with(&[
-        ("JOBLINE_QUEUE", "upstash"),
-        ("UPSTASH_REDIS_REST_URL", &url),
-        ("UPSTASH_REDIS_REST_TOKEN", &token),
-        ("JOBLINE_QUEUE_NAME", &name),
-    ])
-    .await;
-    enqueued_by_sql_and_completed(api).await;
+    enqueued_by_sql_and_completed(test_api_on("upstash").await).await;
 }
 
 async fn sql_enqueue(
@@ -291,29 +271,7 @@ async fn a_key_stored_before_the_sql_api_still_answers_its_request() {
 #[tokio::test]
 async fn bad_input_to_enqueue_job_names_the_field_and_writes_nothing() {
     let db = test_db().await;
-    let cases = [
-        ("bad type", json!({}), "type"),
-        ("noop", json!({"priority": 7}), "priority"),
-        ("noop", json!({"priority": "high"}), "priority"),
-        ("noop", json!({"run_after": "tomorrow"}), "run_after"),
-        (
-            "noop",
-            json!({"run_after": "2030-01-01T00:00:00Z", "delay_seconds": 5}),
-            "delay_seconds",
-        ),
-        ("noop", json!({"delay_seconds": -1}), "delay_seconds"),
-        ("noop", json!({"max_attempts": 0}), "max_attempts"),
-        ("noop", json!({"max_attempts": 1.5}), "max_attempts"),
-        ("noop", json!({"correlation_id": 12}), "correlation_id"),
-        ("noop", json!({"idempotency_key": ""}), "idempotency_key"),
-        (
-            "noop",
-            json!({"idempotency_key": "k".repeat(257)}),
-            "idempotency_key",
-        ),
-        ("noop", json!({"colour": "red"}), "colour"),
-        ("noop", json!([1]), "options"),
-    ];
+    let cases = bad_inputs();
     for (job_type, options, field) in cases {
         let err = db
             .client
@@ -348,6 +306,53 @@ async fn bad_input_to_enqueue_job_names_the_field_and_writes_nothing() {
     }
 }
 
+/// Bad create input and the field each names: refused alike by
+/// `enqueue_job` (its options) and by `POST /v1/jobs` (the body), whose
+/// rules are written twice (SQL, Rust) and must not drift apart.
+fn bad_inputs() -> Vec<(&'static str, serde_json::Value, &'static str)> {
+    vec![
+        ("bad type", json!({}), "type"),
+        ("noop", json!({"priority": 7}), "priority"),
+        ("noop", json!({"priority": "high"}), "priority"),
+        ("noop", json!({"run_after": "tomorrow"}), "run_after"),
+        (
+            "noop",
+            json!({"run_after": "2030-01-01T00:00:00Z", "delay_seconds": 5}),
+            "delay_seconds",
+        ),
+        ("noop", json!({"delay_seconds": -1}), "delay_seconds"),
+        ("noop", json!({"max_attempts": 0}), "max_attempts"),
+        ("noop", json!({"max_attempts": 1.5}), "max_attempts"),
+        ("noop", json!({"correlation_id": 12}), "correlation_id"),
+        ("noop", json!({"correlation_id": ""}), "correlation_id"),
+        ("noop", json!({"idempotency_key": ""}), "idempotency_key"),
+        (
+            "noop",
+            json!({"idempotency_key": "k".repeat(257)}),
+            "idempotency_key",
+        ),
+        ("noop", json!({"colour": "red"}), "colour"),
+        ("noop", json!([1]), "options"),
+    ]
+}
+
+#[tokio::test]
+async fn http_refuses_the_bad_input_enqueue_job_refuses_naming_the_same_field() {
+    let api = test_api_with(&[]).await;
+    for (job_type, options, field) in bad_inputs() {
+        let serde_json::Value::Object(mut body) = options.clone() else {
+            continue; // options that are not an object have no HTTP form
+        };
+        body.insert("type".into(), json!(job_type));
+        let (status, err) = send(api.admin(Method::POST, "/v1/jobs").json(&body)).await;
+        assert_eq!(status, 422, "{options}: {err}");
+        assert_eq!(err["error"]["code"], "validation_failed", "{options}: {err}");
+        let message = err["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{field}:")), "{options}: {message}");
+    }
+    assert_eq!(api.db.count("SELECT count(*) FROM jobs").await, 0);
+}
+
 /// The payload's key order and whitespace are not part of the request.
 #[tokio::test]
 async fn the_same_document_written_differently_is_the_same_request() {
@@ -375,7 +380,7 @@ async fn app_login(db: &jobline::testing::TestDb, tenant: &str) -> String {
         .expect("the login role");
     db.client
         .execute(
-            "INSERT INTO app_role_tenants (role_name, tenant_id) VALUES ('jobline_app_login', $1)",
+            "INSERT INTO app_role_tenants (app_role, tenant_id) VALUES ('jobline_app_login', $1)",
             &[&tenant],
         )
         .await
@@ -462,6 +467,137 @@ async fn the_app_role_enqueues_for_its_tenant_only_and_reads_only_its_jobs() {
         .expect("enqueue")
         .get(0);
     assert_eq!(db.job(planted).await.tenant_id, "acme");
+    // Nor does it open app_jobs to every tenant (the view holds the real
+    // table's OID, not its name).
+    let tenants: Vec<String> = app
+        .query("SELECT DISTINCT tenant_id FROM app_jobs", &[])
+        .await
+        .expect("app_jobs")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(tenants, ["acme"]);
+    // A session's settings do not reach enqueue_job's own.
+    app.batch_execute("SET jobline.max_attempts = '1000000'; SET jobline.queue_name = 'elsewhere'")
+        .await
+        .expect("set");
+    let id: Uuid = app
+        .query_one("SELECT job_id FROM enqueue_job('acme', 'noop', '{}')", &[])
+        .await
+        .expect("enqueue")
+        .get(0);
+    assert_eq!(db.job(id).await.max_attempts, 5);
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM outbox WHERE job_id = '{id}' AND queue = 'generation_jobs'"
+        ))
+        .await,
+        1
+    );
+}
+
+/// The migration refuses a schema where PUBLIC may create objects (anyone
+/// could plant a function the SQL API would run as its owner), and revokes
+/// what a platform's default privileges grant on new functions (Supabase's
+/// anon and authenticated).
+#[tokio::test]
+async fn the_migration_guards_the_sql_api_against_the_schema_and_default_privileges() {
+    let url = jobline::testing::empty_database().await;
+    let admin = connect_raw(&url).await;
+    admin
+        .batch_execute("GRANT CREATE ON SCHEMA public TO PUBLIC")
+        .await
+        .expect("grant");
+    let err = jobline::store::migrate::run_url(&url).await.expect_err("refused");
+    assert!(err.to_string().contains("PUBLIC may create objects"), "{err}");
+    assert_eq!(
+        admin
+            .query_one("SELECT count(*) FROM pg_proc WHERE proname = 'enqueue_job'", &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0),
+        0,
+        "nothing of the migration stays"
+    );
+
+    let browser = format!("t_anon_{}", Uuid::new_v4().simple());
+    admin
+        .batch_execute(&format!(
+            "REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+             CREATE ROLE {browser} NOLOGIN;
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT EXECUTE ON FUNCTIONS TO {browser};
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO {browser};"
+        ))
+        .await
+        .expect("a platform's defaults");
+    jobline::store::migrate::run_url(&url).await.expect("migrate");
+    let reachable: i64 = admin
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM pg_proc
+                 WHERE pronamespace = 'public'::regnamespace
+                   AND proname IN ('enqueue_job', 'claim_jobs', 'jobline_create_jobs', 'cancel_job')
+                   AND has_function_privilege('{browser}', oid, 'EXECUTE')"
+            ),
+            &[],
+        )
+        .await
+        .expect("privileges")
+        .get(0);
+    assert_eq!(reachable, 0);
+    let views: bool = admin
+        .query_one(
+            &format!("SELECT has_table_privilege('{browser}', 'app_jobs', 'SELECT') OR has_table_privilege('{browser}', 'app_role_tenants', 'SELECT')"),
+            &[],
+        )
+        .await
+        .expect("privileges")
+        .get(0);
+    assert!(!views);
+    admin
+        .batch_execute(&format!("DROP OWNED BY {browser}; DROP ROLE {browser}"))
+        .await
+        .expect("drop the role");
+}
+
+/// A delayed job enqueued by SQL is published when it becomes due, by the
+/// listener's own timer (no notification comes then), not a minute later.
+#[tokio::test]
+async fn the_relay_listener_publishes_a_delayed_sql_job_when_it_is_due() {
+    let db = test_db().await;
+    // A store on the real clock: the database's now() and this one agree.
+    let pool = jobline::store::pool::build(&jobline::store::pool::PoolOptions::new(db.url.clone(), 4))
+        .expect("pool");
+    let store = jobline::Store::new(pool, jobline::testing::test_settings());
+    let queue = std::sync::Arc::new(jobline::queue::postgres::PostgresQueue::new(store.clone(), None));
+    let publisher = jobline::queue::Publisher::new(store, queue, "relay");
+    let (stop_tx, stop) = watch::channel(false);
+    let relay = tokio::spawn(jobline::queue::relay::listen(publisher, db.url.clone(), stop));
+    let id: Uuid = db
+        .client
+        .query_one(
+            "SELECT job_id FROM enqueue_job('acme', 'noop', '{}', '{\"delay_seconds\": 3}')",
+            &[],
+        )
+        .await
+        .expect("enqueue")
+        .get(0);
+    let sent = format!("SELECT count(*) FROM outbox WHERE job_id = '{id}' AND status = 'sent'");
+    let started = tokio::time::Instant::now();
+    while db.count(&sent).await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "not published in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(2500),
+        "published before it was due: {waited:?}"
+    );
+    stop_tx.send(true).expect("stop");
+    relay.await.expect("the relay stops");
 }
 
 /// A worker written in SQL: claim, heartbeat, fail (retry), claim again,
@@ -593,23 +729,7 @@ async fn sql_enqueue_for(c: &tokio_postgres::Client, tenant: &str) -> (Uuid, boo
 #[tokio::test]
 async fn enqueue_job_notifies_the_relay_on_commit_only() {
     let db = test_db().await;
-    let (listener, mut connection) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
-        .await
-        .expect("listener");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
-        use futures::StreamExt as _;
-        while let Some(Ok(message)) = stream.next().await {
-            if let tokio_postgres::AsyncMessage::Notification(n) = message {
-                let _ = tx.send(n.channel().to_owned());
-            }
-        }
-    });
-    listener
-        .batch_execute("LISTEN jobline_outbox")
-        .await
-        .expect("listen");
+    let (listener, mut rx) = crate::support::listen(&db.url, jobline::queue::relay::OUTBOX_CHANNEL).await;
     let mut app = connect_raw(&db.url).await;
     let t = app.transaction().await.expect("begin");
     t.batch_execute("SELECT enqueue_job('acme', 'noop', '{}')")

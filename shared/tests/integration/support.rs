@@ -143,3 +143,62 @@ pub async fn read(resp: reqwest::Response) -> (u16, serde_json::Value) {
     let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, body)
 }
+
+/// A test API on `adapter` (`postgres`, `sqs`, `redis` or `upstash`), each
+/// on a queue of its own (a fresh SQS queue; a fresh queue name for the
+/// Redis layouts), with the brokers `scripts/test` started.
+pub async fn test_api_on(adapter: &str) -> TestApi {
+    let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let env = |var: &str| std::env::var(var).unwrap_or_else(|_| panic!("{var}: run scripts/test"));
+    let vars: Vec<(String, String)> = match adapter {
+        "postgres" => vec![],
+        "sqs" => {
+            let (url, _) = crate::queue_sqs::fresh_queue(&crate::queue_sqs::client(), 30, 10).await;
+            vec![("SQS_QUEUE_URL".into(), url)]
+        }
+        "redis" => vec![
+            ("REDIS_URL".into(), env("REDIS_URL")),
+            ("JOBLINE_QUEUE_NAME".into(), name),
+        ],
+        "upstash" => vec![
+            ("UPSTASH_REDIS_REST_URL".into(), env("UPSTASH_REDIS_REST_URL")),
+            ("UPSTASH_REDIS_REST_TOKEN".into(), env("UPSTASH_REDIS_REST_TOKEN")),
+            ("JOBLINE_QUEUE_NAME".into(), name),
+        ],
+        other => panic!("no adapter {other:?}"),
+    };
+    let mut all: Vec<(&str, &str)> = vec![("JOBLINE_QUEUE", adapter)];
+    all.extend(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    let api = test_api_with(&all).await;
+    assert_eq!(api.state.enqueuer.publisher().queue().kind(), adapter);
+    api
+}
+
+/// A LISTEN session of its own on `channel`: the channel of every
+/// notification that arrives, in order.
+pub async fn listen(
+    url: &str,
+    channel: &str,
+) -> (
+    tokio_postgres::Client,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    use futures::StreamExt as _;
+    let (listener, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("a LISTEN session");
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut stream = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(Ok(message)) = stream.next().await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = tx.send(n.channel().to_owned());
+            }
+        }
+    });
+    listener
+        .batch_execute(&format!("LISTEN \"{channel}\""))
+        .await
+        .expect("listen");
+    (listener, rx)
+}

@@ -102,7 +102,7 @@ test('replay the dead letter from its page: failed jobs and a dead-lettered outb
   // worker serves) as the relay does when it gives up.
   const waiting = await createJob({ type: `unserved.${RUN}`, payload: {} });
   await until('the outbox row was sent', () => sql(`SELECT count(*) FROM outbox WHERE job_id = '${waiting.id}' AND status = 'sent'`) === '1');
-  sql(`UPDATE outbox SET status = 'dead_letter', sent_at = NULL, attempts = 10, last_error = 'broker refused (test setup)' WHERE job_id = '${waiting.id}'`);
+  sql(`UPDATE outbox SET status = 'dead_letter', tenant_id = 'default', sent_at = NULL, attempts = 10, last_error = 'broker refused (test setup)' WHERE job_id = '${waiting.id}'`);
 
   const { context, page, dialogs } = await session(ADMIN_KEY);
   try {
@@ -140,7 +140,7 @@ test('replay the dead letter from its page: failed jobs and a dead-lettered outb
     assert.equal(await page.locator('[data-testid=dead-outbox-row]').count(), 0, 'the outbox row is still dead-lettered');
 
     // The same form sent twice (its token): the second replays nothing.
-    sql(`UPDATE outbox SET status = 'dead_letter', sent_at = NULL WHERE job_id = '${waiting.id}'`);
+    sql(`UPDATE outbox SET status = 'dead_letter', tenant_id = 'default', sent_at = NULL WHERE job_id = '${waiting.id}'`);
     const again = await page.evaluate(
       async ({ token, csrf }) => {
         const res = await fetch('/dashboard/dead-letter/replay', { method: 'POST', body: new URLSearchParams({ token, csrf }) });

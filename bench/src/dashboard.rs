@@ -73,8 +73,8 @@ INSERT INTO job_events (job_id, event, to_status, attempt, actor, at)
 SELECT id, 'created', 'pending', 0, 'bench', created_at FROM j";
 
 const DEAD_OUTBOX: &str = "
-INSERT INTO outbox (job_id, queue, message, status, attempts, last_error, created_at, updated_at)
-SELECT id, 'generation_jobs', '{}', 'dead_letter', 10, 'bench: broker down', now(), now()
+INSERT INTO outbox (job_id, tenant_id, queue, message, status, attempts, last_error, created_at, updated_at)
+SELECT id, tenant_id, 'generation_jobs', '{}', 'dead_letter', 10, 'bench: broker down', now(), now()
 FROM jobs WHERE tenant_id = 'default' AND status = 'failed'
 ORDER BY created_at DESC LIMIT 20";
 

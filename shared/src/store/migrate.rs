@@ -42,7 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_fewer_indexes"),
     migration!(9, "0009_job_counts"),
     migration!(10, "0010_sql_api"),
-    migration!(11, "0011_dashboard_sessions"),
+    migration!(11, "0011_dashboard"),
 ];
 
 /// An arbitrary constant: the advisory lock key migrators serialize on.

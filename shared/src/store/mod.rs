@@ -12,6 +12,7 @@ pub mod audit;
 mod batcher;
 mod claim;
 mod counts;
+pub mod dashboard;
 mod error;
 mod jobs;
 pub mod keys;

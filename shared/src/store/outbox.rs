@@ -11,6 +11,8 @@ use uuid::Uuid;
 use super::batcher::Published;
 use super::{Store, StoreError, sql};
 
+/// Failed jobs one replay puts back at most (the oldest first).
+pub const REPLAY_LIMIT: i64 = 10_000;
 /// An outbox row that exhausted its publish attempts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DeadLetterOutboxRow {
@@ -198,8 +200,9 @@ impl Store {
             .map_err(|e| StoreError::from_db("dead_letter_outbox", e))
     }
 
-    /// Replays the tenant's dead letter (failed jobs, dead-lettered outbox
-    /// rows; only `job_ids` when given) under `token`, at most once per token.
+    /// Replays the tenant's dead letter (failed jobs, the oldest
+    /// [`REPLAY_LIMIT`] a call, and dead-lettered outbox rows; only
+    /// `job_ids` when given) under `token`, at most once per token.
     #[instrument(skip(self, job_ids), fields(tenant = tenant))]
     pub async fn replay_dead_letter(
         &self,
@@ -224,7 +227,7 @@ impl Store {
                     &job_ids.map(<[Uuid]>::to_vec),
                     &extra,
                     &self.settings.queue_name,
-                    &10_000i64,
+                    &REPLAY_LIMIT,
                 ],
             )
             .await?;

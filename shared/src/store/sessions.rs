@@ -36,8 +36,8 @@ impl std::fmt::Debug for NewSession {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
     pub principal: Principal,
-    /// The SHA-256 of the bootstrap admin key it was made with (`key_id` is
-    /// then `None`).
+    /// [`admin_key_digest`] of the bootstrap admin key it was made with
+    /// (`key_id` is then `None`).
     pub admin_key_digest: Option<Vec<u8>>,
     pub csrf_token: String,
     pub expires_at: DateTime<Utc>,
@@ -50,20 +50,35 @@ fn random_token() -> String {
     hex::encode(bytes)
 }
 
-/// The SHA-256 of a secret (a token, the admin key).
+/// The SHA-256 of a session's token (how the store finds it).
 pub fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
+/// What a session of the bootstrap admin key keeps of that key: a SHA-256
+/// keyed by the session's own token (which only the cookie holds), so no
+/// two rows hold the same digest and a copy of the table gives nothing to
+/// test guesses of the key against.
+pub fn admin_key_digest(token: &str, admin_key: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(b"jobline dashboard admin key\0");
+    h.update((token.len() as u64).to_be_bytes());
+    h.update(token.as_bytes());
+    h.update(admin_key.as_bytes());
+    h.finalize().to_vec()
+}
+
 impl Store {
-    /// Makes a session for `principal` (`admin_key_digest`: the bootstrap
-    /// key's SHA-256 when that is the key, else `None`).
+    /// Makes a session for `principal` (`admin_key`: the bootstrap key when
+    /// that is the key it logged in with, else `None`; the session keeps
+    /// only [`admin_key_digest`] of it).
     pub async fn create_session(
         &self,
         principal: &Principal,
-        admin_key_digest: Option<Vec<u8>>,
+        admin_key: Option<&str>,
     ) -> Result<NewSession, StoreError> {
         let token = random_token();
+        let admin_key_digest = admin_key.map(|k| admin_key_digest(&token, k));
         let csrf_token = random_token();
         let now = self.now();
         let expires_at = now + SESSION_TTL;

@@ -126,32 +126,6 @@ pub struct SeriesRow {
 }
 
 impl Store {
-    /// A tenant's running jobs, newest first, at most `limit`.
-    pub async fn running_for(&self, tenant: &str, limit: u32) -> Result<Vec<RunningJob>, StoreError> {
-        let client = self.client().await?;
-        let rows = sql::RUNNING_FOR
-            .query(
-                client.on(),
-                &[&tenant.to_owned(), &self.now(), &i64::from(limit.max(1))],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunningJob {
-                    id: r.try_get("id")?,
-                    job_type: r.try_get("job_type")?,
-                    locked_by: r.try_get("locked_by")?,
-                    attempts: r.try_get("attempts")?,
-                    stage: r.try_get("stage")?,
-                    progress: r.try_get("progress")?,
-                    running_seconds: r.try_get("running_seconds")?,
-                    heartbeat_age_seconds: r.try_get("heartbeat_age_seconds")?,
-                })
-            })
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(|e| StoreError::from_db("running_for", e))
-    }
-
     /// What entered and left each status per bucket since `since`, for a
     /// tenant and optionally one job type (from `job_counts`, never `jobs`).
     pub async fn count_series(

@@ -667,3 +667,230 @@ async fn the_sweeper_deletes_expired_sessions() {
     assert_eq!(api.db.count("SELECT count(*) FROM dashboard_sessions").await, 1);
     live.page("/dashboard").await;
 }
+
+/// `n` jobs of `job_type` in `status` for `tenant`, straight into the table
+/// as the bench loads them: created `ago_s` seconds ago and 1 ms apart
+/// after that (processing ones claimed then, by worker `w-load`).
+async fn load_jobs(api: &TestApi, tenant: &str, job_type: &str, status: &str, n: i64, ago_s: f64) {
+    api.db
+        .client
+        .execute(
+            "INSERT INTO jobs (id, tenant_id, job_type, status, priority, payload, max_attempts, attempts,
+                               run_after, created_at, updated_at, started_at, locked_at, heartbeat_at, locked_by)
+             SELECT gen_random_uuid(), $1, $2, $3::text::job_status, 2, '{}', 5,
+                    CASE WHEN $3 = 'processing' THEN 1 ELSE 0 END, t, t, t,
+                    CASE WHEN $3 = 'processing' THEN t END, CASE WHEN $3 = 'processing' THEN t END,
+                    CASE WHEN $3 = 'processing' THEN t END, CASE WHEN $3 = 'processing' THEN 'w-load' END
+             FROM (SELECT now() - make_interval(secs => $5) + g * interval '1 ms' AS t
+                   FROM generate_series(1, $4::int8) AS g) AS s",
+            &[&tenant, &job_type, &status, &n, &ago_s],
+        )
+        .await
+        .expect("load jobs");
+}
+
+/// The `href` of the element with `data-testid="{testid}"`, unescaped.
+fn href_of(html: &str, testid: &str) -> Option<String> {
+    let marker = format!("data-testid=\"{testid}\"");
+    let tag_end = html.find(&marker)?;
+    let tag_start = html[..tag_end].rfind('<')?;
+    let tag = &html[tag_start..tag_end + marker.len()];
+    let href = tag.split("href=\"").nth(1)?.split('"').next()?;
+    Some(href.replace("&amp;", "&"))
+}
+
+#[tokio::test]
+async fn a_rare_type_filter_reads_a_bounded_slice_per_page_and_goes_on_from_where_it_stopped() {
+    use jobline::store::dashboard::TYPE_SCAN_ROWS;
+    let api = api().await;
+    // The one render job is older than more noop jobs than a page reads.
+    load_jobs(&api, "acme", "render", "pending", 1, 3600.0).await;
+    load_jobs(&api, "acme", "noop", "pending", TYPE_SCAN_ROWS + 10, 1800.0).await;
+    let render: uuid::Uuid = api
+        .db
+        .client
+        .query_one("SELECT id FROM jobs WHERE job_type = 'render'", &[])
+        .await
+        .expect("render")
+        .get(0);
+    let browser = login(&api, &api.key("acme", &["jobs:read"]).await).await;
+
+    let first = browser.page("/dashboard/jobs?type=render").await;
+    assert!(!first.contains("data-testid=\"job-row\""), "not among the newest");
+    assert!(
+        first.contains("data-testid=\"search-cut\""),
+        "the page says it stopped"
+    );
+    let next = href_of(&first, "next-page").expect("a link to search on");
+    let second = browser.page(&next).await;
+    assert!(second.contains(&format!("data-job-id=\"{render}\"")), "{second}");
+    assert!(!second.contains("data-testid=\"search-cut\""));
+    assert!(!second.contains("data-testid=\"next-page\""), "nothing older");
+
+    // A common type fills its page as before, and the rows carry no payload.
+    let noop = jobline::store::JobFilter {
+        job_type: Some("noop".into()),
+        ..Default::default()
+    };
+    let page = api
+        .db
+        .store
+        .dashboard_jobs("acme", &noop, 50, None)
+        .await
+        .expect("page");
+    assert_eq!((page.jobs.len(), page.cut), (50, false));
+    assert!(page.next_cursor.is_some());
+    // Another tenant's filter reads nothing of acme's.
+    let theirs = api
+        .db
+        .store
+        .dashboard_jobs("globex", &noop, 50, None)
+        .await
+        .expect("page");
+    assert!(theirs.jobs.is_empty() && theirs.next_cursor.is_none());
+}
+
+#[tokio::test]
+async fn a_huge_payload_is_shown_cut_and_the_page_stays_small() {
+    let api = api().await;
+    let job = api.db.noop_for("acme").await;
+    // 60 levels deep around 60,000 small numbers: indented, it would be
+    // megabytes; on one line it is over the page's 64 KiB share.
+    let mut v = serde_json::Value::from(vec![7; 60_000]);
+    for _ in 0..60 {
+        v = serde_json::json!({ "n": v });
+    }
+    api.db
+        .client
+        .execute("UPDATE jobs SET payload = $2 WHERE id = $1", &[&job.id, &v])
+        .await
+        .expect("payload");
+    let browser = login(&api, &api.key("acme", &["jobs:read"]).await).await;
+    let html = browser.page(&format!("/dashboard/jobs/{}", job.id)).await;
+    assert!(html.len() < 200 * 1024, "{} bytes", html.len());
+    assert!(html.contains("data-testid=\"job-payload-cut\""));
+    assert!(html.contains(&format!("GET /v1/jobs/{}", job.id)));
+
+    // Deep but short on one line: shown whole, on one line.
+    let (text, cut) = jobline::http::dashboard::shown(&serde_json::json!({"a": [1, 2]}), 1024);
+    assert_eq!((text.contains('\n'), cut), (true, None), "small: indented");
+    let mut deep = serde_json::Value::from(vec![1; 5_000]);
+    for _ in 0..40 {
+        deep = serde_json::json!({ "d": deep });
+    }
+    let (text, cut) = jobline::http::dashboard::shown(&deep, 64 * 1024);
+    assert_eq!(
+        (text.contains('\n'), cut),
+        (false, None),
+        "indented it would not fit"
+    );
+}
+
+#[tokio::test]
+async fn the_running_page_shows_the_longest_claimed_and_how_many_run() {
+    use jobline::http::dashboard::RUNNING_ROWS;
+    let api = api().await;
+    load_jobs(&api, "acme", "render", "processing", 1, 7200.0).await;
+    load_jobs(
+        &api,
+        "acme",
+        "noop",
+        "processing",
+        i64::from(RUNNING_ROWS) + 5,
+        60.0,
+    )
+    .await;
+    let oldest: uuid::Uuid = api
+        .db
+        .client
+        .query_one("SELECT id FROM jobs WHERE job_type = 'render'", &[])
+        .await
+        .expect("oldest")
+        .get(0);
+    let browser = login(&api, &api.key("acme", &["jobs:read"]).await).await;
+    let html = browser.page("/dashboard/running").await;
+    assert_eq!(
+        html.matches("data-testid=\"running-row\"").count(),
+        RUNNING_ROWS as usize
+    );
+    assert!(
+        html.contains(&format!("data-job-id=\"{oldest}\"")),
+        "a two-hour claim is not hidden"
+    );
+    assert!(
+        html.contains(&format!("of {} running jobs", RUNNING_ROWS + 6)),
+        "how many run"
+    );
+}
+
+#[tokio::test]
+async fn logging_in_again_ends_the_old_session_and_the_admin_key_digest_is_per_session() {
+    let api = api().await;
+    let key = api.key("acme", &["jobs:read"]).await;
+    let first = login(&api, &key).await;
+    let again = client()
+        .post(api.url("/dashboard/login"))
+        .header(COOKIE, &first.cookie)
+        .form(&[("api_key", key.as_str())])
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(again.status(), StatusCode::SEE_OTHER);
+    let (status, _, location) = first.get("/dashboard/jobs").await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (StatusCode::SEE_OTHER, Some("/dashboard/login")),
+        "the old session is gone"
+    );
+    assert_eq!(api.db.count("SELECT count(*) FROM dashboard_sessions").await, 1);
+
+    // Two sessions of the bootstrap key keep different digests, neither the
+    // key's plain SHA-256.
+    login(&api, ADMIN_KEY).await;
+    login(&api, ADMIN_KEY).await;
+    let row = api
+        .db
+        .client
+        .query_one(
+            "SELECT count(DISTINCT admin_key_digest) AS distinct_digests,
+                    count(*) FILTER (WHERE admin_key_digest = sha256(convert_to($1, 'UTF8'))) AS plain
+             FROM dashboard_sessions WHERE admin_key_digest IS NOT NULL",
+            &[&ADMIN_KEY],
+        )
+        .await
+        .expect("digests");
+    assert_eq!(
+        (row.get::<_, i64>("distinct_digests"), row.get::<_, i64>("plain")),
+        (2, 0)
+    );
+}
+
+#[tokio::test]
+async fn the_login_page_warns_when_the_cookie_cannot_be_kept_and_a_trailing_slash_finds_the_overview() {
+    let api = api().await;
+    let login_page = |host: &'static str, proto: Option<&'static str>| {
+        let url = api.url("/dashboard/login");
+        async move {
+            let mut req = client().get(url).header("host", host);
+            if let Some(p) = proto {
+                req = req.header("x-forwarded-proto", p);
+            }
+            req.send().await.expect("get").text().await.expect("body")
+        }
+    };
+    let warned = |html: &str| html.contains("data-testid=\"login-insecure\"");
+    assert!(
+        warned(&login_page("192.168.1.20:8080", None).await),
+        "plain http on the LAN"
+    );
+    assert!(
+        !warned(&login_page("192.168.1.20:8080", Some("https")).await),
+        "behind TLS"
+    );
+    assert!(!warned(&login_page("127.0.0.1:8080", None).await), "this machine");
+    assert!(!warned(&login_page("localhost:3000", None).await));
+
+    let resp = client().get(api.url("/dashboard/")).send().await.expect("get");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(resp.headers()[LOCATION], "/dashboard");
+}

@@ -146,6 +146,30 @@ async fn an_undeliverable_row_goes_to_the_dead_letter_and_replays_once_per_token
             .dead_letter_outbox,
         1
     );
+    // The row carries its job's tenant from the moment it is dead-lettered:
+    // another tenant neither sees, counts nor replays it.
+    assert!(
+        db.store
+            .dead_letter_outbox("globex", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        db.store
+            .stats(Some("globex"))
+            .await
+            .expect("stats")
+            .dead_letter_outbox,
+        0
+    );
+    let theirs = db
+        .store
+        .replay_dead_letter("globex", "tok-g", "ops", None, None)
+        .await
+        .expect("replay");
+    assert_eq!(theirs.outbox_replayed, 0);
+    assert_eq!(outbox_rows(&db, "dead_letter").await, 1);
 
     let replay = || db.store.replay_dead_letter("acme", "tok-1", "ops", None, None);
     let first = replay().await.expect("replay");

@@ -1,6 +1,6 @@
 //! The dashboard's static files, embedded in the binary: htmx (vendored
 //! from the npm package `htmx.org`, its licence beside it in `assets/`) and
-//! the stylesheet. Served with a long cache header; the version is in
+//! the stylesheet and the dashboard's own small script. Served with a long cache header; the version is in
 //! [`HTMX_VERSION`] and the file's SHA-256 in [`HTMX_SHA256`] (a test checks
 //! it). To update htmx: `scripts/update-htmx <version>`.
 
@@ -13,11 +13,14 @@ pub const HTMX_SHA256: &str = "d6fdc75f204e6bdefa99b69bf1e6d4ac69b8a364f77929f45
 
 static HTMX: &[u8] = include_bytes!("assets/htmx.min.js");
 static CSS: &str = include_str!("assets/dashboard.css");
+static JS: &str = include_str!("assets/dashboard.js");
 
 pub const HTMX_PATH: &str = "/dashboard/assets/htmx.min.js";
 /// Versioned by hand: change the `v` when the stylesheet changes (it is
 /// cached for a day).
-pub const CSS_PATH: &str = "/dashboard/assets/dashboard.css?v=1";
+pub const CSS_PATH: &str = "/dashboard/assets/dashboard.css?v=2";
+/// The dashboard's own script (the refresh notice), versioned as the CSS.
+pub const JS_PATH: &str = "/dashboard/assets/dashboard.js?v=1";
 
 fn asset(body: &'static [u8], content_type: &'static str, max_age: &'static str) -> Response {
     (
@@ -37,6 +40,15 @@ pub async fn htmx() -> Response {
         HTMX,
         "text/javascript; charset=utf-8",
         "public, max-age=31536000, immutable",
+    )
+}
+
+/// `GET /dashboard/assets/dashboard.js`.
+pub async fn js() -> Response {
+    asset(
+        JS.as_bytes(),
+        "text/javascript; charset=utf-8",
+        "public, max-age=86400",
     )
 }
 

@@ -27,20 +27,38 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
         status: Some(JobStatus::Failed),
         ..JobFilter::default()
     };
-    let (jobs, outbox) = tokio::try_join!(
-        state.store.list(&tenant, &failed, MAX_ROWS, None),
-        state.store.dead_letter_outbox(&tenant, MAX_ROWS),
-    )?;
-    let jobs = viewer.caller.view_jobs(jobs.jobs);
+    // One after the other: a page holds one pooled connection at a time.
+    let jobs = state
+        .store
+        .dashboard_jobs(&tenant, &failed, MAX_ROWS, None)
+        .await?
+        .jobs;
+    let outbox = state.store.dead_letter_outbox(&tenant, MAX_ROWS).await?;
+    let stats = state.store.stats(Some(&tenant)).await?;
     let act = viewer.can_act();
+    // What "Replay all" replays: every failed job (up to the replay's own
+    // limit per press) and every dead-lettered outbox row, not only the
+    // rows shown below.
+    let failed_total = stats.dead_letter_jobs;
+    let outbox_total = stats.dead_letter_outbox;
+    let per_press = crate::store::outbox::REPLAY_LIMIT;
+    let scope = if failed_total > per_press {
+        format!(
+            "{failed_total} failed jobs ({per_press} per press, the oldest first) and {outbox_total} outbox rows"
+        )
+    } else {
+        format!("{failed_total} failed jobs and {outbox_total} outbox rows")
+    };
+    let confirm = format!("Replay {scope} of this tenant?");
     let token = uuid::Uuid::new_v4().simple().to_string();
     let main = html! {
         @if act && (!jobs.is_empty() || !outbox.is_empty()) {
             form method="post" action="/dashboard/dead-letter/replay" data-testid="replay-form"
-                onsubmit="return confirm('Replay every failed job and dead-lettered outbox row of this tenant?')" {
+                onsubmit=(format!("return confirm({})", serde_json::Value::from(confirm))) {
                 (form_fields(&viewer))
                 input type="hidden" name="token" value=(token);
                 button type="submit" .danger { "Replay all" }
+                span .hint data-testid="replay-scope" { " " (scope) }
             }
         }
         h2 { "Failed jobs" }
@@ -76,7 +94,11 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
                             td { (o.id) }
                             td { a href={"/dashboard/jobs/" (o.job_id)} { code { (short_id(o.job_id)) } } }
                             td { (o.attempts) }
-                            td { (o.last_error.as_deref().unwrap_or("")) }
+                            // The broker's own words (queue addresses, account
+                            // ids) are the operators' business, as the
+                            // workers' names are.
+                            td { @if viewer.is_operator() { (o.last_error.as_deref().unwrap_or("")) }
+                                 @else { "the publish failed (the operators see why)" } }
                             td .wide { (at(o.updated_at)) }
                         }
                     }

@@ -39,6 +39,15 @@ impl DashboardError {
                     "the database is unavailable; this page tries again shortly".to_owned(),
                 )
             }
+            DashboardError::Store(StoreError::Database { statement, source })
+                if source.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+            {
+                tracing::warn!(statement, "dashboard: a statement ran past its timeout");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this page took too long to read; it tries again shortly".to_owned(),
+                )
+            }
             DashboardError::Store(other) => {
                 tracing::error!(error = %other, "dashboard: internal error");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error".to_owned())

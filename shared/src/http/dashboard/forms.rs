@@ -52,14 +52,15 @@ pub fn is_dashboard_path(p: &str) -> bool {
     inside && !p.contains("//") && !p.contains('\\') && p.len() <= 2048 && !p.chars().any(|c| c.is_control())
 }
 
-/// The request came from a page of this site: `Sec-Fetch-Site` (when the
-/// browser sends it) is `same-origin`, and `Origin` (when sent) names the
-/// host the request was sent to.
+/// The request came from a page of this site. A browser that sends
+/// `Sec-Fetch-Site` (every current one; a page cannot set or change it) is
+/// believed: `same-origin` or not, whatever a proxy did to `Host`. An older
+/// browser's `Origin` (when sent) must name the host the request was sent
+/// to (`X-Forwarded-Host` first, behind a proxy). The CSRF token is checked
+/// besides, always.
 pub fn same_origin(headers: &HeaderMap) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site")
-        && site.as_bytes() != b"same-origin"
-    {
-        return false;
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return site.as_bytes() == b"same-origin";
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         return true;
@@ -231,10 +232,27 @@ mod tests {
         assert!(same_origin(&h));
         h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
         assert!(!same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("http://jobs.example.com"),
+        );
         h.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
+        assert!(
+            same_origin(&h),
+            "a proxy rewrote Host: the browser's own word decides"
+        );
+        h.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
+        assert!(!same_origin(&h), "a sibling subdomain is not this site");
+        h.remove("sec-fetch-site");
         h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
         assert!(!same_origin(&h));
         h.insert(header::ORIGIN, HeaderValue::from_static("null"));
         assert!(!same_origin(&h));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://jobs.example.com"),
+        );
+        h.insert("x-forwarded-host", HeaderValue::from_static("jobs.example.com"));
+        assert!(same_origin(&h), "an older browser behind a proxy that says so");
     }
 }

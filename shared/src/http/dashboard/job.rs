@@ -17,8 +17,65 @@ use crate::StoreError;
 use crate::domain::Job;
 use crate::http::AppState;
 
-fn pretty(v: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+/// The most of a payload, a result or an event's detail a page shows: the
+/// whole document is one API call away (`GET /v1/jobs/{id}`), and a page
+/// must stay far below Lambda's 6 MB answer.
+pub const SHOWN_BYTES: usize = 64 * 1024;
+
+/// A writer that takes up to `limit` bytes, then refuses.
+struct Capped {
+    out: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for Capped {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.out.len() + buf.len() > self.limit {
+            return Err(std::io::Error::other("over the page's share"));
+        }
+        self.out.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A JSON document as a page shows it: indented when that fits in
+/// [`SHOWN_BYTES`] (written into a capped buffer: a deeply nested document
+/// never grows past it), else on one line, cut at `limit`; and the size of
+/// the whole when it was cut.
+pub fn shown(v: &serde_json::Value, limit: usize) -> (String, Option<usize>) {
+    let mut pretty = Capped {
+        out: Vec::new(),
+        limit,
+    };
+    if serde_json::to_writer_pretty(&mut pretty, v).is_ok() {
+        return (String::from_utf8(pretty.out).unwrap_or_default(), None);
+    }
+    let compact = v.to_string();
+    if compact.len() <= limit {
+        return (compact, None);
+    }
+    let mut end = limit;
+    while !compact.is_char_boundary(end) {
+        end -= 1;
+    }
+    (compact[..end].to_owned(), Some(compact.len()))
+}
+
+/// A `pre` of a JSON document, with a note when it was cut.
+fn document(testid: &str, v: &serde_json::Value, id: uuid::Uuid) -> Markup {
+    let (text, whole) = shown(v, SHOWN_BYTES);
+    html! {
+        pre data-testid=(testid) { (text) }
+        @if let Some(n) = whole {
+            p .hint data-testid={(testid) "-cut"} {
+                "The first " (SHOWN_BYTES / 1024) " KiB of " (n) " bytes; the whole document: "
+                code { "GET /v1/jobs/" (id) }
+            }
+        }
+    }
 }
 
 /// A POST form with one button (`confirm`: the question a dialog asks first).
@@ -74,10 +131,11 @@ pub async fn page(
         return Ok(viewer.not_found(Nav::Jobs, "That is not a job id."));
     };
     let tenant = viewer.tenant().to_owned();
-    let (job, events) = tokio::try_join!(
-        state.store.get(&tenant, id),
-        state.store.timeline(Some(&tenant), id),
-    )?;
+    let job = state.store.get(&tenant, id).await?;
+    let events = match job {
+        Some(_) => state.store.timeline(Some(&tenant), id).await?,
+        None => None,
+    };
     let (Some(job), Some(events)) = (job, events) else {
         return Ok(viewer.not_found(Nav::Jobs, &format!("No job {id}.")));
     };
@@ -100,10 +158,10 @@ pub async fn page(
             }
         }
         h2 { "Payload" }
-        pre data-testid="job-payload" { (pretty(&job.payload)) }
+        (document("job-payload", &job.payload, job.id))
         @if let Some(r) = &job.result {
             h2 { "Result" }
-            pre data-testid="job-result" { (pretty(r)) }
+            (document("job-result", r, job.id))
         }
         @if let Some(uri) = &job.result_uri {
             p { "Result URI: " code { (uri) } }
@@ -127,7 +185,7 @@ pub async fn page(
                         " · " span .actor { (e.actor.as_deref().unwrap_or("—")) }
                         @if let Some(a) = e.attempt { " · attempt " (a) }
                     }
-                    @if let Some(d) = &e.detail { @if !d.is_null() { code .detail { (d.to_string()) } } }
+                    @if let Some(d) = &e.detail { @if !d.is_null() { code .detail { (shown(d, 2048).0) } } }
                 }
             }
         }

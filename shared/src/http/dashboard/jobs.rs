@@ -1,5 +1,7 @@
 //! `GET /dashboard/jobs`: the tenant's jobs, newest first, filtered by
-//! status, type and correlation id, in keyset pages (the API's `list`), and
+//! status, type and correlation id, in keyset pages
+//! ([`crate::store::Store::dashboard_jobs`]: a type filter reads a bounded
+//! number of rows per page, and a short page says so), and
 //! `GET /dashboard/jobs/go?id=`: straight to one job.
 
 use axum::extract::{RawQuery, State};
@@ -13,6 +15,7 @@ use super::overview::urlencode;
 use super::session::Viewer;
 use crate::domain::JobStatus;
 use crate::http::AppState;
+use crate::store::dashboard::TYPE_SCAN_ROWS;
 use crate::store::{JobFilter, PageCursor};
 
 pub const PAGE_SIZE: u32 = 50;
@@ -88,9 +91,9 @@ pub async fn page(
     };
     let page = state
         .store
-        .list(viewer.tenant(), &filter, PAGE_SIZE, cursor)
+        .dashboard_jobs(viewer.tenant(), &filter, PAGE_SIZE, cursor)
         .await?;
-    let jobs = viewer.caller.view_jobs(page.jobs);
+    let jobs = page.jobs;
     let next = page.next_cursor.map(|c| {
         let mut pairs: Vec<(&str, String)> = Vec::new();
         if let Some(s) = status {
@@ -130,7 +133,15 @@ pub async fn page(
             }
         }
         @if let Some(n) = &next {
-            p .more { a href=(n) data-testid="next-page" { "Older jobs →" } }
+            @if page.cut {
+                p .hint data-testid="search-cut" {
+                    "A type filter reads up to " (TYPE_SCAN_ROWS) " jobs of each status per page, newest first; "
+                    "older jobs may match too."
+                }
+                p .more { a href=(n) data-testid="next-page" { "Search older jobs →" } }
+            } @else {
+                p .more { a href=(n) data-testid="next-page" { "Older jobs →" } }
+            }
         }
         @if cursor.is_some() { p .more { a href="/dashboard/jobs" { "← Newest" } } }
     };

@@ -33,6 +33,7 @@ pub fn bare(title: &str, body: Markup) -> Html<String> {
                     title { (title) " · jobline" }
                     link rel="stylesheet" href=(super::assets::CSS_PATH);
                     script src=(super::assets::HTMX_PATH) defer {}
+                    script src=(super::assets::JS_PATH) defer {}
                 }
                 body { (body) }
             }
@@ -109,10 +110,14 @@ impl Viewer {
                 }
             }
             @if let Some(f) = &self.flash { (flash(f)) }
+            p #refresh-status .refresh-status role="status" data-testid="refresh-status" hidden {}
             (tools)
-            main #main hx-get=(self.here) hx-trigger="every 5s" hx-select="#main" hx-swap="outerHTML" {
+            @let rendered = at(chrono::Utc::now());
+            main #main hx-get=(self.here) hx-trigger="every 5s" hx-select="#main" hx-swap="outerHTML"
+                data-rendered=(rendered) {
                 h1 { (title) }
                 (main)
+                p .rendered data-testid="rendered" { "Updated " (rendered) "; refreshes every 5 s." }
             }
         };
         let mut response = (status, bare(title, body)).into_response();

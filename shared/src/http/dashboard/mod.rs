@@ -29,6 +29,8 @@ use axum::routing::{get, post};
 
 pub use assets::{HTMX_SHA256, HTMX_VERSION};
 pub use error::DashboardError;
+pub use job::{SHOWN_BYTES, shown};
+pub use running::MAX_ROWS as RUNNING_ROWS;
 pub use session::SESSION_COOKIE;
 
 use super::AppState;
@@ -38,10 +40,12 @@ use super::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(overview::page))
+        .route("/dashboard/", get(|| async { forms::see_other("/dashboard") }))
         .route("/dashboard/login", get(session::login_form).post(session::login))
         .route("/dashboard/logout", post(session::logout))
         .route("/dashboard/assets/htmx.min.js", get(assets::htmx))
         .route("/dashboard/assets/dashboard.css", get(assets::css))
+        .route("/dashboard/assets/dashboard.js", get(assets::js))
         .route("/dashboard/jobs", get(jobs::page))
         .route("/dashboard/jobs/go", get(jobs::go))
         .route("/dashboard/jobs/{id}", get(job::page))
@@ -54,6 +58,22 @@ pub fn router() -> Router<AppState> {
         .route("/dashboard/workers/{id}/{action}", post(workers::steer))
         .route("/dashboard/{*rest}", get(no_such_page).post(no_such_page))
         .layer(axum::middleware::map_response(protect))
+        .layer(axum::middleware::from_fn(log_failures))
+}
+
+/// A page that failed (5xx) is logged with its method and path (the error
+/// itself was logged where it happened; this says which page it broke).
+async fn log_failures(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if response.status().is_server_error() {
+        tracing::warn!(%method, path, status = response.status().as_u16(), "dashboard page failed");
+    }
+    response
 }
 
 /// Any other path under `/dashboard/`: the login page first, like every page.

@@ -42,13 +42,15 @@ pub async fn page(
     let chart_type = q.job_type.filter(|t| !t.is_empty());
     let tenant = viewer.tenant().to_owned();
     let now = state.store.now();
-    let (stats, per_type, series) = tokio::try_join!(
-        state.store.stats(Some(&tenant)),
-        state.store.job_counts(Some(&tenant)),
-        state
-            .store
-            .count_series(&tenant, charts::since(now), chart_type.as_deref()),
-    )?;
+    // One after the other: a page holds one pooled connection at a time
+    // (every open tab refreshes every 5 s; the API and the workers share
+    // the pool).
+    let stats = state.store.stats(Some(&tenant)).await?;
+    let per_type = state.store.job_counts(Some(&tenant)).await?;
+    let series = state
+        .store
+        .count_series(&tenant, charts::since(now), chart_type.as_deref())
+        .await?;
     let (health, reasons) = crate::http::admin::verdict(&state.settings.health, &stats);
     let pending_now = match &chart_type {
         None => stats.by_status.get("pending").copied().unwrap_or(0),

@@ -1,4 +1,5 @@
-//! `GET /dashboard/running`: the tenant's running jobs with their stage,
+//! `GET /dashboard/running`: the tenant's running jobs (the 200 claimed
+//! longest ago, and how many there are) with their stage,
 //! progress, running time and heartbeat age; a heartbeat older than the
 //! configured timeout (`JOBLINE_HEARTBEAT_TIMEOUT_SECONDS`) is marked
 //! stale: the sweeper will release that claim.
@@ -13,16 +14,29 @@ use super::session::Viewer;
 use crate::http::AppState;
 use crate::http::auth::opaque_worker;
 
-/// Rows shown at most (the newest running jobs).
+/// Rows shown at most (the longest-claimed running jobs).
 pub const MAX_ROWS: u32 = 200;
 
 pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, DashboardError> {
     let mut jobs = state.store.running_for(viewer.tenant(), MAX_ROWS).await?;
+    let total: i64 = state
+        .store
+        .job_counts(Some(viewer.tenant()))
+        .await?
+        .iter()
+        .filter(|c| c.status == "processing")
+        .map(|c| c.n)
+        .sum();
     // Longest running first.
     jobs.sort_by(|a, b| b.running_seconds.total_cmp(&a.running_seconds));
     let timeout = state.settings.heartbeat_timeout.as_secs_f64();
     let operator = viewer.is_operator();
     let main = html! {
+        @if total > jobs.len() as i64 {
+            p .hint data-testid="running-shown" {
+                "The " (jobs.len()) " longest-claimed of " (total) " running jobs."
+            }
+        }
         p .hint { "Stale: no heartbeat for more than " (ago(timeout)) " (the heartbeat timeout); the sweeper releases such claims." }
         div .scroll {
             table {

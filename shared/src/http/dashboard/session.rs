@@ -19,7 +19,7 @@ use super::forms::{Flash, Form, cookie, same_origin, see_other};
 use super::{DashboardError, layout};
 use crate::http::{AppState, Caller};
 use crate::store::keys::{Principal, secrets_match};
-use crate::store::sessions::{SESSION_TTL, digest};
+use crate::store::sessions::{SESSION_TTL, admin_key_digest};
 
 pub const SESSION_COOKIE: &str = "jobline_session";
 pub const LOGIN_PATH: &str = "/dashboard/login";
@@ -100,7 +100,11 @@ impl FromRequestParts<AppState> for Viewer {
         };
         // A session of the bootstrap key lives while that key does.
         if let Some(made_with) = &session.admin_key_digest {
-            let current = state.settings.admin_key.as_deref().map(digest);
+            let current = state
+                .settings
+                .admin_key
+                .as_deref()
+                .map(|k| admin_key_digest(token, k));
             let same = current.is_some_and(|c| bool::from(c.ct_eq(made_with)));
             if !same {
                 return Err(to_login(&parts.headers));
@@ -123,11 +127,38 @@ impl FromRequestParts<AppState> for Viewer {
 }
 
 /// `GET /dashboard/login`.
-pub async fn login_form() -> Response {
-    (StatusCode::OK, login_page(None)).into_response()
+pub async fn login_form(headers: HeaderMap) -> Response {
+    (StatusCode::OK, login_page(None, &headers)).into_response()
 }
 
-fn login_page(error: Option<&str>) -> axum::response::Html<String> {
+/// The page came over plain http to a host that is not this machine: a
+/// browser drops the `Secure` session cookie there, and the login would
+/// only come back to this page. (`X-Forwarded-Proto: https` from a TLS
+/// proxy, API Gateway's or a load balancer's, counts as https.)
+fn cookie_would_be_dropped(headers: &HeaderMap) -> bool {
+    if headers
+        .get("x-forwarded-proto")
+        .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
+    {
+        return false;
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.split(':').next().unwrap_or(""),
+    };
+    !(name.eq_ignore_ascii_case("localhost")
+        || name.ends_with(".localhost")
+        || name.starts_with("127.")
+        || name == "::1"
+        || name.is_empty())
+}
+
+fn login_page(error: Option<&str>, headers: &HeaderMap) -> axum::response::Html<String> {
+    let insecure = cookie_would_be_dropped(headers);
     layout::bare(
         "Log in",
         html! {
@@ -137,6 +168,13 @@ fn login_page(error: Option<&str>) -> axum::response::Html<String> {
                     label for="api_key" { "API key" }
                     input #api_key type="password" name="api_key" autocomplete="current-password"
                         required autofocus;
+                    @if insecure {
+                        p .flash.refused data-testid="login-insecure" role="alert" {
+                            "This page came over plain http to another machine: your browser will not keep "
+                            "the session cookie (it is Secure), and logging in will bring you back here. "
+                            "Open the dashboard over https, or on this machine as http://localhost."
+                        }
+                    }
                     @if let Some(e) = error {
                         p .flash.refused data-testid="login-error" role="alert" { (e) }
                     }
@@ -149,10 +187,18 @@ fn login_page(error: Option<&str>) -> axum::response::Html<String> {
     )
 }
 
-fn refused() -> Response {
+/// A refused login: logged (who tried from where is the operators'
+/// business; the key is not logged), and the same answer whatever the
+/// reason.
+fn refused(headers: &HeaderMap, why: &'static str) -> Response {
+    let from = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("direct");
+    tracing::warn!(reason = why, forwarded_for = from, "dashboard login refused");
     (
         StatusCode::UNAUTHORIZED,
-        login_page(Some("That API key was not accepted.")),
+        login_page(Some("That API key was not accepted."), headers),
     )
         .into_response()
 }
@@ -168,29 +214,35 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     };
     let key = form.get("api_key").unwrap_or("").trim();
     if key.is_empty() {
-        return refused();
+        return refused(&headers, "empty key");
     }
     // The same checks as the API's: the bootstrap key in constant time,
     // else the stored key by its hash (constant-time too).
-    let (principal, admin_digest) = match &state.settings.admin_key {
+    let (principal, admin_key) = match &state.settings.admin_key {
         Some(admin) if secrets_match(key, admin) => (
             Principal {
                 tenant: crate::http::workers::OPERATOR_TENANT.into(),
                 scopes: vec!["admin".into(), "jobs:read".into(), "jobs:write".into()],
                 key_id: None,
             },
-            Some(digest(admin)),
+            Some(admin.as_str()),
         ),
         _ => match state.store.authenticate(key).await {
             Ok(Some(p)) => (p, None),
-            Ok(None) => return refused(),
+            Ok(None) => return refused(&headers, "unknown or revoked key"),
             Err(e) => return DashboardError::from(e).into_response(),
         },
     };
     if !principal.has_scope("jobs:read") {
-        return refused();
+        return refused(&headers, "the key lacks jobs:read");
     }
-    let session = match state.store.create_session(&principal, admin_digest).await {
+    // Logging in again ends the session this browser had.
+    if let Some(old) = cookie(&headers, SESSION_COOKIE).filter(|t| well_formed_token(t))
+        && let Err(e) = state.store.delete_session(old).await
+    {
+        return DashboardError::from(e).into_response();
+    }
+    let session = match state.store.create_session(&principal, admin_key).await {
         Ok(s) => s,
         Err(e) => return DashboardError::from(e).into_response(),
     };

@@ -39,7 +39,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
                             td data-testid="worker-in-flight" { (w.worker.in_flight) "/" (w.worker.concurrency) }
                             td .wide { (w.worker.processed) " / " (w.worker.failed) }
                             td .wide { (at(w.worker.started_at)) }
-                            td { @if act {
+                            td { @if act && w.worker.state != "stopped" {
                                 (action_button(&viewer, &format!("{path}/pause"), "pause-button", "Pause", "quiet", None))
                                 " "
                                 (action_button(&viewer, &format!("{path}/resume"), "resume-button", "Resume", "quiet", None))

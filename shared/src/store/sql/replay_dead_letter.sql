@@ -44,9 +44,8 @@ outbox_replayed AS (
     UPDATE outbox o
     SET status = 'pending', attempts = 0, next_attempt_at = $1, replay_token = $3, updated_at = $1,
         last_error = NULL
-    FROM jobs j
-    WHERE o.job_id = j.id AND j.tenant_id = $2 AND o.status = 'dead_letter'
-      AND ($5::uuid[] IS NULL OR j.id = ANY ($5))
+    WHERE o.tenant_id = $2 AND o.status = 'dead_letter'
+      AND ($5::uuid[] IS NULL OR o.job_id = ANY ($5))
       AND EXISTS (SELECT 1 FROM token)
     RETURNING o.id
 )

@@ -1,10 +1,12 @@
--- A tenant's running jobs (the dashboard's Running page), newest first, at
--- most $3: the (tenant, 'processing') range of jobs_tenant_status_recent.
+-- A tenant's running jobs (the dashboard's Running page), the oldest claimed
+-- first, at most $3: the (tenant, 'processing') range of
+-- jobs_tenant_status_recent read from its old end, so a stale claim is
+-- never hidden behind newer ones.
 -- $1 tenant · $2 now · $3 limit
 SELECT id, job_type, locked_by, attempts, stage, progress,
        extract(epoch FROM $2 - coalesce(started_at, updated_at))::float8 AS running_seconds,
        extract(epoch FROM $2 - coalesce(heartbeat_at, started_at, updated_at))::float8 AS heartbeat_age_seconds
 FROM jobs
 WHERE tenant_id = $1 AND status = 'processing'
-ORDER BY created_at DESC, id DESC
+ORDER BY created_at, id
 LIMIT $3

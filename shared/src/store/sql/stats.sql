@@ -4,9 +4,10 @@
 -- due pending job from the claim index (one probe per priority); p50/p95 run
 -- time of the last 1,000 jobs completed among those created in the last 24
 -- hours (one index range per tenant); the dead-lettered outbox rows from
--- their partial index; and the types of due pending jobs no consumer serves
--- (jobline_served_types, migration 0006, as the re-wake decides it), which
--- reads the due backlog.
+-- their partial index by tenant (migration 0011); and the types with
+-- pending jobs (due or not) that no live consumer serves
+-- (jobline_served_types, migration 0006), from `job_counts` too: nothing
+-- here reads the backlog row by row.
 -- $1 tenant or NULL for all · $2 now · $3 live workers' cutoff · $4 consumer
 -- types or NULL
 WITH tenants AS (
@@ -37,11 +38,13 @@ recent AS (
 )
 SELECT
     (SELECT coalesce(jsonb_agg(t ORDER BY t), '[]'::jsonb)
-     FROM (SELECT DISTINCT j.job_type AS t
-           FROM jobs j, (SELECT jobline_served_types($3, $4::text[]) AS types) AS served
-           WHERE j.status = 'pending' AND j.run_after <= $2
-             AND ($1::text IS NULL OR j.tenant_id = $1)
-             AND served.types IS NOT NULL AND NOT j.job_type = ANY(served.types)
+     FROM (SELECT c.job_type AS t
+           FROM job_counts c, (SELECT jobline_served_types($3, $4::text[]) AS types) AS served
+           WHERE c.status = 'pending'
+             AND ($1::text IS NULL OR c.tenant_id = $1)
+             AND served.types IS NOT NULL AND NOT c.job_type = ANY(served.types)
+           GROUP BY c.job_type
+           HAVING sum(c.entered - c.exited) > 0
            ) AS u) AS unserved_types,
     (SELECT coalesce(jsonb_object_agg(status, n), '{}'::jsonb) FROM counts) AS by_status,
     (SELECT extract(epoch FROM $2 - min(first.run_after))::float8
@@ -55,8 +58,8 @@ SELECT
      ) AS first
      WHERE first.run_after <= $2) AS oldest_pending_age_seconds,
     (SELECT coalesce((SELECT n FROM counts WHERE status = 'failed'), 0)) AS dead_letter_jobs,
-    (SELECT count(*) FROM outbox o JOIN jobs j ON j.id = o.job_id
-     WHERE o.status = 'dead_letter' AND ($1::text IS NULL OR j.tenant_id = $1))
+    (SELECT count(*) FROM outbox o
+     WHERE o.status = 'dead_letter' AND ($1::text IS NULL OR o.tenant_id = $1))
         AS dead_letter_outbox,
     (SELECT percentile_cont(ARRAY[0.5, 0.95]::float8[]) WITHIN GROUP (ORDER BY run) FROM recent)
         AS durations

@@ -1,4 +1,5 @@
--- 0011: the dashboard's sessions (`/dashboard`, shared/src/http/dashboard/).
+-- 0011: the dashboard (`/dashboard`, shared/src/http/dashboard/): its sessions,
+-- and the dead letter by tenant.
 --
 -- A login with an API key makes one row; the browser's cookie holds a random
 -- token, the row only its SHA-256 (a leaked table opens no session). The row
@@ -28,3 +29,16 @@ CREATE TABLE dashboard_sessions (
 CREATE INDEX dashboard_sessions_expiry ON dashboard_sessions (expires_at);
 -- A key's sessions, newest first (the per-key cap).
 CREATE INDEX dashboard_sessions_key ON dashboard_sessions (key_id, created_at DESC);
+
+-- The dead letter of one tenant without reading every tenant's. An outbox
+-- row has no tenant (a publish needs none, and the hot path writes nothing
+-- more); the row's tenant is written when it goes to the dead letter
+-- (mark_publish_failed.sql), the rare path, and this partial index holds
+-- only dead-lettered rows: their count and newest rows per tenant
+-- (stats.sql, dead_letter_outbox.sql, replay_dead_letter.sql) are a range
+-- of it. A replayed row keeps its tenant and leaves the index.
+ALTER TABLE outbox ADD COLUMN tenant_id text;
+UPDATE outbox o SET tenant_id = j.tenant_id
+FROM jobs j
+WHERE j.id = o.job_id AND o.status = 'dead_letter';
+CREATE INDEX outbox_dead_letter_tenant ON outbox (tenant_id, updated_at DESC) WHERE status = 'dead_letter';

@@ -5,7 +5,9 @@
 //!    transactions of 100,000: 70% completed, 10% failed, 10% pending, 5%
 //!    processing, 5% cancelled, over three types and the last 24 hours, each
 //!    with its `created` event (the triggers keep `job_counts`), plus a few
-//!    dead-lettered outbox rows; folds `job_counts` as the sweeper does;
+//!    dead-lettered outbox rows, three jobs of a rare type older than all
+//!    the rest, a live worker that declares its types, and one job whose
+//!    payload indents to megabytes; folds `job_counts` as the sweeper does;
 //!    then `VACUUM ANALYZE`s.
 //! 2. Logs in as a real admin key of that tenant (a session row, as the
 //!    login page makes) and renders each page in-process through the whole
@@ -78,6 +80,30 @@ SELECT id, tenant_id, 'generation_jobs', '{}', 'dead_letter', 10, 'bench: broker
 FROM jobs WHERE tenant_id = 'default' AND status = 'failed'
 ORDER BY created_at DESC LIMIT 20";
 
+/// The costs a busy tenant's pages must not follow: three pending jobs of a
+/// rare type, the oldest of all (a type filter must not read the whole
+/// range to find them), and a live worker that declares the types it
+/// serves, not `notify` (the health's unserved types are then computed,
+/// not skipped).
+const RARE_AND_SERVED: &str = "
+INSERT INTO jobs (id, tenant_id, job_type, status, priority, payload, max_attempts, attempts,
+                  run_after, created_at, updated_at)
+SELECT gen_random_uuid(), 'default', 'rare', 'pending', 2, '{}', 5, 0, t, t, t
+FROM (SELECT now() - interval '25 hours' + g * interval '1 s' AS t FROM generate_series(1, 3) AS g) AS s;
+INSERT INTO workers (id, host, version, queue, concurrency, started_at, last_seen_at, job_types)
+VALUES ('bench-worker', 'bench', 'bench', 'generation_jobs', 16, now(), now() + interval '1 day',
+        ARRAY['render', 'ingest', 'rare'])";
+
+/// A payload at the API's limit that indents to megabytes: 60 levels
+/// around 60,000 small numbers (the job page shows its first 64 KiB).
+fn huge_payload() -> Value {
+    let mut v = Value::from(vec![7; 60_000]);
+    for _ in 0..60 {
+        v = json!({ "n": v });
+    }
+    v
+}
+
 pub async fn run(config: &Config, args: DashboardArgs) -> anyhow::Result<()> {
     let store = jobline::connect(config)?;
     let client = store.pool().get().await.context("connect")?;
@@ -91,6 +117,10 @@ pub async fn run(config: &Config, args: DashboardArgs) -> anyhow::Result<()> {
         eprintln!("dashboard: loaded {done} of {} jobs", args.jobs);
     }
     client.execute(DEAD_OUTBOX, &[]).await.context("outbox")?;
+    client
+        .batch_execute(RARE_AND_SERVED)
+        .await
+        .context("rare jobs, a worker")?;
     // Back-dated inserts leave a row of `job_counts` per minute of the day;
     // the sweeper folds them every minute (at most 60 minutes + 24 hours
     // per key): fold them as it would.
@@ -133,6 +163,14 @@ pub async fn run(config: &Config, args: DashboardArgs) -> anyhow::Result<()> {
     };
     let failed_id = first("failed").await?;
     let completed_id = first("completed").await?;
+    let huge_id = first("pending").await?;
+    client
+        .execute(
+            "UPDATE jobs SET payload = $2 WHERE id = $1::text::uuid",
+            &[&huge_id, &huge_payload()],
+        )
+        .await
+        .context("huge payload")?;
     // The second page of the list: the first page's last job is its cursor.
     let list_page = render(&router, &cookie, "/dashboard/jobs").await?;
     let cursor = list_page
@@ -149,12 +187,18 @@ pub async fn run(config: &Config, args: DashboardArgs) -> anyhow::Result<()> {
         ("jobs_next_page", format!("/dashboard/jobs?cursor={cursor}")),
         ("jobs_failed", "/dashboard/jobs?status=failed".into()),
         ("jobs_type", "/dashboard/jobs?type=ingest".into()),
+        ("jobs_rare_type", "/dashboard/jobs?type=rare".into()),
+        (
+            "jobs_rare_type_failed",
+            "/dashboard/jobs?status=failed&type=rare".into(),
+        ),
         (
             "jobs_correlation",
             "/dashboard/jobs?correlation_id=story-4242".into(),
         ),
         ("job_completed", format!("/dashboard/jobs/{completed_id}")),
         ("job_failed", format!("/dashboard/jobs/{failed_id}")),
+        ("job_huge_payload", format!("/dashboard/jobs/{huge_id}")),
         ("go_to_job", format!("/dashboard/jobs/go?id={failed_id}")),
         ("running", "/dashboard/running".into()),
         ("dead_letter", "/dashboard/dead-letter".into()),

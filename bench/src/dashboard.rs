@@ -144,6 +144,20 @@ pub async fn run(config: &Config, args: DashboardArgs) -> anyhow::Result<()> {
         .context("the new key authenticates")?;
     let session = store.create_session(&principal, None).await?;
     let cookie = format!("{}={}", jobline::http::dashboard::SESSION_COOKIE, session.token);
+    // A small tenant beside the big one: its pages must cost its own jobs,
+    // not the big tenant's backlog (the oldest-pending probe, the lists).
+    let small_key = store
+        .create_api_key("small", &["admin".to_owned()], Some("bench-dashboard-small"))
+        .await?;
+    let small = store
+        .authenticate(&small_key.key)
+        .await?
+        .context("the small tenant's key authenticates")?;
+    let small_cookie = format!(
+        "{}={}",
+        jobline::http::dashboard::SESSION_COOKIE,
+        store.create_session(&small, None).await?.token
+    );
 
     let state = jobline::app::state_with(config, store.clone(), "bench-dashboard").await?;
     let router = jobline::http::router(state);
@@ -180,7 +194,7 @@ pub async fn run(config: &Config, args: DashboardArgs) -> anyhow::Result<()> {
         .context("the jobs page links a next page")?
         .to_owned();
 
-    let pages: Vec<(&str, String)> = vec![
+    let mut pages: Vec<(&str, String)> = vec![
         ("overview", "/dashboard".into()),
         ("overview_one_type", "/dashboard?type=render".into()),
         ("jobs", "/dashboard/jobs".into()),
@@ -206,12 +220,19 @@ pub async fn run(config: &Config, args: DashboardArgs) -> anyhow::Result<()> {
     ];
     let mut out = Map::new();
     let mut worst: f64 = 0.0;
-    for (name, path) in &pages {
-        render(&router, &cookie, path).await?; // warm: the pool's connection, the plans
+    let big_tenant = pages.len();
+    pages.extend([
+        ("small_tenant_overview", "/dashboard".to_owned()),
+        ("small_tenant_jobs_type", "/dashboard/jobs?type=render".to_owned()),
+        ("small_tenant_running", "/dashboard/running".to_owned()),
+    ]);
+    for (i, (name, path)) in pages.iter().enumerate() {
+        let cookie = if i < big_tenant { &cookie } else { &small_cookie };
+        render(&router, cookie, path).await?; // warm: the pool's connection, the plans
         let mut ms = Vec::with_capacity(args.calls);
         for _ in 0..args.calls {
             let t = Instant::now();
-            render(&router, &cookie, path).await?;
+            render(&router, cookie, path).await?;
             ms.push(t.elapsed().as_secs_f64() * 1000.0);
         }
         ms.sort_by(f64::total_cmp);

@@ -37,7 +37,16 @@ CREATE INDEX dashboard_sessions_key ON dashboard_sessions (key_id, created_at DE
 -- only dead-lettered rows: their count and newest rows per tenant
 -- (stats.sql, dead_letter_outbox.sql, replay_dead_letter.sql) are a range
 -- of it. A replayed row keeps its tenant and leaves the index.
+--
+-- The ALTER takes outbox's strongest lock until the migration commits (the
+-- backfill and the index build are under it): wait at most 10 s for it,
+-- then fail (and the next cold start retries) rather than queue every
+-- create behind a long transaction. A row an older release dead-letters
+-- meanwhile has no tenant; the sweeper gives it its job's
+-- (dead_letter_adopt.sql).
+SET LOCAL lock_timeout = '10s';
 ALTER TABLE outbox ADD COLUMN tenant_id text;
+RESET lock_timeout;
 UPDATE outbox o SET tenant_id = j.tenant_id
 FROM jobs j
 WHERE j.id = o.job_id AND o.status = 'dead_letter';

@@ -26,8 +26,9 @@
 //!    with their events and outbox rows, dead-letter replay tokens with the
 //!    dead letter, in statements of `batch` rows that skip what another
 //!    transaction holds; then the appended rows of `job_counts` are folded
-//!    (see [`crate::store::retention`]), and up to `batch` expired dashboard
-//!    sessions deleted. Retention goes last and gets what is left of the
+//!    (see [`crate::store::retention`]), up to `batch` expired dashboard
+//!    sessions deleted, and up to `batch` dead-lettered outbox rows without
+//!    a tenant given their job's (an older release's, mid-deploy). Retention goes last and gets what is left of the
 //!    budget: keeping jobs moving comes first.
 //!
 //! Each step is idempotent and safe to run in several processes at once
@@ -154,6 +155,9 @@ pub struct PruneReport {
     pub counts_folded: usize,
     /// Expired dashboard sessions deleted (up to `batch` a sweep).
     pub sessions: usize,
+    /// Dead-lettered outbox rows given their job's tenant (rows an older
+    /// release dead-lettered without it; up to `batch` a sweep).
+    pub dead_letter_tenants: usize,
     pub passes: u32,
     /// Stopped at `max_passes` or the budget with more possibly left.
     pub capped: bool,
@@ -367,5 +371,6 @@ async fn prune(
     // aged into an hour or past a day; compact rows are left alone.
     report.counts_folded = store.compact_job_counts().await?;
     report.sessions = store.prune_sessions(batch).await?;
+    report.dead_letter_tenants = store.adopt_dead_letter_tenants(batch).await?;
     Ok(report)
 }

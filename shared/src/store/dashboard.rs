@@ -17,9 +17,13 @@ use crate::domain::JobStatus;
 /// past it the page answers 503 and tries again at its next refresh.
 pub const DASHBOARD_STATEMENT_TIMEOUT_MS: u32 = 2_000;
 
-/// Rows of each status range a type filter reads per page
-/// (`dashboard_jobs.sql`).
+/// Rows of each status range a type (or big correlation id) filter reads
+/// per page (`dashboard_jobs.sql`).
 pub const TYPE_SCAN_ROWS: i64 = 2_000;
+
+/// A correlation id with at most this many jobs is read from its index
+/// and sorted; a bigger one in slices, as a type.
+pub const CORRELATION_SORT_ROWS: i64 = 5_000;
 
 /// A job as a dashboard list shows it: never its payload or result, and its
 /// failure reason cut to 500 characters.
@@ -105,7 +109,9 @@ impl Store {
     }
 
     /// A page of a tenant's jobs, newest first, for the dashboard's lists
-    /// (`filter` as the API's; a correlation id reads its own index).
+    /// (`filter` as the API's; a correlation id of at most
+    /// [`CORRELATION_SORT_ROWS`] jobs reads its own index, a bigger one is
+    /// read in slices as a type).
     pub async fn dashboard_jobs(
         &self,
         tenant: &str,
@@ -118,29 +124,55 @@ impl Store {
         let tenant = tenant.to_owned();
         let status = filter.status.map(|s| s.as_str().to_owned());
         let (at, id) = (after.map(|c| c.created_at), after.map(|c| c.id));
-        let rows = match &filter.correlation_id {
+        let small_correlation = match &filter.correlation_id {
             Some(correlation) => {
-                self.dashboard_read(
-                    &sql::DASHBOARD_JOBS_CORRELATED,
-                    &[&tenant, correlation, &status, &filter.job_type, &at, &id, &wanted],
-                )
-                .await?
+                let rows = self
+                    .dashboard_read(
+                        &sql::CORRELATION_SIZE,
+                        &[&tenant, correlation, &(CORRELATION_SORT_ROWS + 1)],
+                    )
+                    .await?;
+                let n: i64 = rows
+                    .first()
+                    .map(|r| r.try_get("n"))
+                    .transpose()
+                    .map_err(|e| StoreError::from_db("correlation_size", e))?
+                    .unwrap_or(0);
+                n <= CORRELATION_SORT_ROWS
             }
-            None => {
-                self.dashboard_read(
-                    &sql::DASHBOARD_JOBS,
-                    &[
-                        &tenant,
-                        &status,
-                        &filter.job_type,
-                        &at,
-                        &id,
-                        &wanted,
-                        &TYPE_SCAN_ROWS,
-                    ],
-                )
-                .await?
-            }
+            None => false,
+        };
+        let rows = if small_correlation {
+            self.dashboard_read(
+                &sql::DASHBOARD_JOBS_CORRELATED,
+                &[
+                    &tenant,
+                    &filter.correlation_id,
+                    &status,
+                    &filter.job_type,
+                    &at,
+                    &id,
+                    &wanted,
+                ],
+            )
+            .await?
+        } else {
+            let filtered = filter.job_type.is_some() || filter.correlation_id.is_some();
+            let per_range = if filtered { TYPE_SCAN_ROWS } else { wanted };
+            self.dashboard_read(
+                &sql::DASHBOARD_JOBS,
+                &[
+                    &tenant,
+                    &status,
+                    &filter.job_type,
+                    &filter.correlation_id,
+                    &at,
+                    &id,
+                    &wanted,
+                    &per_range,
+                ],
+            )
+            .await?
         };
         let err = |e| StoreError::from_db("dashboard_jobs", e);
         let stop = match rows.first() {
@@ -176,9 +208,8 @@ impl Store {
         })
     }
 
-    /// A tenant's running jobs, the longest-claimed first (the oldest
-    /// created: a stale claim is never hidden behind new ones), at most
-    /// `limit`.
+    /// A tenant's running jobs, the oldest created first (an index range:
+    /// the cost of `limit` rows however many run), at most `limit`.
     pub async fn running_for(&self, tenant: &str, limit: u32) -> Result<Vec<RunningJob>, StoreError> {
         let rows = self
             .dashboard_read(

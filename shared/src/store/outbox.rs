@@ -200,6 +200,17 @@ impl Store {
             .map_err(|e| StoreError::from_db("dead_letter_outbox", e))
     }
 
+    /// Gives up to `limit` dead-lettered outbox rows that lack their
+    /// tenant (an older release dead-lettered them) their job's tenant;
+    /// how many (the sweeper's step 8).
+    pub async fn adopt_dead_letter_tenants(&self, limit: u32) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::DEAD_LETTER_ADOPT
+            .query(client.on(), &[&i64::from(limit.max(1))])
+            .await?;
+        Ok(rows.len())
+    }
+
     /// Replays the tenant's dead letter (failed jobs, the oldest
     /// [`REPLAY_LIMIT`] a call, and dead-lettered outbox rows; only
     /// `job_ids` when given) under `token`, at most once per token.

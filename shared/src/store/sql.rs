@@ -100,8 +100,10 @@ statements! {
     DASHBOARD_SESSION_PRUNE = "dashboard_session_prune", [TIMESTAMPTZ, INT8];
     DASHBOARD_SERIES = "dashboard_series", [TEXT, TIMESTAMPTZ, TEXT];
     RUNNING_FOR = "running_for", [TEXT, TIMESTAMPTZ, INT8];
-    DASHBOARD_JOBS = "dashboard_jobs", [TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8, INT8];
+    DASHBOARD_JOBS = "dashboard_jobs", [TEXT, TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8, INT8];
+    DEAD_LETTER_ADOPT = "dead_letter_adopt", [INT8];
     DASHBOARD_JOBS_CORRELATED = "dashboard_jobs_correlated", [TEXT, TEXT, TEXT, TEXT, TIMESTAMPTZ, UUID, INT8];
+    CORRELATION_SIZE = "correlation_size", [TEXT, TEXT, INT8];
     OUTBOX_NEXT_DUE = "outbox_next_due", [];
 }
 

@@ -894,3 +894,170 @@ async fn the_login_page_warns_when_the_cookie_cannot_be_kept_and_a_trailing_slas
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(resp.headers()[LOCATION], "/dashboard");
 }
+
+#[tokio::test]
+async fn a_row_an_older_release_dead_lettered_without_its_tenant_is_adopted_by_the_next_sweep() {
+    let api = api().await;
+    let job = api.db.noop_for("acme").await;
+    // As a relay of the release before migration 0011 does it: no tenant.
+    api.db
+        .client
+        .execute(
+            "UPDATE outbox SET status = 'dead_letter', sent_at = NULL, tenant_id = NULL WHERE job_id = $1",
+            &[&job.id],
+        )
+        .await
+        .expect("dead-letter");
+    let seen = || async {
+        api.db
+            .store
+            .dead_letter_outbox("acme", 10)
+            .await
+            .expect("list")
+            .len()
+    };
+    assert_eq!(seen().await, 0, "invisible to its tenant until adopted");
+    let report = jobline::sweeper::sweep_once(
+        &api.db.store,
+        api.state.enqueuer.publisher(),
+        None,
+        &jobline::sweeper::SweepConfig::default(),
+    )
+    .await
+    .expect("sweep");
+    assert_eq!(report.pruned.dead_letter_tenants, 1);
+    assert_eq!(seen().await, 1);
+    assert!(
+        api.db
+            .store
+            .dead_letter_outbox("globex", 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert_eq!(
+        api.db
+            .store
+            .stats(Some("acme"))
+            .await
+            .expect("stats")
+            .dead_letter_outbox,
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_correlation_id_of_many_jobs_is_read_in_slices_and_a_small_one_whole() {
+    use jobline::store::dashboard::{CORRELATION_SORT_ROWS, TYPE_SCAN_ROWS};
+    let api = api().await;
+    // A big correlation: its one failed job is older than a slice of its
+    // pending ones.
+    load_jobs(&api, "acme", "noop", "pending", 1, 7200.0).await;
+    api.db
+        .client
+        .execute(
+            "UPDATE jobs SET status = 'failed', attempts = 1, completed_at = created_at,
+                    error_code = 'E', failure_reason = 'old'
+             WHERE tenant_id = 'acme'",
+            &[],
+        )
+        .await
+        .expect("fail it");
+    load_jobs(
+        &api,
+        "acme",
+        "noop",
+        "pending",
+        CORRELATION_SORT_ROWS.max(TYPE_SCAN_ROWS) + 10,
+        3600.0,
+    )
+    .await;
+    load_jobs(&api, "acme", "noop", "pending", 3, 60.0).await;
+    api.db
+        .client
+        .batch_execute(
+            "UPDATE jobs SET correlation_id = 'batch-big' WHERE tenant_id = 'acme' AND created_at < now() - interval '10 minutes';
+             UPDATE jobs SET correlation_id = 'batch-small' WHERE tenant_id = 'acme' AND correlation_id IS NULL",
+        )
+        .await
+        .expect("correlate");
+    let by = |c: &str| jobline::store::JobFilter {
+        correlation_id: Some(c.into()),
+        ..Default::default()
+    };
+    let store = &api.db.store;
+    let small = store
+        .dashboard_jobs("acme", &by("batch-small"), 50, None)
+        .await
+        .expect("small");
+    assert_eq!((small.jobs.len(), small.cut, small.next_cursor), (3, false, None));
+
+    // The big one, failed only: the newest slice of the failed range holds
+    // it (one failed job); all statuses: the pending slice is cut first.
+    let failed = jobline::store::JobFilter {
+        status: Some(jobline::domain::JobStatus::Failed),
+        ..by("batch-big")
+    };
+    let page = store
+        .dashboard_jobs("acme", &failed, 50, None)
+        .await
+        .expect("failed");
+    assert_eq!(page.jobs.len(), 1);
+    let mut seen = std::collections::HashSet::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .dashboard_jobs("acme", &by("batch-big"), 500, cursor)
+            .await
+            .expect("page");
+        pages += 1;
+        for j in &page.jobs {
+            assert_eq!(j.correlation_id.as_deref(), Some("batch-big"));
+            assert!(seen.insert(j.id), "job {} twice", j.id);
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+        assert!(pages < 100, "the pages end");
+    }
+    let total = CORRELATION_SORT_ROWS.max(TYPE_SCAN_ROWS) + 11;
+    assert_eq!(seen.len() as i64, total, "every job of the big correlation once");
+}
+
+#[tokio::test]
+async fn a_long_timeline_shows_its_ends_and_a_long_failure_reason_is_cut() {
+    let api = api().await;
+    let job = api.db.noop_for("acme").await;
+    api.db
+        .client
+        .execute(
+            "INSERT INTO job_events (job_id, event, attempt, actor, at)
+             SELECT $1, 'claimed', g, 'test', now() FROM generate_series(1, 500) AS g",
+            &[&job.id],
+        )
+        .await
+        .expect("events");
+    api.db
+        .client
+        .execute(
+            "UPDATE jobs SET status = 'failed', attempts = 1, completed_at = now(), error_code = 'E',
+                    failure_reason = repeat('why ', 20000)
+             WHERE id = $1",
+            &[&job.id],
+        )
+        .await
+        .expect("fail");
+    let browser = login(&api, &api.key("acme", &["jobs:read"]).await).await;
+    let html = browser.page(&format!("/dashboard/jobs/{}", job.id)).await;
+    assert_eq!(
+        html.matches("<li data-event=").count(),
+        200,
+        "50 first and 150 last"
+    );
+    assert!(html.contains("data-testid=\"timeline-cut\""));
+    assert!(html.contains("301 events not shown"), "501 events, 200 shown");
+    assert!(!html.contains(&"why ".repeat(600)), "the reason is cut");
+    assert!(html.len() < 150 * 1024, "{} bytes", html.len());
+}

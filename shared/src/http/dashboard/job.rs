@@ -20,7 +20,22 @@ use crate::http::AppState;
 /// The most of a payload, a result or an event's detail a page shows: the
 /// whole document is one API call away (`GET /v1/jobs/{id}`), and a page
 /// must stay far below Lambda's 6 MB answer.
-pub const SHOWN_BYTES: usize = 64 * 1024;
+pub const SHOWN_BYTES: usize = 32 * 1024;
+/// A timeline longer than these shows its first and last events and how
+/// many between are left out (every retry adds a few; a replay starts over).
+const TIMELINE_HEAD: usize = 50;
+const TIMELINE_TAIL: usize = 150;
+/// A failure reason is shown up to this many characters (a worker writing
+/// through the SQL API is not held to the API's limit).
+const FAILURE_REASON_CHARS: usize = 2_000;
+
+/// `text` up to `max` characters, with an ellipsis when cut.
+fn cut_text(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
 
 /// A writer that takes up to `limit` bytes, then refuses.
 struct Capped {
@@ -141,6 +156,7 @@ pub async fn page(
     };
     let job = viewer.caller.view_job(job);
     let events = viewer.caller.view_events(events);
+    let hidden = events.len().saturating_sub(TIMELINE_HEAD + TIMELINE_TAIL);
     let can_cancel = viewer.can_act() && job.status.can_cancel();
     let can_retry = viewer.can_act() && job.status.can_retry();
     let main = html! {
@@ -170,12 +186,17 @@ pub async fn page(
             h2 { "Error" }
             div .card data-testid="job-error" {
                 @if let Some(c) = &job.error_code { p { code { (c) } } }
-                @if let Some(m) = &job.failure_reason { p { (m) } }
+                @if let Some(m) = &job.failure_reason { p { (cut_text(m, FAILURE_REASON_CHARS)) } }
             }
         }
         h2 { "Timeline" }
         ol .timeline data-testid="timeline" {
-            @for e in &events {
+            @for (i, e) in events.iter().enumerate().filter(|(i, _)| *i < TIMELINE_HEAD || *i >= TIMELINE_HEAD + hidden) {
+                @if hidden > 0 && i == TIMELINE_HEAD + hidden {
+                    li .hint data-testid="timeline-cut" {
+                        (hidden) " events not shown; all of them: " code { "GET /v1/jobs/" (id) "/events" }
+                    }
+                }
                 li data-event=(e.event) {
                     strong { (e.event) }
                     @if let (Some(f), Some(t)) = (e.from_status, e.to_status) { " " (f) " → " (t) }

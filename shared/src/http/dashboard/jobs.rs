@@ -135,7 +135,8 @@ pub async fn page(
         @if let Some(n) = &next {
             @if page.cut {
                 p .hint data-testid="search-cut" {
-                    "A type filter reads up to " (TYPE_SCAN_ROWS) " jobs of each status per page, newest first; "
+                    "A type filter (or a correlation id of many jobs) reads up to " (TYPE_SCAN_ROWS)
+                    " jobs of each status per page, newest first; "
                     "older jobs may match too."
                 }
                 p .more { a href=(n) data-testid="next-page" { "Search older jobs →" } }

@@ -1,5 +1,5 @@
-//! `GET /dashboard/running`: the tenant's running jobs (the 200 claimed
-//! longest ago, and how many there are) with their stage,
+//! `GET /dashboard/running`: the tenant's running jobs (the 200 created
+//! first, and how many there are) with their stage,
 //! progress, running time and heartbeat age; a heartbeat older than the
 //! configured timeout (`JOBLINE_HEARTBEAT_TIMEOUT_SECONDS`) is marked
 //! stale: the sweeper will release that claim.
@@ -14,7 +14,7 @@ use super::session::Viewer;
 use crate::http::AppState;
 use crate::http::auth::opaque_worker;
 
-/// Rows shown at most (the longest-claimed running jobs).
+/// Rows shown at most (the oldest running jobs).
 pub const MAX_ROWS: u32 = 200;
 
 pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Response, DashboardError> {
@@ -34,7 +34,7 @@ pub async fn page(State(state): State<AppState>, viewer: Viewer) -> Result<Respo
     let main = html! {
         @if total > jobs.len() as i64 {
             p .hint data-testid="running-shown" {
-                "The " (jobs.len()) " longest-claimed of " (total) " running jobs."
+                "The " (jobs.len()) " oldest of " (total) " running jobs."
             }
         }
         p .hint { "Stale: no heartbeat for more than " (ago(timeout)) " (the heartbeat timeout); the sweeper releases such claims." }

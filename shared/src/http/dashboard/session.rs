@@ -134,12 +134,18 @@ pub async fn login_form(headers: HeaderMap) -> Response {
 /// The page came over plain http to a host that is not this machine: a
 /// browser drops the `Secure` session cookie there, and the login would
 /// only come back to this page. (`X-Forwarded-Proto: https` from a TLS
-/// proxy, API Gateway's or a load balancer's, counts as https.)
+/// proxy, API Gateway's or a load balancer's, or `Forwarded: proto=https`,
+/// counts as https.)
 fn cookie_would_be_dropped(headers: &HeaderMap) -> bool {
-    if headers
+    let forwarded_https = headers
         .get("x-forwarded-proto")
         .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https"))
-    {
+        || headers
+            .get_all(header::FORWARDED)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.to_ascii_lowercase().contains("proto=https"));
+    if forwarded_https {
         return false;
     }
     let host = headers
@@ -191,11 +197,12 @@ fn login_page(error: Option<&str>, headers: &HeaderMap) -> axum::response::Html<
 /// business; the key is not logged), and the same answer whatever the
 /// reason.
 fn refused(headers: &HeaderMap, why: &'static str) -> Response {
-    let from = headers
+    // What the client or its proxies claim: a hint, not an address to trust.
+    let claimed = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("direct");
-    tracing::warn!(reason = why, forwarded_for = from, "dashboard login refused");
+        .unwrap_or("none");
+    tracing::warn!(reason = why, x_forwarded_for = claimed, "dashboard login refused");
     (
         StatusCode::UNAUTHORIZED,
         login_page(Some("That API key was not accepted."), headers),

@@ -2,17 +2,20 @@
 -- newest first, at a cost that does not follow the backlog:
 --   - only the columns a row shows (never the payload or the result);
 --   - each status range of jobs_tenant_status_recent (the one asked for, or
---     all five) is read in order and cut: at the page size ($6) without a
---     type, at $7 rows with one (a type has no index: a rare type would
---     otherwise read the whole range on every 5 s refresh);
+--     all five) is read in order from the cursor down and cut at $8 rows:
+--     the page size without a filter; with a type or correlation id filter
+--     (a type has no index, and a big correlation id this one serves
+--     instead of dashboard_jobs_correlated.sql) a fixed slice, so a rare
+--     value never reads a whole range on every 5 s refresh;
 --   - when a range was cut, only the rows at or above the latest cut are
 --     sure to be every match there is; the page keeps to them and returns
---     that cut (stop_at, stop_id): a page short of $6 rows goes on from it.
--- A correlation id has its own statement (dashboard_jobs_correlated.sql).
--- Always one row at least: the cut (or NULLs), with NULL job columns when
--- nothing matched.
--- $1 tenant · $2 status or NULL · $3 type or NULL · $4, $5 cursor
--- $6 rows wanted (page size + 1) · $7 rows read per range with a type
+--     that cut (stop_at, stop_id): a page short of $7 rows goes on from it.
+-- The cursor bound is a row comparison with no NULL branch, an index bound
+-- in a generic plan too. Always one row at least: the cut (or NULLs), with
+-- NULL job columns when nothing matched.
+-- $1 tenant · $2 status or NULL · $3 type or NULL · $4 correlation id or
+-- NULL · $5, $6 cursor or NULL · $7 rows wanted (page size + 1) · $8 rows
+-- read per range
 WITH scanned AS (
     SELECT wanted.status_wanted AS range, r.*
     FROM unnest(CASE WHEN $2::text IS NULL THEN enum_range(NULL::job_status)
@@ -24,9 +27,10 @@ WITH scanned AS (
         FROM jobs j
         WHERE j.tenant_id = $1
           AND j.status = wanted.status_wanted
-          AND ($4::timestamptz IS NULL OR (j.created_at, j.id) < ($4, $5::uuid))
+          AND (j.created_at, j.id) < (coalesce($5::timestamptz, 'infinity'),
+                                      coalesce($6::uuid, 'ffffffff-ffff-ffff-ffff-ffffffffffff'))
         ORDER BY j.created_at DESC, j.id DESC
-        LIMIT CASE WHEN $3::text IS NULL THEN $6::int8 ELSE $7::int8 END
+        LIMIT $8
     ) AS r
 ),
 ranges AS (
@@ -37,7 +41,7 @@ ranges AS (
 cut AS (
     SELECT created_at, id
     FROM ranges
-    WHERE n >= CASE WHEN $3::text IS NULL THEN $6::int8 ELSE $7::int8 END
+    WHERE n >= $8
     ORDER BY created_at DESC, id DESC
     LIMIT 1
 )
@@ -49,7 +53,8 @@ LEFT JOIN LATERAL (
            s.correlation_id, s.error_code, s.failure_reason, s.completed_at, s.updated_at
     FROM scanned s
     WHERE ($3::text IS NULL OR s.job_type = $3)
+      AND ($4::text IS NULL OR s.correlation_id = $4)
       AND (cut.id IS NULL OR (s.created_at, s.id) >= (cut.created_at, cut.id))
     ORDER BY s.created_at DESC, s.id DESC
-    LIMIT $6
+    LIMIT $7
 ) AS m ON true

@@ -217,20 +217,6 @@ impl Store {
                 &[&tenant.to_owned(), &self.now(), &i64::from(limit.max(1))],
             )
             .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(RunningJob {
-                    id: r.try_get("id")?,
-                    job_type: r.try_get("job_type")?,
-                    locked_by: r.try_get("locked_by")?,
-                    attempts: r.try_get("attempts")?,
-                    stage: r.try_get("stage")?,
-                    progress: r.try_get("progress")?,
-                    running_seconds: r.try_get("running_seconds")?,
-                    heartbeat_age_seconds: r.try_get("heartbeat_age_seconds")?,
-                })
-            })
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(|e| StoreError::from_db("running_for", e))
+        RunningJob::from_rows(&rows).map_err(|e| StoreError::from_db("running_for", e))
     }
 }

@@ -38,12 +38,9 @@ pub struct RunningJob {
     pub heartbeat_age_seconds: f64,
 }
 
-impl Store {
-    /// Every running job with its stage, progress, running time and
-    /// heartbeat age.
-    pub async fn running(&self) -> Result<Vec<RunningJob>, StoreError> {
-        let client = self.client().await?;
-        let rows = sql::RUNNING.query(client.on(), &[&self.now()]).await?;
+impl RunningJob {
+    /// The rows of `running.sql` or `running_for.sql`.
+    pub(super) fn from_rows(rows: &[tokio_postgres::Row]) -> Result<Vec<Self>, tokio_postgres::Error> {
         rows.iter()
             .map(|r| {
                 Ok(RunningJob {
@@ -57,8 +54,17 @@ impl Store {
                     heartbeat_age_seconds: r.try_get("heartbeat_age_seconds")?,
                 })
             })
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(|e| StoreError::from_db("running", e))
+            .collect()
+    }
+}
+
+impl Store {
+    /// Every running job with its stage, progress, running time and
+    /// heartbeat age.
+    pub async fn running(&self) -> Result<Vec<RunningJob>, StoreError> {
+        let client = self.client().await?;
+        let rows = sql::RUNNING.query(client.on(), &[&self.now()]).await?;
+        RunningJob::from_rows(&rows).map_err(|e| StoreError::from_db("running", e))
     }
 
     /// Stats for one tenant, or for all with `None`.

@@ -689,6 +689,16 @@ async fn load_jobs(api: &TestApi, tenant: &str, job_type: &str, status: &str, n:
         .expect("load jobs");
 }
 
+/// The id of the only job of `job_type`.
+async fn the_one_job_of_type(api: &TestApi, job_type: &str) -> uuid::Uuid {
+    api.db
+        .client
+        .query_one("SELECT id FROM jobs WHERE job_type = $1", &[&job_type])
+        .await
+        .expect("one job of the type")
+        .get(0)
+}
+
 /// The `href` of the element with `data-testid="{testid}"`, unescaped.
 fn href_of(html: &str, testid: &str) -> Option<String> {
     let marker = format!("data-testid=\"{testid}\"");
@@ -706,13 +716,7 @@ async fn a_rare_type_filter_reads_a_bounded_slice_per_page_and_goes_on_from_wher
     // The one render job is older than more noop jobs than a page reads.
     load_jobs(&api, "acme", "render", "pending", 1, 3600.0).await;
     load_jobs(&api, "acme", "noop", "pending", TYPE_SCAN_ROWS + 10, 1800.0).await;
-    let render: uuid::Uuid = api
-        .db
-        .client
-        .query_one("SELECT id FROM jobs WHERE job_type = 'render'", &[])
-        .await
-        .expect("render")
-        .get(0);
+    let render = the_one_job_of_type(&api, "render").await;
     let browser = login(&api, &api.key("acme", &["jobs:read"]).await).await;
 
     let first = browser.page("/dashboard/jobs?type=render").await;
@@ -800,13 +804,7 @@ async fn the_running_page_shows_the_longest_claimed_and_how_many_run() {
         60.0,
     )
     .await;
-    let oldest: uuid::Uuid = api
-        .db
-        .client
-        .query_one("SELECT id FROM jobs WHERE job_type = 'render'", &[])
-        .await
-        .expect("oldest")
-        .get(0);
+    let oldest = the_one_job_of_type(&api, "render").await;
     let browser = login(&api, &api.key("acme", &["jobs:read"]).await).await;
     let html = browser.page("/dashboard/running").await;
     assert_eq!(

@@ -45,6 +45,13 @@ impl Form {
     }
 }
 
+/// A page's query string read into `T`; a query the dashboard did not
+/// make is a 400.
+pub fn query<T: serde::de::DeserializeOwned>(raw: Option<&str>) -> Result<T, DashboardError> {
+    serde_urlencoded::from_str(raw.unwrap_or(""))
+        .map_err(|_| DashboardError::BadRequest("unknown query".into()))
+}
+
 /// A path of this dashboard (never another host: no `//`, no backslash,
 /// no control characters).
 pub fn is_dashboard_path(p: &str) -> bool {

@@ -66,8 +66,7 @@ pub async fn page(
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, DashboardError> {
-    let q: Query = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|_| DashboardError::BadRequest("unknown query".into()))?;
+    let q: Query = super::forms::query(query.as_deref())?;
     let status = match nonempty(q.status) {
         None => None,
         Some(s) => Some(
@@ -166,8 +165,7 @@ pub async fn go(
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, DashboardError> {
-    let q: Go = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|_| DashboardError::BadRequest("unknown query".into()))?;
+    let q: Go = super::forms::query(query.as_deref())?;
     let raw = q.id.unwrap_or_default();
     let Ok(id) = uuid::Uuid::try_parse(raw.trim()) else {
         return Ok(viewer.not_found(Nav::Jobs, "That is not a job id."));

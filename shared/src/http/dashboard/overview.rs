@@ -37,8 +37,7 @@ pub async fn page(
     viewer: Viewer,
     RawQuery(query): RawQuery,
 ) -> Result<Response, DashboardError> {
-    let q: Query = serde_urlencoded::from_str(query.as_deref().unwrap_or(""))
-        .map_err(|_| DashboardError::BadRequest("unknown query".into()))?;
+    let q: Query = super::forms::query(query.as_deref())?;
     let chart_type = q.job_type.filter(|t| !t.is_empty());
     let tenant = viewer.tenant().to_owned();
     let now = state.store.now();

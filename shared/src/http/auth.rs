@@ -89,6 +89,28 @@ fn presented_key(parts: &Parts) -> Option<&str> {
     parts.headers.get("x-api-key")?.to_str().ok().map(str::trim)
 }
 
+/// Who an API key is: the bootstrap key `JOBLINE_ADMIN_KEY` (compared in
+/// constant time; tenant `default`, every scope; `true` beside it), else a
+/// stored, unrevoked key (found by its hash, compared in constant time);
+/// `None` for anything else. The API's bearer check and the dashboard's
+/// login both ask this.
+pub(crate) async fn principal_of(
+    state: &AppState,
+    key: &str,
+) -> Result<Option<(Principal, bool)>, crate::StoreError> {
+    if let Some(admin) = &state.settings.admin_key
+        && secrets_match(key, admin)
+    {
+        let bootstrap = Principal {
+            tenant: super::workers::OPERATOR_TENANT.into(),
+            scopes: vec!["admin".into(), "jobs:read".into(), "jobs:write".into()],
+            key_id: None,
+        };
+        return Ok(Some((bootstrap, true)));
+    }
+    Ok(state.store.authenticate(key).await?.map(|p| (p, false)))
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -96,17 +118,8 @@ impl FromRequestParts<AppState> for Caller {
         let key = presented_key(parts)
             .filter(|k| !k.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        if let Some(admin) = &state.settings.admin_key
-            && secrets_match(key, admin)
-        {
-            return Ok(Caller(Principal {
-                tenant: "default".into(),
-                scopes: vec!["admin".into(), "jobs:read".into(), "jobs:write".into()],
-                key_id: None,
-            }));
-        }
-        match state.store.authenticate(key).await? {
-            Some(principal) => Ok(Caller(principal)),
+        match principal_of(state, key).await? {
+            Some((principal, _)) => Ok(Caller(principal)),
             None => Err(ApiError::unauthorized()),
         }
     }

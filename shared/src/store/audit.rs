@@ -143,35 +143,12 @@ impl Store {
     /// Runs the audit over the jobs created from `options.since` to now.
     pub async fn audit(&self, options: &AuditOptions) -> Result<AuditReport, AuditError> {
         let until = self.now();
-        let db = |e: tokio_postgres::Error| {
-            if e.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) {
-                AuditError::Timeout(options.timeout)
-            } else {
-                AuditError::Store(StoreError::from_db(STATEMENT, e))
-            }
-        };
-        let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
-            .await
-            .map_err(db)?;
-        let ms = options.timeout.as_millis().clamp(1, i32::MAX as u128);
-        // No JIT: the statement's estimated cost is far above
-        // `jit_above_cost`, and compiling it took longer (1.3 s) than
-        // running it (0.3 s, 10,000 jobs with their timelines).
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {ms}; SET LOCAL jit = off"
-        ))
-        .await
-        .map_err(db)?;
         let heartbeat = options.heartbeat_timeout.as_secs_f64();
         let grace = options.grace.as_secs_f64();
         let max_jobs = options.max_jobs.max(0);
-        let rows = sql::AUDIT
-            .query(
-                sql::On::Tx(&tx, self.settings.prepared_statements),
+        let rows = self
+            .read_bounded(
+                &sql::AUDIT,
                 &[
                     &options.since,
                     &until,
@@ -180,13 +157,17 @@ impl Store {
                     &max_jobs,
                     &AUDIT_EXAMPLES,
                 ],
+                options.timeout,
             )
-            .await;
-        let rows = match rows {
-            Err(StoreError::Database { source, .. }) => return Err(db(source)),
-            other => other?,
-        };
-        tx.commit().await.map_err(db)?;
+            .await
+            .map_err(|e| match e {
+                StoreError::Database { ref source, .. }
+                    if source.code() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED) =>
+                {
+                    AuditError::Timeout(options.timeout)
+                }
+                other => AuditError::Store(other),
+            })?;
 
         let mut report = AuditReport {
             ok: true,

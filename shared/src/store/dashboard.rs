@@ -15,7 +15,7 @@ use crate::domain::JobStatus;
 
 /// The most a dashboard statement may take (`SET LOCAL statement_timeout`):
 /// past it the page answers 503 and tries again at its next refresh.
-pub const DASHBOARD_STATEMENT_TIMEOUT_MS: u32 = 2_000;
+pub const DASHBOARD_STATEMENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Rows of each status range a type (or big correlation id) filter reads
 /// per page (`dashboard_jobs.sql`).
@@ -79,33 +79,15 @@ impl JobSummary {
 }
 
 impl Store {
-    /// One of the dashboard's statements in a read-only transaction under
-    /// [`DASHBOARD_STATEMENT_TIMEOUT_MS`]. Dropped half-way (the browser
-    /// went away), the transaction is rolled back before the connection
-    /// serves anyone else (tokio-postgres queues the ROLLBACK).
+    /// One of the dashboard's statements under
+    /// [`DASHBOARD_STATEMENT_TIMEOUT`] ([`Store::read_bounded`]).
     async fn dashboard_read(
         &self,
         statement: &sql::Statement,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        let db = |e| StoreError::from_db(statement.name, e);
-        let mut client = self.client().await?;
-        let tx = client
-            .build_transaction()
-            .read_only(true)
-            .start()
+        self.read_bounded(statement, params, DASHBOARD_STATEMENT_TIMEOUT)
             .await
-            .map_err(db)?;
-        tx.batch_execute(&format!(
-            "SET LOCAL statement_timeout = {DASHBOARD_STATEMENT_TIMEOUT_MS}"
-        ))
-        .await
-        .map_err(db)?;
-        let rows = statement
-            .query(sql::On::Tx(&tx, self.settings.prepared_statements), params)
-            .await?;
-        tx.commit().await.map_err(db)?;
-        Ok(rows)
     }
 
     /// A page of a tenant's jobs, newest first, for the dashboard's lists

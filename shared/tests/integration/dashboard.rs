@@ -362,6 +362,37 @@ async fn another_tenants_job_is_not_found() {
         .await;
     assert_eq!(cancel.status(), StatusCode::NOT_FOUND);
     assert_eq!(api.db.job(theirs.id).await.status.as_str(), "pending");
+    // Their failed job: globex's retry is not found, its replay replays
+    // none of acme's, and acme's correlation id finds nothing for globex.
+    let failed = api.db.noop_for("acme").await;
+    api.db.fail_for_good(failed.id).await;
+    api.db
+        .client
+        .execute(
+            "UPDATE jobs SET correlation_id = 'acme-order-7' WHERE id = $1",
+            &[&failed.id],
+        )
+        .await
+        .expect("correlate");
+    let retry = browser
+        .post(
+            &format!("/dashboard/jobs/{}/retry", failed.id),
+            &[("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(retry.status(), StatusCode::NOT_FOUND);
+    let replay = browser
+        .post(
+            "/dashboard/dead-letter/replay",
+            &[("csrf", &csrf), ("token", "globex-replay-1")],
+        )
+        .await;
+    assert_eq!(replay.status(), StatusCode::SEE_OTHER);
+    assert_eq!(api.db.job(failed.id).await.status.as_str(), "failed");
+    let dead = browser.page("/dashboard/dead-letter").await;
+    assert!(!dead.contains(&failed.id.to_string()));
+    let by_theirs = browser.page("/dashboard/jobs?correlation_id=acme-order-7").await;
+    assert!(!by_theirs.contains("data-testid=\"job-row\""));
 
     // Their own: found by id, listed, filtered.
     let mine = api.db.noop_for("globex").await;
@@ -655,17 +686,22 @@ async fn the_sweeper_deletes_expired_sessions() {
     let live = login(&api, ADMIN_KEY).await;
     // The first is past its 12 hours, the second not yet.
     api.db.advance(11 * 3600 + 60);
-    let report = jobline::sweeper::sweep_once(
+    let report = sweep(&api).await;
+    assert_eq!(report.pruned.sessions, 1);
+    assert_eq!(api.db.count("SELECT count(*) FROM dashboard_sessions").await, 1);
+    live.page("/dashboard").await;
+}
+
+/// One sweep with the default settings, as the sweeper runs it.
+async fn sweep(api: &TestApi) -> jobline::sweeper::SweepReport {
+    jobline::sweeper::sweep_once(
         &api.db.store,
         api.state.enqueuer.publisher(),
         None,
         &jobline::sweeper::SweepConfig::default(),
     )
     .await
-    .expect("sweep");
-    assert_eq!(report.pruned.sessions, 1);
-    assert_eq!(api.db.count("SELECT count(*) FROM dashboard_sessions").await, 1);
-    live.page("/dashboard").await;
+    .expect("sweep")
 }
 
 /// `n` jobs of `job_type` in `status` for `tenant`, straight into the table
@@ -915,14 +951,7 @@ async fn a_row_an_older_release_dead_lettered_without_its_tenant_is_adopted_by_t
             .len()
     };
     assert_eq!(seen().await, 0, "invisible to its tenant until adopted");
-    let report = jobline::sweeper::sweep_once(
-        &api.db.store,
-        api.state.enqueuer.publisher(),
-        None,
-        &jobline::sweeper::SweepConfig::default(),
-    )
-    .await
-    .expect("sweep");
+    let report = sweep(&api).await;
     assert_eq!(report.pruned.dead_letter_tenants, 1);
     assert_eq!(seen().await, 1);
     assert!(

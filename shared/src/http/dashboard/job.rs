@@ -224,34 +224,36 @@ fn refusal(e: StoreError) -> Result<Flash, DashboardError> {
     }
 }
 
-async fn act(
-    state: &AppState,
-    viewer: &Viewer,
-    headers: &HeaderMap,
-    raw: &str,
+/// The job's actions, `POST /dashboard/jobs/{id}/cancel|retry`: CSRF
+/// first, then the admin scope, then the API's own calls for the viewer's
+/// tenant (another tenant's job is not found).
+pub async fn act(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    headers: HeaderMap,
+    Path((raw, action)): Path<(String, String)>,
     body: Body,
-    cancel: bool,
 ) -> Result<Response, DashboardError> {
     let form = Form::read(body).await?;
-    check_csrf(headers, &form, &viewer.csrf)?;
+    check_csrf(&headers, &form, &viewer.csrf)?;
     viewer.require_admin()?;
-    let Some(id) = parse_id(raw) else {
+    let Some(id) = parse_id(&raw) else {
         return Ok(viewer.not_found(Nav::Jobs, "That is not a job id."));
     };
     let tenant = viewer.tenant();
     let actor = viewer.caller.actor();
-    let outcome = if cancel {
-        state
+    let outcome = match action.as_str() {
+        "cancel" => state
             .store
             .cancel(Some(tenant), id, &actor)
             .await
-            .map(|_| "cancelled")
-    } else {
-        state
+            .map(|_| "cancelled"),
+        "retry" => state
             .enqueuer
             .retry(Some(tenant), id, &actor, None)
             .await
-            .map(|_| "back in the queue")
+            .map(|_| "back in the queue"),
+        _ => return Ok(viewer.not_found(Nav::Jobs, "No such action.")),
     };
     let flash = match outcome {
         Ok(done) => Flash::Done(format!("Job {id}: {done}.")),
@@ -264,24 +266,4 @@ async fn act(
         &form.back_or(&format!("/dashboard/jobs/{id}")),
         &flash,
     ))
-}
-
-pub async fn cancel(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Result<Response, DashboardError> {
-    act(&state, &viewer, &headers, &raw, body, true).await
-}
-
-pub async fn retry(
-    State(state): State<AppState>,
-    viewer: Viewer,
-    headers: HeaderMap,
-    Path(raw): Path<String>,
-    body: Body,
-) -> Result<Response, DashboardError> {
-    act(&state, &viewer, &headers, &raw, body, false).await
 }

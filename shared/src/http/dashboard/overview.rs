@@ -100,18 +100,20 @@ pub async fn page(
             @if let Some(t) = &chart_type { " · type " code { (t) } " · " a href="/dashboard" { "all types" } }
         }
         div .charts {
-            div .card.chart { h3 { "Completions per minute" }
-                (charts::svg("chart-completions-hour", "completions per minute, last hour", &charts.hour.completions, Kind::Bars, "#1a7f37", "%H:%M")) }
-            div .card.chart { h3 { "Failures per minute" }
-                (charts::svg("chart-failures-hour", "failures per minute, last hour", &charts.hour.failures, Kind::Bars, "#cf222e", "%H:%M")) }
-            div .card.chart { h3 { "Queue depth (pending), last hour" }
-                (charts::svg("chart-depth-hour", "pending jobs, last hour", &charts.hour.depth, Kind::Line, "#0969da", "%H:%M")) }
-            div .card.chart { h3 { "Completions per hour" }
-                (charts::svg("chart-completions-day", "completions per hour, last day", &charts.day.completions, Kind::Bars, "#1a7f37", "%d %H:00")) }
-            div .card.chart { h3 { "Failures per hour" }
-                (charts::svg("chart-failures-day", "failures per hour, last day", &charts.day.failures, Kind::Bars, "#cf222e", "%d %H:00")) }
-            div .card.chart { h3 { "Queue depth (pending), last day" }
-                (charts::svg("chart-depth-day", "pending jobs, last day", &charts.day.depth, Kind::Line, "#0969da", "%d %H:00")) }
+            @for (window, w, unit, fmt) in [("hour", &charts.hour, "minute", "%H:%M"), ("day", &charts.day, "hour", "%d %H:00")] {
+                @for (what, points, kind, color) in [
+                    ("completions", &w.completions, Kind::Bars, "#1a7f37"),
+                    ("failures", &w.failures, Kind::Bars, "#cf222e"),
+                    ("depth", &w.depth, Kind::Line, "#0969da"),
+                ] {
+                    @let (title, label) = match kind {
+                        Kind::Bars => (format!("{} per {unit}", capitalized(what)), format!("{what} per {unit}, last {window}")),
+                        Kind::Line => (format!("Queue depth (pending), last {window}"), format!("pending jobs, last {window}")),
+                    };
+                    div .card.chart { h3 { (title) }
+                        (charts::svg(&format!("chart-{what}-{window}"), &label, points, kind, color, fmt)) }
+                }
+            }
         }
         h2 { "By job type" }
         div .scroll {
@@ -131,6 +133,15 @@ pub async fn page(
         }
     };
     Ok(viewer.page("Overview", Nav::Overview, html! {}, main))
+}
+
+/// "completions" → "Completions".
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// A query-string value.

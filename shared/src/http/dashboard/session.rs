@@ -18,7 +18,6 @@ use subtle::ConstantTimeEq as _;
 use super::forms::{Flash, Form, cookie, same_origin, see_other};
 use super::{DashboardError, layout};
 use crate::http::{AppState, Caller};
-use crate::store::keys::{Principal, secrets_match};
 use crate::store::sessions::{SESSION_TTL, admin_key_digest};
 
 pub const SESSION_COOKIE: &str = "jobline_session";
@@ -225,20 +224,10 @@ pub async fn login(State(state): State<AppState>, headers: HeaderMap, body: Body
     }
     // The same checks as the API's: the bootstrap key in constant time,
     // else the stored key by its hash (constant-time too).
-    let (principal, admin_key) = match &state.settings.admin_key {
-        Some(admin) if secrets_match(key, admin) => (
-            Principal {
-                tenant: crate::http::workers::OPERATOR_TENANT.into(),
-                scopes: vec!["admin".into(), "jobs:read".into(), "jobs:write".into()],
-                key_id: None,
-            },
-            Some(admin.as_str()),
-        ),
-        _ => match state.store.authenticate(key).await {
-            Ok(Some(p)) => (p, None),
-            Ok(None) => return refused(&headers, "unknown or revoked key"),
-            Err(e) => return DashboardError::from(e).into_response(),
-        },
+    let (principal, admin_key) = match crate::http::auth::principal_of(&state, key).await {
+        Ok(Some((p, bootstrap))) => (p, state.settings.admin_key.as_deref().filter(|_| bootstrap)),
+        Ok(None) => return refused(&headers, "unknown or revoked key"),
+        Err(e) => return DashboardError::from(e).into_response(),
     };
     if !principal.has_scope("jobs:read") {
         return refused(&headers, "the key lacks jobs:read");
